@@ -1,0 +1,143 @@
+"""The backend contract: sessions and processes, nothing else.
+
+A backend only provides a named, reusable *session* (a remote sandbox holding a copy of
+the workspace) and *processes* in it with separate byte streams and an exit code. Sync,
+metering and heavy offload are built on `Session.exec` once, for every backend.
+
+Conventions every backend keeps (the contract suite in tests/contract checks them):
+- `Process.wait()` returns the remote exit status, 128+N when the process died of signal N.
+- stdout/stderr chunks are the exact bytes written, in order, delivered as they arrive.
+- `close_stdin()` gives the remote process EOF; a process never waits on a stdin nobody writes.
+- `Process.signal(sig)` reaches the remote process *group*, so a shell's children stop too.
+- Errors of the underlying library surface as `errors.BackendError` / `BackendUnavailable`.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import signal as _signal
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a session must look like; backends map it to their own resources."""
+
+    name: str  # stable per workspace and purpose, e.g. "mo-3f2a9c1b-exec"
+    workspace: Path  # the local root; for naming and tags only, never read by backends
+    app_name: str = "modal-offload"
+    cpu: float = 6.0
+    memory_mb: int = 14 * 1024
+    timeout_seconds: int = 3600  # provider-side hard cap, already <= the remaining budget
+    idle_timeout_seconds: int = 300
+    apt_packages: tuple[str, ...] = ()
+    pip_packages: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SessionInfo:
+    backend: str
+    name: str
+    id: str
+    alive: bool
+    created_at: float | None = None  # unix seconds
+    last_used_at: float | None = None
+    root: str = ""
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+class Process(abc.ABC):
+    """A running remote process."""
+
+    @abc.abstractmethod
+    def write_stdin(self, data: bytes) -> None: ...
+
+    @abc.abstractmethod
+    def close_stdin(self) -> None: ...
+
+    @abc.abstractmethod
+    def stdout_chunks(self) -> Iterator[bytes]:
+        """Yield stdout bytes as they arrive, until EOF. Call once."""
+
+    @abc.abstractmethod
+    def stderr_chunks(self) -> Iterator[bytes]:
+        """Yield stderr bytes as they arrive, until EOF. Call once."""
+
+    @abc.abstractmethod
+    def wait(self) -> int:
+        """Block until exit; 128+N for death by signal N."""
+
+    @abc.abstractmethod
+    def signal(self, sig: int = _signal.SIGTERM) -> None:
+        """Deliver `sig` to the remote process group (no-op once it has exited)."""
+
+
+class Session(abc.ABC):
+    backend_name: str
+    name: str
+    id: str
+    root: str  # absolute remote path of the workspace copy
+    state_dir: str  # absolute remote path for our bookkeeping, outside `root`
+    python: str  # remote interpreter that can run `-m modal_offload...`
+    fresh: bool  # True when created by this open: nothing of the workspace is there yet
+
+    @abc.abstractmethod
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+        """Start `argv` (unchanged, no shell) in remote folder `cwd` with exactly `env`
+        added to the session's base environment."""
+
+    @abc.abstractmethod
+    def terminate(self) -> None: ...
+
+    @abc.abstractmethod
+    def info(self) -> SessionInfo: ...
+
+
+class Backend(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def unavailable_reason(self) -> str | None:
+        """Cheap check (no network, no heavy imports): None when usable, else why not
+        and how to fix it, in one line."""
+
+    @abc.abstractmethod
+    def open_session(self, spec: SessionSpec) -> Session:
+        """Reuse the live session named `spec.name`, or create it (fresh=True). A dead or
+        timed-out one is replaced transparently."""
+
+    @abc.abstractmethod
+    def find_session(self, spec: SessionSpec) -> Session | None:
+        """The live session named `spec.name`, without creating one."""
+
+    @abc.abstractmethod
+    def list_sessions(self, app_name: str) -> list[SessionInfo]: ...
+
+
+_REGISTRY = {
+    "local": "modal_offload.backends.local:LocalBackend",
+    "modal": "modal_offload.backends.modal:ModalBackend",
+}
+
+
+def backend_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_backend(name: str) -> Backend:
+    """Import lazily: the Modal backend's import of `modal` costs ~0.35 s per process."""
+    from ..errors import BadInput
+
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise BadInput(f"unknown backend {name!r}",
+                       f"choose one of: {', '.join(backend_names())}") from None
+    module_name, _, attr = target.partition(":")
+    backend_cls = getattr(importlib.import_module(module_name), attr)
+    backend: Backend = backend_cls()
+    return backend

@@ -1,0 +1,233 @@
+"""The local sandbox backend: a persistent scratch folder per session on this machine.
+
+It stands for a remote container. The workspace reaches it only through the sync path
+(tar streams over `exec`), never through the shared filesystem, so every test that uses it
+exercises exactly what a real remote gets. It is also useful on its own: a clean-room copy
+of the workspace in which a command can run and whose changes come back reviewed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal as _signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from .. import paths
+from ..errors import BackendError
+from ..fileio import atomic_write_text, exclusive
+from ._base import Backend, Process, Session, SessionInfo, SessionSpec
+
+_CHUNK = 64 * 1024
+
+
+def _clean_path() -> str:
+    """Host PATH without our shims, so a command in the sandbox never routes back to us."""
+    parts = os.environ.get("PATH", "").split(os.pathsep)
+    keep = [p for p in parts if p and Path(p).name != paths.SHIMS_DIRNAME]
+    bindir = str(Path(sys.executable).parent)
+    return os.pathsep.join([bindir, *[p for p in keep if p != bindir]])
+
+
+class LocalProcess(Process):
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self._stdin_lock = threading.Lock()
+
+    def write_stdin(self, data: bytes) -> None:
+        stdin = self._popen.stdin
+        assert stdin is not None
+        with self._stdin_lock:
+            try:
+                stdin.write(data)
+                stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass  # the process closed its stdin or exited: the rest is not wanted
+
+    def close_stdin(self) -> None:
+        with self._stdin_lock:
+            stdin = self._popen.stdin
+            if stdin is not None and not stdin.closed:
+                try:
+                    stdin.close()
+                except BrokenPipeError:
+                    pass
+
+    @staticmethod
+    def _chunks(pipe: IO[bytes] | None) -> Iterator[bytes]:
+        assert pipe is not None
+        fd = pipe.fileno()
+        try:
+            while True:
+                data = os.read(fd, _CHUNK)
+                if not data:
+                    return
+                yield data
+        finally:
+            pipe.close()
+
+    def stdout_chunks(self) -> Iterator[bytes]:
+        return self._chunks(self._popen.stdout)
+
+    def stderr_chunks(self) -> Iterator[bytes]:
+        return self._chunks(self._popen.stderr)
+
+    def wait(self) -> int:
+        code = self._popen.wait()
+        return 128 - code if code < 0 else code
+
+    def signal(self, sig: int = _signal.SIGTERM) -> None:
+        if self._popen.poll() is not None:
+            return
+        try:
+            os.killpg(self._popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+class LocalSession(Session):
+    backend_name = "local"
+
+    def __init__(self, base: Path, meta: dict[str, Any], fresh: bool) -> None:
+        self._base = base
+        self._meta = meta
+        self.name = meta["name"]
+        self.id = meta["id"]
+        self.root = str(base / "workspace")
+        self.state_dir = str(base / "state")
+        self.python = sys.executable
+        self.fresh = fresh
+
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+        if not Path(self._base).is_dir():
+            raise BackendError(f"local session {self.name} is gone", "run the command again")
+        full_env = {"PATH": _clean_path(), "HOME": str(self._base / "home")}
+        full_env.update(env)
+        Path(cwd).mkdir(parents=True, exist_ok=True)
+        try:
+            popen = subprocess.Popen(
+                list(argv), cwd=cwd, env=full_env, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except FileNotFoundError:
+            # As a container would: the shell's convention for "command not found".
+            popen = subprocess.Popen(
+                ["sh", "-c", 'echo "$0: command not found" >&2; exit 127', argv[0]],
+                cwd=cwd, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True,
+            )
+        except PermissionError:
+            popen = subprocess.Popen(
+                ["sh", "-c", 'echo "$0: permission denied" >&2; exit 126', argv[0]],
+                cwd=cwd, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, start_new_session=True,
+            )
+        self._meta["last_used_at"] = time.time()
+        self._meta["exec_count"] = int(self._meta.get("exec_count", 0)) + 1
+        _write_meta(self._base, self._meta)
+        return LocalProcess(popen)
+
+    def terminate(self) -> None:
+        shutil.rmtree(self._base, ignore_errors=True)
+
+    def info(self) -> SessionInfo:
+        return _info(self._base, self._meta)
+
+
+def _meta_path(base: Path) -> Path:
+    return base / "session.json"
+
+
+def _write_meta(base: Path, meta: dict[str, Any]) -> None:
+    atomic_write_text(_meta_path(base), json.dumps(meta, indent=2))
+
+
+def _read_meta(base: Path) -> dict[str, Any] | None:
+    try:
+        meta = json.loads(_meta_path(base).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _alive(meta: dict[str, Any]) -> bool:
+    now = time.time()
+    deadline = float(meta.get("created_at", 0)) + float(meta.get("timeout_seconds", 0))
+    idle_deadline = float(meta.get("last_used_at", 0)) + float(meta.get("idle_timeout_seconds", 0))
+    return now < deadline and now < idle_deadline
+
+
+def _info(base: Path, meta: dict[str, Any]) -> SessionInfo:
+    return SessionInfo(
+        backend="local", name=meta["name"], id=meta["id"], alive=_alive(meta),
+        created_at=meta.get("created_at"), last_used_at=meta.get("last_used_at"),
+        root=str(base / "workspace"),
+        detail={"path": str(base), "exec_count": meta.get("exec_count", 0),
+                "timeout_seconds": meta.get("timeout_seconds"),
+                "idle_timeout_seconds": meta.get("idle_timeout_seconds")},
+    )
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._root = root or paths.sandboxes_dir()
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def _base(self, spec_name: str) -> Path:
+        return self._root / spec_name
+
+    def find_session(self, spec: SessionSpec) -> Session | None:
+        base = self._base(spec.name)
+        meta = _read_meta(base)
+        if meta is None or not _alive(meta):
+            return None
+        return LocalSession(base, meta, fresh=False)
+
+    def open_session(self, spec: SessionSpec) -> Session:
+        base = self._base(spec.name)
+        with exclusive(base.with_suffix(".open")):
+            meta = _read_meta(base)
+            if meta is not None and _alive(meta):
+                # Budget may have shrunk since creation: keep the provider-side cap honest.
+                meta["timeout_seconds"] = min(
+                    float(meta["timeout_seconds"]),
+                    time.time() - float(meta["created_at"]) + spec.timeout_seconds)
+                meta["idle_timeout_seconds"] = spec.idle_timeout_seconds
+                meta["last_used_at"] = time.time()
+                _write_meta(base, meta)
+                return LocalSession(base, meta, fresh=False)
+            # Dead, expired or never created: start from an empty container, like a provider.
+            shutil.rmtree(base, ignore_errors=True)
+            for sub in ("workspace", "state", "home"):
+                (base / sub).mkdir(parents=True, exist_ok=True)
+            now = time.time()
+            meta = {"name": spec.name, "id": f"ls-{uuid.uuid4().hex[:22]}",
+                    "created_at": now, "last_used_at": now,
+                    "timeout_seconds": spec.timeout_seconds,
+                    "idle_timeout_seconds": spec.idle_timeout_seconds,
+                    "workspace": str(spec.workspace), "cpu": spec.cpu,
+                    "memory_mb": spec.memory_mb, "exec_count": 0}
+            _write_meta(base, meta)
+            return LocalSession(base, meta, fresh=True)
+
+    def list_sessions(self, app_name: str) -> list[SessionInfo]:
+        if not self._root.is_dir():
+            return []
+        out = []
+        for base in sorted(self._root.iterdir()):
+            meta = _read_meta(base) if base.is_dir() else None
+            if meta is not None:
+                out.append(_info(base, meta))
+        return out

@@ -1,0 +1,242 @@
+"""The daily ledger of remote minutes.
+
+File format (version 2), a superset of the original toolkit's `{"day", "used_min"}`::
+
+    {"version": 2, "day": "2026-11-25", "used_min": 12.5,
+     "history": {"2026-11-25": {"used_min": 12.5, "by_source": {"heavy": 10.0, "manual": 2.5},
+                                "notes": [{"at": "...", "min": 2.5, "note": "notebook"}],
+                                "resets": [{"at": "...", "discarded_min": 3.0}]}}}
+
+`day`/`used_min` always mirror today's entry so the original scripts keep reading it.
+Every read-modify-write holds an exclusive lock and replaces the file atomically; a file
+that does not parse is never taken as zero (that would lift the cap).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import CorruptLedger, OffloadError
+from .fileio import atomic_write_text, exclusive
+
+VERSION = 2
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+Clock = Callable[[], dt.datetime]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now().astimezone()
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    day: str
+    used_min: float
+    by_source: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    today: str
+    used_min: float
+    history: dict[str, DayUsage]
+
+    def remaining(self, budget_min: float) -> float:
+        return max(0.0, budget_min - self.used_min)
+
+    def last_days(self, count: int = 7) -> list[DayUsage]:
+        today = dt.date.fromisoformat(self.today)
+        out = []
+        for back in range(count):
+            day = (today - dt.timedelta(days=back)).isoformat()
+            out.append(self.history.get(day, DayUsage(day, 0.0, {})))
+        return out
+
+
+def _finite_minutes(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
+
+
+def _validate(data: Any) -> dict[str, Any]:
+    """Return the data upgraded to the current version, or raise ValueError."""
+    if not isinstance(data, dict):
+        raise ValueError("top level is not an object")
+    day, used = data.get("day"), data.get("used_min")
+    if not isinstance(day, str) or not _DAY.match(day):
+        raise ValueError("'day' is missing or not YYYY-MM-DD")
+    if not _finite_minutes(used):
+        raise ValueError("'used_min' is missing or not a number >= 0")
+    version = data.get("version", 1)
+    if version == 1:
+        # The original toolkit's file: one day, no history. Upgrade in this one place.
+        return {"version": VERSION, "day": day, "used_min": float(used),
+                "history": {day: {"used_min": float(used), "by_source": {}}}}
+    if version != VERSION:
+        raise ValueError(f"unknown version {version!r} (this tool reads up to {VERSION})")
+    history = data.get("history")
+    if not isinstance(history, dict):
+        raise ValueError("'history' is not an object")
+    for key, entry in history.items():
+        if not (isinstance(key, str) and _DAY.match(key) and isinstance(entry, dict)
+                and _finite_minutes(entry.get("used_min"))):
+            raise ValueError(f"history entry {key!r} is malformed")
+    return data
+
+
+class Ledger:
+    def __init__(self, path: Path | None = None, clock: Clock = _now) -> None:
+        self.path = path or paths.usage_file()
+        self.clock = clock
+
+    def _today(self) -> str:
+        return self.clock().date().isoformat()
+
+    def _corrupt(self, why: str) -> CorruptLedger:
+        return CorruptLedger(
+            f"usage ledger {self.path} is corrupt ({why})",
+            "run `modal-offload usage reset` to move it aside and start clean",
+        )
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {"version": VERSION, "day": self._today(), "used_min": 0.0, "history": {}}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CorruptLedger(
+                f"usage ledger {self.path} is unreadable ({exc.__class__.__name__})",
+                "fix its permissions, or run `modal-offload usage reset`",
+            ) from None
+        try:
+            return _validate(json.loads(text))
+        except ValueError as exc:  # JSONDecodeError is a ValueError
+            raise self._corrupt(str(exc).split("\n")[0]) from None
+
+    def _store(self, data: dict[str, Any]) -> None:
+        today = self._today()
+        entry = data["history"].get(today, {"used_min": 0.0, "by_source": {}})
+        data.update(version=VERSION, day=today, used_min=entry["used_min"])
+        atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def _snapshot(self, data: dict[str, Any]) -> Snapshot:
+        history = {
+            day: DayUsage(day, float(e["used_min"]), dict(e.get("by_source") or {}))
+            for day, e in data["history"].items()
+        }
+        today = self._today()
+        used = history[today].used_min if today in history else 0.0
+        return Snapshot(today=today, used_min=used, history=history)
+
+    def snapshot(self) -> Snapshot:
+        # Writers replace the file atomically, so a lock-free read sees a whole file.
+        return self._snapshot(self._load())
+
+    def charge(self, minutes: float, source: str, note: str | None = None) -> Snapshot:
+        if not (math.isfinite(minutes) and minutes >= 0):
+            raise OffloadError(f"refusing to charge {minutes!r} minutes", "minutes must be >= 0")
+        with exclusive(self.path):
+            data = self._load()
+            today = self._today()
+            entry = data["history"].setdefault(today, {"used_min": 0.0, "by_source": {}})
+            entry["used_min"] = float(entry["used_min"]) + minutes
+            by_source = entry.setdefault("by_source", {})
+            by_source[source] = float(by_source.get(source, 0.0)) + minutes
+            if note is not None:
+                entry.setdefault("notes", []).append(
+                    {"at": self.clock().isoformat(timespec="seconds"), "min": minutes,
+                     "note": note})
+            self._store(data)
+            return self._snapshot(data)
+
+    def reset(self) -> tuple[Snapshot, Path | None]:
+        """Zero today's usage. A corrupt file is moved aside (returned) instead."""
+        with exclusive(self.path):
+            try:
+                data = self._load()
+            except CorruptLedger:
+                stamp = self.clock().strftime("%Y%m%d-%H%M%S")
+                aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+                self.path.replace(aside)
+                data = {"version": VERSION, "day": self._today(), "used_min": 0.0,
+                        "history": {}}
+                self._store(data)
+                return self._snapshot(data), aside
+            today = self._today()
+            entry = data["history"].setdefault(today, {"used_min": 0.0, "by_source": {}})
+            # Keep what was discarded so a reset is visible in the history, not a silent loss.
+            entry.setdefault("resets", []).append(
+                {"at": self.clock().isoformat(timespec="seconds"),
+                 "discarded_min": entry["used_min"]})
+            entry["used_min"] = 0.0
+            entry["by_source"] = {}
+            self._store(data)
+            return self._snapshot(data), None
+
+
+class Meter:
+    """Charges remote time while it runs: every `interval` seconds and once at the end.
+
+    A client killed without warning therefore loses at most one interval of charges.
+    """
+
+    def __init__(self, ledger: Ledger, source: str, interval: float) -> None:
+        self.ledger = ledger
+        self.source = source
+        self.interval = interval
+        self.charged_min = 0.0
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def _charge_since_last(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            minutes = (now - self._last) / 60.0
+            self.ledger.charge(minutes, self.source)
+            # Advance only after a successful charge, so a failed beat is retried, not lost.
+            self._last = now
+            self.charged_min += minutes
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._charge_since_last()
+            except Exception as exc:  # keep beating; the next charge covers this delta
+                self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._stop.is_set()
+
+    def start(self) -> Meter:
+        self._last = time.monotonic()
+        self._thread = threading.Thread(target=self._beat, name="ledger-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._charge_since_last()
+        return self.charged_min
+
+    def __enter__(self) -> Meter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,157 @@
+"""Argument parsing and dispatch only; each subcommand lives in `commands/`.
+
+Imports of command modules happen after parsing, so `modal-offload exec` on the hot path
+loads nothing it does not use (and never `modal`, which only its backend imports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__
+from .errors import OffloadError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _call(module: str, func: str, **fixed: Any) -> Handler:
+    """Dispatch to commands.<module>.<func>(**typed arguments), importing lazily."""
+
+    def handler(ns: argparse.Namespace) -> int:
+        mod = importlib.import_module(f"modal_offload.commands.{module}")
+        kwargs = {k: v for k, v in vars(ns).items()
+                  if k not in {"handler", "debug", "command", "action"}}
+        kwargs.update(fixed)
+        result: int = getattr(mod, func)(**kwargs)
+        return result
+
+    return handler
+
+
+def _add_usage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("usage", help="show, reset or add to today's remote minutes")
+    acts = p.add_subparsers(dest="action", required=True)
+    show = acts.add_parser("show", help="today's used, budget, remaining and the last 7 days")
+    show.add_argument("--json", action="store_true", dest="as_json")
+    show.set_defaults(handler=_call("usage", "show"))
+    reset = acts.add_parser("reset", help="zero today's usage (moves a corrupt ledger aside)")
+    reset.set_defaults(handler=_call("usage", "reset"))
+    add = acts.add_parser("add", help="record minutes spent on Modal outside this tool")
+    add.add_argument("minutes", help="minutes (>= 0)")
+    add.add_argument("--note", default=None)
+    add.set_defaults(handler=_call("usage", "add"))
+
+
+def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("heavy", help="run do_heavy_stuff(payload) remotely or locally")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--payload", default=None, help="JSON object")
+    src.add_argument("--payload-file", default=None, help="file holding the JSON object")
+    p.add_argument("--mode", default=None, help="auto (default), modal or local")
+    p.add_argument("--no-local-fallback", action="store_false", dest="allow_local_fallback",
+                   help="in auto mode, fail (exit 3/4) instead of running locally")
+    p.set_defaults(handler=_call("heavy", "run"))
+
+
+def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("exec", help="run a command in the workspace's remote session",
+                       usage="%(prog)s [options] (-- CMD [ARGS...] | -c 'SHELL STRING')")
+    p.add_argument("--backend", default=None, help="modal (default) or local")
+    back = p.add_mutually_exclusive_group()
+    back.add_argument("--sync-back", action="store_true", default=None, dest="sync_back")
+    back.add_argument("--no-sync-back", action="store_false", dest="sync_back")
+    p.add_argument("-c", "--cmd", default=None, dest="shell", help="a shell command string")
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    p.set_defaults(handler=_call("exec", "run"))
+
+
+def _add_session(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("session", help="show or stop the workspace's remote session")
+    acts = p.add_subparsers(dest="action", required=True)
+    for name, help_text in (("status", "show the session"), ("stop", "terminate the session")):
+        a = acts.add_parser(name, help=help_text)
+        a.add_argument("--backend", default=None)
+        if name == "status":
+            a.add_argument("--json", action="store_true", dest="as_json")
+        a.set_defaults(handler=_call("session", name))
+
+
+def _add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("route", help="where a command would run, and which rule decided")
+    p.add_argument("--json", action="store_true", dest="as_json")
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.set_defaults(handler=_call("route", "run"))
+
+
+def _add_installer(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+                   module: str, actions: Sequence[str], help_text: str,
+                   user_flag: bool = False) -> None:
+    p = sub.add_parser(name, help=help_text)
+    acts = p.add_subparsers(dest="action", required=True)
+    for action in actions:
+        a = acts.add_parser(action)
+        if user_flag:
+            a.add_argument("--user", action="store_true", help="user level instead of workspace")
+        a.set_defaults(handler=_call(module, action.replace("-", "_")))
+
+
+def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("doctor", help="check every part of the setup, with fixes")
+    p.add_argument("--json", action="store_true", dest="as_json")
+    p.set_defaults(handler=_call("doctor", "run"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="modal-offload",
+        description="Run heavy work and terminal commands remotely under a daily budget.")
+    parser.add_argument("--version", action="version", version=f"modal-offload {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_usage(sub)
+    _add_heavy(sub)
+    _add_exec(sub)
+    _add_session(sub)
+    _add_route(sub)
+    _add_installer(sub, "shims", "shims", ("install", "refresh", "uninstall", "list"),
+                   "PATH shims that route commands remotely")
+    _add_installer(sub, "shell-bootstrap", "bootstrap", ("install", "check", "uninstall"),
+                   "guarded blocks in shell rc files")
+    _add_installer(sub, "agents", "agents", ("install", "check", "uninstall"),
+                   "agent runner, policy mirrors and hooks", user_flag=True)
+    _add_installer(sub, "host", "host", ("status", "stop", "serve"),
+                   "the per-user session host")
+    _add_doctor(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args[:1] or os.environ.get("MODAL_OFFLOAD_DEBUG") == "1"
+    try:
+        ns = build_parser().parse_args(args)
+        debug = debug or ns.debug
+        handler: Handler = ns.handler
+        return handler(ns)
+    except OffloadError as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"modal-offload: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("modal-offload: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"modal-offload: internal error: {exc.__class__.__name__}: {exc} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""One module per subcommand; each function takes typed arguments and returns an exit code."""

@@ -1,0 +1,210 @@
+"""Settings: defaults < user config file < workspace `.modal-offload.toml` < env < flags.
+
+Every value is validated where it enters, and a bad one names its source and the fix,
+so a typo in an env var never silently lifts the budget cap.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from . import paths
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+BACKENDS = ("modal", "local")
+NO_BUDGET_POLICIES = ("local", "refuse")
+MAX_HEARTBEAT_SECONDS = 15.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_min_per_day: float = 180.0
+    heavy_cpu: float = 6.0
+    heavy_memory_mb: int = 14 * 1024
+    exec_cpu: float = 6.0
+    exec_memory_mb: int = 14 * 1024
+    timeout_seconds: int = 3600
+    idle_timeout_seconds: int = 300
+    apt_packages: tuple[str, ...] = ()
+    pip_packages: tuple[str, ...] = ()
+    app_name: str = "modal-offload"
+    backend: str = "modal"
+    sync_back: bool = True
+    sync_max_bytes: int = 50 * 1024 * 1024
+    forward_env: tuple[str, ...] = ()
+    when_no_budget: str = "local"
+    heartbeat_seconds: float = MAX_HEARTBEAT_SECONDS
+    heavy_entry: str = "primary_compute:do_heavy_stuff"
+    local_only: tuple[str, ...] = ()
+    remote_always: tuple[str, ...] = ()
+    use_host: bool = True
+    host_idle_seconds: int = 900
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+
+def _number(value: Any, *, integer: bool = False, minimum: float = 0.0) -> float:
+    if isinstance(value, bool):
+        raise ValueError("is not a number")
+    if isinstance(value, str):
+        value = value.strip()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("is not a number") from None
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError("is not a finite number")
+    if number < minimum:
+        raise ValueError(f"must be >= {minimum:g}")
+    if integer and number != int(number):
+        raise ValueError("must be a whole number")
+    return number
+
+
+def _float(minimum: float = 0.0) -> Callable[[Any], float]:
+    return lambda v: _number(v, minimum=minimum)
+
+
+def _int(minimum: float = 0.0) -> Callable[[Any], int]:
+    return lambda v: int(_number(v, integer=True, minimum=minimum))
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false (1/0)")
+
+
+def _words(value: Any) -> tuple[str, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value)
+    return tuple(str(value).replace(",", " ").split())
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        if text not in options:
+            raise ValueError(f"must be one of: {', '.join(options)}")
+        return text
+
+    return parse
+
+
+def _heartbeat(value: Any) -> float:
+    number = _number(value, minimum=0.05)
+    if number > MAX_HEARTBEAT_SECONDS:
+        raise ValueError(f"must be at most {MAX_HEARTBEAT_SECONDS:g} seconds")
+    return number
+
+
+# field -> (parser, env names in priority order); the original toolkit's names come first.
+_SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
+    "max_min_per_day": (_float(), ("PRIMARY_MODAL_MAX_MIN_PER_DAY",)),
+    "heavy_cpu": (_float(0.125), ("PRIMARY_MODAL_CPU",)),
+    "heavy_memory_mb": (_int(128), ("PRIMARY_MODAL_MEMORY_MB",)),
+    "exec_cpu": (_float(0.125), ("MODAL_CPU",)),
+    "exec_memory_mb": (_int(128), ("MODAL_MEMORY_MB",)),
+    "timeout_seconds": (_int(1), ("MODAL_TIMEOUT_SECONDS",)),
+    "idle_timeout_seconds": (_int(1), ("MODAL_OFFLOAD_IDLE_TIMEOUT",)),
+    "apt_packages": (_words, ("MODAL_APT_PACKAGES",)),
+    "pip_packages": (_words, ("MODAL_PIP_PACKAGES",)),
+    "app_name": (lambda v: str(v).strip() or "modal-offload", ("MODAL_APP_NAME",)),
+    "backend": (_choice(BACKENDS), ("MODAL_OFFLOAD_BACKEND",)),
+    "sync_back": (_bool, ("MODAL_SYNC_BACK",)),
+    "sync_max_bytes": (_int(0), ("MODAL_SYNC_MAX_BYTES",)),
+    "forward_env": (_words, ("MODAL_OFFLOAD_FORWARD_ENV",)),
+    "when_no_budget": (_choice(NO_BUDGET_POLICIES), ("MODAL_OFFLOAD_WHEN_NO_BUDGET",)),
+    "heartbeat_seconds": (_heartbeat, ("MODAL_OFFLOAD_HEARTBEAT_SECONDS",)),
+    "heavy_entry": (str, ("MODAL_OFFLOAD_HEAVY_ENTRY",)),
+    "local_only": (_words, ("MODAL_OFFLOAD_LOCAL_ONLY",)),
+    "remote_always": (_words, ("MODAL_OFFLOAD_REMOTE_ALWAYS",)),
+    "use_host": (_bool, ("MODAL_OFFLOAD_HOST",)),
+    "host_idle_seconds": (_int(1), ("MODAL_OFFLOAD_HOST_IDLE_SECONDS",)),
+}
+
+# Friendlier spellings accepted in TOML files.
+_TOML_ALIASES = {"routing.local_only": "local_only", "routing.remote": "remote_always"}
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path} ({exc})", "fix or remove the file") from None
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for sub, subvalue in value.items():
+                dotted = f"{key}.{sub}"
+                flat[_TOML_ALIASES.get(dotted, sub)] = subvalue
+        else:
+            flat[key] = value
+    unknown = sorted(set(flat) - set(_SPEC))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}",
+            f"known settings are: {', '.join(sorted(_SPEC))}",
+        )
+    return flat
+
+
+def _apply(values: dict[str, Any], layer: Mapping[str, Any], source: str,
+           sources: dict[str, str]) -> None:
+    for name, raw in layer.items():
+        if raw is None:
+            continue
+        parser, _ = _SPEC[name]
+        try:
+            values[name] = parser(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {name}={raw!r} {exc}", "fix the value") from None
+        sources[name] = source
+
+
+def load(workspace: Path | None = None, overrides: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    user_file = paths.user_config_file()
+    _apply(values, _read_toml(user_file), str(user_file), sources)
+    if workspace is not None:
+        ws_file = workspace / paths.WORKSPACE_CONFIG_NAME
+        _apply(values, _read_toml(ws_file), str(ws_file), sources)
+    for name, (parser, env_names) in _SPEC.items():
+        for env_name in env_names:
+            if env_name in env:
+                raw = env[env_name]
+                try:
+                    values[name] = parser(raw)
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"{env_name}={raw!r} {exc}", f"fix or unset {env_name}"
+                    ) from None
+                sources[name] = f"env {env_name}"
+                break
+    _apply(values, dict(overrides or {}), "command line", sources)
+    return replace(Settings(), **values, sources=sources)
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings) if f.name != "sources"]

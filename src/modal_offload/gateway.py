@@ -1,0 +1,237 @@
+"""The exec pipeline every remote command and heavy call goes through, once:
+
+    budget check -> open/reuse session -> sync up -> run (streams, signals, budget timer)
+    -> sync back -> meter
+
+A library API: no printing and no `sys.exit` here, so a long-lived process (the session
+host) can run many of these at once. Callers turn `RunReport` into output and exit codes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal as _signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import paths
+from .backends._base import Backend, Process, Session, SessionSpec
+from .budget import Ledger, Meter
+from .config import Settings
+from .errors import BackendError, BudgetExhausted, OffloadError
+from .workspace import Workspace
+
+if TYPE_CHECKING:
+    from .sync.client import SyncBackReport, SyncUpReport
+
+Sink = Callable[[bytes], None]
+_CHUNK = 64 * 1024
+KILL_GRACE_SECONDS = 5.0
+MIN_REMOTE_SECONDS = 1.0
+
+
+def fd_sink(fd: int) -> Sink:
+    """Write every byte to `fd` unbuffered, so output shows as soon as it arrives."""
+
+    def write(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(fd, view)
+            except BrokenPipeError:
+                return  # the reader went away (`| head`): drop the rest, like a local run
+            view = view[written:]
+
+    return write
+
+
+@dataclass
+class Streams:
+    stdin: int | bytes | None  # a readable fd, whole input, or None for immediate EOF
+    stdout: Sink
+    stderr: Sink
+
+
+@dataclass
+class RunReport:
+    exit_code: int
+    session_name: str
+    session_id: str
+    charged_min: float
+    sync_up: SyncUpReport | None = None
+    sync_back: SyncBackReport | None = None
+    timed_out: bool = False
+    client_signal: int | None = None
+    notices: list[str] = field(default_factory=list)
+
+
+class RemoteRun:
+    """One command in flight; `forward_signal` may be called from a signal handler."""
+
+    def __init__(self) -> None:
+        self._process: Process | None = None
+        self._lock = threading.Lock()
+        self.client_signal: int | None = None
+        self._signals_seen = 0
+
+    def forward_signal(self, sig: int) -> None:
+        with self._lock:
+            self.client_signal = sig
+            self._signals_seen += 1
+            process = self._process
+        if process is not None:
+            # A second interrupt means "stop now", as in a local terminal.
+            process.signal(_signal.SIGKILL if self._signals_seen > 1 else sig)
+
+    def _attach(self, process: Process) -> bool:
+        with self._lock:
+            self._process = process
+            return self.client_signal is None
+
+
+def session_spec(settings: Settings, workspace: Workspace, purpose: str,
+                 remaining_min: float) -> SessionSpec:
+    cpu = settings.heavy_cpu if purpose == "heavy" else settings.exec_cpu
+    memory = settings.heavy_memory_mb if purpose == "heavy" else settings.exec_memory_mb
+    timeout = int(min(settings.timeout_seconds, remaining_min * 60))
+    return SessionSpec(
+        name=workspace.session_name(cpu, memory), workspace=workspace.root,
+        app_name=settings.app_name, cpu=cpu, memory_mb=memory,
+        timeout_seconds=max(1, timeout), idle_timeout_seconds=settings.idle_timeout_seconds,
+        apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
+        tags={"modal-offload": "1", "workspace": workspace.id},
+    )
+
+
+def _pump(chunks: Any, sink: Sink) -> None:
+    for chunk in chunks:
+        sink(chunk)
+
+
+def _feed_stdin(process: Process, source: int | bytes | None) -> None:
+    try:
+        if isinstance(source, bytes):
+            process.write_stdin(source)
+        elif isinstance(source, int):
+            while True:
+                try:
+                    data = os.read(source, _CHUNK)
+                except OSError:
+                    break
+                if not data:
+                    break
+                process.write_stdin(data)
+    finally:
+        process.close_stdin()
+
+
+class Gateway:
+    def __init__(self, settings: Settings, backend: Backend, workspace: Workspace,
+                 ledger: Ledger | None = None) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.workspace = workspace
+        self.ledger = ledger or Ledger()
+
+    def remaining_min(self) -> float:
+        return self.ledger.snapshot().remaining(self.settings.max_min_per_day)
+
+    def _sync(self, session: Session, progress: bool) -> Any:
+        from .sync.client import WorkspaceSync
+
+        cache = paths.sessions_state_dir() / session.name
+        return WorkspaceSync(self.workspace.root, session, cache,
+                             max_bytes=self.settings.sync_max_bytes, progress=progress)
+
+    def run(self, argv: Sequence[str] | Callable[[Session], Sequence[str]], *, cwd_rel: str, env: Mapping[str, str],
+            streams: Streams, sync_back: bool, purpose: str = "exec",
+            handle: RemoteRun | None = None, progress: bool = False) -> RunReport:
+        handle = handle or RemoteRun()
+        remaining = self.remaining_min()
+        if remaining * 60 < MIN_REMOTE_SECONDS:
+            raise BudgetExhausted(
+                f"daily remote budget used up ({self.settings.max_min_per_day:g} min)",
+                "wait for tomorrow, raise PRIMARY_MODAL_MAX_MIN_PER_DAY, "
+                "or `modal-offload usage reset`")
+        spec = session_spec(self.settings, self.workspace, purpose, remaining)
+        meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
+        report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
+        try:
+            session = self.backend.open_session(spec)
+            meter.start()
+            report.session_id = session.id
+            sync = self._sync(session, progress)
+            report.sync_up = sync.up()
+            if handle.client_signal is not None:
+                report.exit_code = 128 + handle.client_signal
+            else:
+                if callable(argv):
+                    argv = argv(session)
+                cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
+                report.exit_code, report.timed_out = self._run_process(
+                    session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds)
+            if sync_back:
+                report.sync_back = sync.back()
+        except OffloadError:
+            raise
+        except OSError as exc:
+            raise BackendError(f"{self.backend.name} backend failed: {exc}",
+                               "retry; `modal-offload session stop` resets the session") from exc
+        finally:
+            # Charged whether the run succeeded or failed: the provider bills either way.
+            if meter.running:
+                report.charged_min = meter.stop()
+        report.client_signal = handle.client_signal
+        if report.client_signal is not None:
+            report.exit_code = 128 + report.client_signal
+        if report.timed_out:
+            report.notices.append(
+                f"stopped after {spec.timeout_seconds}s: the daily budget or "
+                "MODAL_TIMEOUT_SECONDS ran out")
+        return report
+
+    def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
+                     env: Mapping[str, str], streams: Streams, handle: RemoteRun,
+                     limit: float) -> tuple[int, bool]:
+        process = session.exec(argv, cwd=cwd, env=env)
+        if not handle._attach(process):
+            process.signal(handle.client_signal or _signal.SIGTERM)
+        pumps = [threading.Thread(target=_pump, args=(process.stdout_chunks(), streams.stdout),
+                                  daemon=True),
+                 threading.Thread(target=_pump, args=(process.stderr_chunks(), streams.stderr),
+                                  daemon=True)]
+        for t in pumps:
+            t.start()
+        # stdin may block forever on a terminal nobody types into: never join this thread.
+        threading.Thread(target=_feed_stdin, args=(process, streams.stdin), daemon=True).start()
+        timed_out = threading.Event()
+
+        def stop_at_limit() -> None:
+            timed_out.set()
+            process.signal(_signal.SIGTERM)
+            killer = threading.Timer(KILL_GRACE_SECONDS, process.signal, (_signal.SIGKILL,))
+            killer.daemon = True
+            killer.start()
+
+        timer = threading.Timer(limit, stop_at_limit)
+        timer.daemon = True
+        timer.start()
+        try:
+            code = process.wait()
+        finally:
+            timer.cancel()
+        for t in pumps:
+            t.join()
+        return code, timed_out.is_set()
+
+    def stop_session(self, purpose: str = "exec") -> bool:
+        spec = session_spec(self.settings, self.workspace, purpose, self.settings.max_min_per_day)
+        session = self.backend.find_session(spec)
+        if session is None:
+            return False
+        session.terminate()
+        return True
+

@@ -1,0 +1,44 @@
+"""Running a command here, in place of our process, without ever re-entering our shims."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from . import paths
+
+BYPASS_MARKER = "MODAL_OFFLOAD_BYPASS"
+
+
+def path_without_shims(path: str) -> str:
+    return os.pathsep.join(p for p in path.split(os.pathsep)
+                           if p and Path(p).name != paths.SHIMS_DIRNAME)
+
+
+def local_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    env = dict(environ)
+    env["PATH"] = path_without_shims(env.get("PATH", ""))
+    env[BYPASS_MARKER] = "1"
+    return env
+
+
+def shell_argv(command: str) -> list[str]:
+    return ["bash", "-c", command] if shutil.which("bash") else ["sh", "-c", command]
+
+
+def exec_here(argv: Sequence[str]) -> int:
+    """Replace this process with `argv` (exit code, signals and streams are then exact)."""
+    env = local_environment(os.environ)
+    try:
+        os.execvpe(argv[0], list(argv), env)
+    except FileNotFoundError:
+        print(f"modal-offload: {argv[0]}: command not found", flush=True,
+              file=__import__("sys").stderr)
+        return 127
+    except PermissionError:
+        print(f"modal-offload: {argv[0]}: permission denied", flush=True,
+              file=__import__("sys").stderr)
+        return 126
+    return 0  # not reached

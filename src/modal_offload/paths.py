@@ -1,0 +1,102 @@
+"""Every location on disk, in one place.
+
+Each location resolves as: explicit environment override, then the platform default
+(platformdirs), so tests can redirect everything by setting HOME / XDG_* and the
+`MODAL_OFFLOAD_*_DIR` variables. No other module may call `Path.home()`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import platformdirs
+
+APP = "modal-offload"
+WORKSPACE_CONFIG_NAME = ".modal-offload.toml"
+SHIMS_DIRNAME = ".modal-shims"
+IGNORE_FILE_NAME = ".modal-offloadignore"
+
+
+def home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def _env_path(name: str) -> Path | None:
+    value = os.environ.get(name)
+    return Path(value).expanduser() if value else None
+
+
+def usage_file() -> Path:
+    """The daily ledger; the original toolkit's file name and env var are kept."""
+    return _env_path("PRIMARY_MODAL_USAGE_FILE") or home() / ".primary_compute_modal_usage.json"
+
+
+def cache_dir() -> Path:
+    return _env_path("MODAL_OFFLOAD_CACHE_DIR") or Path(platformdirs.user_cache_dir(APP))
+
+
+def state_dir() -> Path:
+    return _env_path("MODAL_OFFLOAD_STATE_DIR") or Path(platformdirs.user_state_dir(APP))
+
+
+def config_dir() -> Path:
+    return _env_path("MODAL_OFFLOAD_CONFIG_DIR") or Path(platformdirs.user_config_dir(APP))
+
+
+def user_config_file() -> Path:
+    return config_dir() / "config.toml"
+
+
+def runtime_dir() -> Path:
+    """Per-user folder for the session host's socket (kept 0700 by its creator)."""
+    override = _env_path("MODAL_OFFLOAD_RUNTIME_DIR")
+    if override:
+        return override
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and Path(xdg).is_dir():
+        return Path(xdg) / APP
+    return Path(f"/tmp/{APP}-{os.getuid()}")
+
+
+def sandboxes_dir() -> Path:
+    """Scratch folders that stand for remote containers in the local sandbox backend."""
+    return cache_dir() / "sandboxes"
+
+
+def sessions_state_dir() -> Path:
+    """Client-side session records (manifests after sync, backend ids, timings)."""
+    return state_dir() / "sessions"
+
+
+def local_bin_dir() -> Path:
+    return _env_path("MODAL_OFFLOAD_BIN_DIR") or home() / ".local" / "bin"
+
+
+def agent_runner_path() -> Path:
+    return local_bin_dir() / "modal-agent-runner"
+
+
+def modal_config_file() -> Path:
+    """Modal's own credentials file (the client honours MODAL_CONFIG_PATH too)."""
+    return _env_path("MODAL_CONFIG_PATH") or home() / ".modal.toml"
+
+
+def backups_dir() -> Path:
+    return state_dir() / "backups"
+
+
+def shell_rc_files() -> list[Path]:
+    h = home()
+    return [h / ".zshenv", h / ".zprofile", h / ".zshrc", h / ".bashrc", h / ".profile"]
+
+
+def antigravity_user_dir() -> Path:
+    if sys.platform == "darwin":
+        return home() / "Library" / "Application Support" / "Antigravity" / "User"
+    return home() / ".config" / "Antigravity" / "User"
+
+
+def shims_dir(workspace: Path) -> Path:
+    return workspace / SHIMS_DIRNAME

@@ -1,0 +1,61 @@
+"""Which workspace a command belongs to, and the session names derived from it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .errors import BadInput
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path  # resolved absolute path
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:10]
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^a-z0-9-]+", "-", self.root.name.lower()).strip("-")[:24] or "root"
+
+    def session_name(self, cpu: float, memory_mb: int) -> str:
+        """Stable per workspace and resources: heavy and exec share one session when
+        their resources agree, and never run on a sandbox sized for the other."""
+        return f"mo-{self.slug}-{self.id}-c{cpu:g}-m{memory_mb}".replace(".", "p")
+
+    def relative(self, path: Path) -> str:
+        """`path` relative to the root, as a POSIX string ('.' for the root itself)."""
+        try:
+            rel = path.resolve().relative_to(self.root)
+        except ValueError:
+            raise BadInput(f"{path} is outside the workspace {self.root}",
+                           "cd into the workspace first") from None
+        return rel.as_posix() or "."
+
+
+def find(start: Path | None = None) -> Workspace | None:
+    """The nearest folder holding `.modal-offload.toml` or `.git`, walking up.
+
+    No `git` subprocess: this runs on every routed command.
+    """
+    here = (start or Path(os.getcwd())).resolve()
+    for folder in (here, *here.parents):
+        if (folder / paths.WORKSPACE_CONFIG_NAME).is_file() or (folder / ".git").exists():
+            return Workspace(folder)
+    return None
+
+
+def require(start: Path | None = None) -> Workspace:
+    ws = find(start)
+    if ws is None:
+        raise BadInput(
+            f"{(start or Path.cwd())} is not inside a workspace",
+            "run inside a git repository or create a .modal-offload.toml at its root",
+        )
+    return ws
