@@ -58,16 +58,27 @@ class ControlPlaneServicer(ModalClientBase):
 
     # ------------------------------------------------------------------ client, auth, environment
 
-    async def ClientHello(self, stream: Stream[empty_pb2.Empty, api_pb2.ClientHelloResponse]) -> None:
+    async def ClientHello(
+        self, stream: Stream[empty_pb2.Empty, api_pb2.ClientHelloResponse]
+    ) -> None:
         await stream.recv_message()
-        await stream.send_message(api_pb2.ClientHelloResponse(image_builder_version=IMAGE_BUILDER_VERSION))
+        await stream.send_message(
+            api_pb2.ClientHelloResponse(image_builder_version=IMAGE_BUILDER_VERSION)
+        )
 
-    async def AuthTokenGet(self, stream: Stream[api_pb2.AuthTokenGetRequest, api_pb2.AuthTokenGetResponse]) -> None:
+    async def AuthTokenGet(
+        self, stream: Stream[api_pb2.AuthTokenGetRequest, api_pb2.AuthTokenGetResponse]
+    ) -> None:
         await stream.recv_message()
-        await stream.send_message(api_pb2.AuthTokenGetResponse(token=make_jwt({"sub": "modal-emulator"})))
+        await stream.send_message(
+            api_pb2.AuthTokenGetResponse(token=make_jwt({"sub": "modal-emulator"}))
+        )
 
     async def EnvironmentGetOrCreate(
-        self, stream: Stream[api_pb2.EnvironmentGetOrCreateRequest, api_pb2.EnvironmentGetOrCreateResponse]
+        self,
+        stream: Stream[
+            api_pb2.EnvironmentGetOrCreateRequest, api_pb2.EnvironmentGetOrCreateResponse
+        ],
     ) -> None:
         req = await stream.recv_message()
         assert req is not None
@@ -76,7 +87,9 @@ class ControlPlaneServicer(ModalClientBase):
                 environment_id=self.objects.environment_id,
                 metadata=api_pb2.EnvironmentMetadata(
                     name=req.deployment_name or DEFAULT_ENVIRONMENT,
-                    settings=api_pb2.EnvironmentSettings(image_builder_version=IMAGE_BUILDER_VERSION),
+                    settings=api_pb2.EnvironmentSettings(
+                        image_builder_version=IMAGE_BUILDER_VERSION
+                    ),
                 ),
             )
         )
@@ -111,7 +124,9 @@ class ControlPlaneServicer(ModalClientBase):
         # Report a finished build straight away, so the client never needs ImageJoinStreaming.
         await stream.send_message(
             api_pb2.ImageGetOrCreateResponse(
-                image_id=image.image_id, result=_success(), metadata=self._image_metadata(image.image_id)
+                image_id=image.image_id,
+                result=_success(),
+                metadata=self._image_metadata(image.image_id),
             )
         )
 
@@ -128,13 +143,17 @@ class ControlPlaneServicer(ModalClientBase):
             )
         )
 
-    async def ImageFromId(self, stream: Stream[api_pb2.ImageFromIdRequest, api_pb2.ImageFromIdResponse]) -> None:
+    async def ImageFromId(
+        self, stream: Stream[api_pb2.ImageFromIdRequest, api_pb2.ImageFromIdResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         if req.image_id not in self.objects.images:
             _abort(Status.NOT_FOUND, f"Image {req.image_id} not found")
         await stream.send_message(
-            api_pb2.ImageFromIdResponse(image_id=req.image_id, metadata=self._image_metadata(req.image_id))
+            api_pb2.ImageFromIdResponse(
+                image_id=req.image_id, metadata=self._image_metadata(req.image_id)
+            )
         )
 
     def _image_metadata(self, image_id: str) -> api_pb2.ImageMetadata:
@@ -148,7 +167,9 @@ class ControlPlaneServicer(ModalClientBase):
 
     async def MountBatchedCheckExistence(
         self,
-        stream: Stream[api_pb2.MountBatchedCheckExistenceRequest, api_pb2.MountBatchedCheckExistenceResponse],
+        stream: Stream[
+            api_pb2.MountBatchedCheckExistenceRequest, api_pb2.MountBatchedCheckExistenceResponse
+        ],
     ) -> None:
         req = await stream.recv_message()
         assert req is not None
@@ -156,10 +177,14 @@ class ControlPlaneServicer(ModalClientBase):
         checked_at = Timestamp()
         checked_at.GetCurrentTime()
         await stream.send_message(
-            api_pb2.MountBatchedCheckExistenceResponse(missing_sha256_hex_hashes=missing, checked_at=checked_at)
+            api_pb2.MountBatchedCheckExistenceResponse(
+                missing_sha256_hex_hashes=missing, checked_at=checked_at
+            )
         )
 
-    async def MountPutFile(self, stream: Stream[api_pb2.MountPutFileRequest, api_pb2.MountPutFileResponse]) -> None:
+    async def MountPutFile(
+        self, stream: Stream[api_pb2.MountPutFileRequest, api_pb2.MountPutFileResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         if req.WhichOneof("data_oneof") == "data_blob_id":
@@ -170,7 +195,9 @@ class ControlPlaneServicer(ModalClientBase):
             data = req.data
         else:
             # A bare hash is an existence check.
-            await stream.send_message(api_pb2.MountPutFileResponse(exists=req.sha256_hex in self.objects.file_contents))
+            await stream.send_message(
+                api_pb2.MountPutFileResponse(exists=req.sha256_hex in self.objects.file_contents)
+            )
             return
         self.objects.file_contents[req.sha256_hex] = data
         await stream.send_message(api_pb2.MountPutFileResponse(exists=True))
@@ -185,25 +212,34 @@ class ControlPlaneServicer(ModalClientBase):
             _abort(Status.FAILED_PRECONDITION, f"Mount files were never uploaded: {missing[:5]}")
         mount = self.objects.create_mount(list(req.files))
         await stream.send_message(
-            api_pb2.MountGetOrCreateResponse(mount_id=mount.mount_id, handle_metadata=api_pb2.MountHandleMetadata())
+            api_pb2.MountGetOrCreateResponse(
+                mount_id=mount.mount_id, handle_metadata=api_pb2.MountHandleMetadata()
+            )
         )
 
-    async def BlobCreate(self, stream: Stream[api_pb2.BlobCreateRequest, api_pb2.BlobCreateResponse]) -> None:
+    async def BlobCreate(
+        self, stream: Stream[api_pb2.BlobCreateRequest, api_pb2.BlobCreateResponse]
+    ) -> None:
         await stream.recv_message()
         blob_id = ids.new_id("bl")
         # Large files go through an HTTP PUT, like S3; see blobs.py.
         await stream.send_message(
             api_pb2.BlobCreateResponse(
-                blob_ids=[blob_id], upload_urls=api_pb2.UploadUrlList(items=[self.emu.blob_url(blob_id)])
+                blob_ids=[blob_id],
+                upload_urls=api_pb2.UploadUrlList(items=[self.emu.blob_url(blob_id)]),
             )
         )
 
-    async def BlobGet(self, stream: Stream[api_pb2.BlobGetRequest, api_pb2.BlobGetResponse]) -> None:
+    async def BlobGet(
+        self, stream: Stream[api_pb2.BlobGetRequest, api_pb2.BlobGetResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         if req.blob_id not in self.objects.blobs:
             _abort(Status.NOT_FOUND, f"Blob {req.blob_id} not found")
-        await stream.send_message(api_pb2.BlobGetResponse(download_url=self.emu.blob_url(req.blob_id)))
+        await stream.send_message(
+            api_pb2.BlobGetResponse(download_url=self.emu.blob_url(req.blob_id))
+        )
 
     # ------------------------------------------------------------------ secrets
 
@@ -216,10 +252,20 @@ class ControlPlaneServicer(ModalClientBase):
         name = req.deployment_name or None
         secret = self.objects.secret_by_name(name) if name else None
         if secret is None:
-            if name and not env and req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_UNSPECIFIED:
-                _abort(Status.NOT_FOUND, f"Secret '{name}' not found (register it with emulator.add_secret)")
+            if (
+                name
+                and not env
+                and req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_UNSPECIFIED
+            ):
+                _abort(
+                    Status.NOT_FOUND,
+                    f"Secret '{name}' not found (register it with emulator.add_secret)",
+                )
             secret = self.objects.create_secret(name, env)
-        elif env and req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS:
+        elif (
+            env
+            and req.object_creation_type == api_pb2.OBJECT_CREATION_TYPE_CREATE_OVERWRITE_IF_EXISTS
+        ):
             secret.env = env
         missing = [k for k in req.required_keys if k not in secret.env]
         if missing:
@@ -259,7 +305,10 @@ class ControlPlaneServicer(ModalClientBase):
             _abort(Status.NOT_FOUND, f"App {req.app_id} not found")
         name = d.name if d.HasField("name") else None
         if name and self.sandboxes.by_name(app.app_id, name) is not None:
-            _abort(Status.ALREADY_EXISTS, f"Sandbox with name '{name}' already exists in app '{app.name}'")
+            _abort(
+                Status.ALREADY_EXISTS,
+                f"Sandbox with name '{name}' already exists in app '{app.name}'",
+            )
         unsupported = [
             label
             for label, present in (
@@ -271,9 +320,14 @@ class ControlPlaneServicer(ModalClientBase):
             if present
         ]
         if unsupported:
-            _abort(Status.UNIMPLEMENTED, f"modal emulator: SandboxCreateV2 does not support {', '.join(unsupported)}")
+            _abort(
+                Status.UNIMPLEMENTED,
+                f"modal emulator: SandboxCreateV2 does not support {', '.join(unsupported)}",
+            )
         try:
-            env, secret_ids = self.objects.resolve_secret_sources(list(req.secret_sources), list(d.secret_ids))
+            env, secret_ids = self.objects.resolve_secret_sources(
+                list(req.secret_sources), list(d.secret_ids)
+            )
         except KeyError as exc:
             _abort(Status.NOT_FOUND, f"Secret {exc.args[0]} not found")
         env.update(dict(d.environment_variables.contents))
@@ -331,11 +385,18 @@ class ControlPlaneServicer(ModalClientBase):
         app = self.objects.app_by_name(req.app_name, req.environment_name)
         sb = None
         if app is not None:
-            sb = self.sandboxes.by_name(app.app_id, req.sandbox_name, include_terminated=req.include_terminated)
+            sb = self.sandboxes.by_name(
+                app.app_id, req.sandbox_name, include_terminated=req.include_terminated
+            )
         if sb is None:
-            _abort(Status.NOT_FOUND, f"Sandbox with name '{req.sandbox_name}' not found in app '{req.app_name}'")
+            _abort(
+                Status.NOT_FOUND,
+                f"Sandbox with name '{req.sandbox_name}' not found in app '{req.app_name}'",
+            )
         await stream.send_message(
-            api_pb2.SandboxGetFromNameResponse(sandbox_id=sb.sandbox_id, metadata=self._metadata(sb))
+            api_pb2.SandboxGetFromNameResponse(
+                sandbox_id=sb.sandbox_id, metadata=self._metadata(sb)
+            )
         )
 
     async def SandboxGetFromName(
@@ -345,9 +406,14 @@ class ControlPlaneServicer(ModalClientBase):
         # emulator has no V1 sandboxes, so the honest answer is NOT_FOUND too.
         req = await stream.recv_message()
         assert req is not None
-        _abort(Status.NOT_FOUND, f"Sandbox with name '{req.sandbox_name}' not found in app '{req.app_name}'")
+        _abort(
+            Status.NOT_FOUND,
+            f"Sandbox with name '{req.sandbox_name}' not found in app '{req.app_name}'",
+        )
 
-    async def SandboxWaitV2(self, stream: Stream[api_pb2.SandboxWaitRequest, api_pb2.SandboxWaitResponse]) -> None:
+    async def SandboxWaitV2(
+        self, stream: Stream[api_pb2.SandboxWaitRequest, api_pb2.SandboxWaitResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         sb = self._sandbox(req.sandbox_id)
@@ -373,7 +439,10 @@ class ControlPlaneServicer(ModalClientBase):
 
     async def SandboxGetCommandRouterAccess(
         self,
-        stream: Stream[api_pb2.SandboxGetCommandRouterAccessRequest, api_pb2.SandboxGetCommandRouterAccessResponse],
+        stream: Stream[
+            api_pb2.SandboxGetCommandRouterAccessRequest,
+            api_pb2.SandboxGetCommandRouterAccessResponse,
+        ],
     ) -> None:
         req = await stream.recv_message()
         assert req is not None
@@ -388,7 +457,9 @@ class ControlPlaneServicer(ModalClientBase):
             _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} has already finished")
         access = self._router_access(sb)
         await stream.send_message(
-            api_pb2.SandboxGetCommandRouterAccessResponse(url=access.url, jwt=access.jwt, worker_ipv4_address="127.0.0.1")
+            api_pb2.SandboxGetCommandRouterAccessResponse(
+                url=access.url, jwt=access.jwt, worker_ipv4_address="127.0.0.1"
+            )
         )
 
     async def SandboxTerminateV2(
@@ -401,10 +472,14 @@ class ControlPlaneServicer(ModalClientBase):
         if sb.result is not None:
             resp.existing_result.CopyFrom(sb.result)
         else:
-            await sb.finish(GenericResult.GENERIC_STATUS_TERMINATED, "terminate", exception="Sandbox terminated")
+            await sb.finish(
+                GenericResult.GENERIC_STATUS_TERMINATED, "terminate", exception="Sandbox terminated"
+            )
         await stream.send_message(resp)
 
-    async def SandboxListV2(self, stream: Stream[api_pb2.SandboxListRequest, api_pb2.SandboxListResponse]) -> None:
+    async def SandboxListV2(
+        self, stream: Stream[api_pb2.SandboxListRequest, api_pb2.SandboxListResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         wanted_tags = {t.tag_name: t.tag_value for t in req.tags}
@@ -427,12 +502,16 @@ class ControlPlaneServicer(ModalClientBase):
             selected.append(sb)
         selected.sort(key=lambda s: s.record.created_at, reverse=True)
         await stream.send_message(
-            api_pb2.SandboxListResponse(sandboxes=[self._info(sb) for sb in selected[:_LIST_PAGE_SIZE]])
+            api_pb2.SandboxListResponse(
+                sandboxes=[self._info(sb) for sb in selected[:_LIST_PAGE_SIZE]]
+            )
         )
 
     def _info(self, sb: Sandbox) -> api_pb2.SandboxInfo:
         rec = sb.record
-        task_info = api_pb2.TaskInfo(id=sb.task_id, sandbox_id=sb.sandbox_id, started_at=rec.created_at)
+        task_info = api_pb2.TaskInfo(
+            id=sb.task_id, sandbox_id=sb.sandbox_id, started_at=rec.created_at
+        )
         if sb.result is not None:
             task_info.result.CopyFrom(sb.result)
             task_info.finished_at = rec.terminated_at or 0.0
@@ -460,7 +539,9 @@ class ControlPlaneServicer(ModalClientBase):
         tags = [api_pb2.SandboxTag(tag_name=k, tag_value=v) for k, v in sb.record.tags.items()]
         await stream.send_message(api_pb2.SandboxTagsGetResponse(tags=tags))
 
-    async def SandboxTagsSetV2(self, stream: Stream[api_pb2.SandboxTagsSetRequest, empty_pb2.Empty]) -> None:
+    async def SandboxTagsSetV2(
+        self, stream: Stream[api_pb2.SandboxTagsSetRequest, empty_pb2.Empty]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         sb = self._sandbox(req.sandbox_id)

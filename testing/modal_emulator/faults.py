@@ -94,7 +94,9 @@ class FaultInjector:
         """
         method = rpc.rpartition("/")[2]
         if method not in self._known:
-            raise ValueError(f"unknown RPC {rpc!r}: not a method of ModalClient or TaskCommandRouter")
+            raise ValueError(
+                f"unknown RPC {rpc!r}: not a method of ModalClient or TaskCommandRouter"
+            )
         if times < 1:
             raise ValueError("times must be >= 1")
         with self._lock:
@@ -141,7 +143,10 @@ class InstrumentedService:
 
     def __mapping__(self) -> dict[str, grpclib.const.Handler]:
         mapping: dict[str, grpclib.const.Handler] = self._servicer.__mapping__()
-        return {path: handler._replace(func=self._wrap(path, handler.func)) for path, handler in mapping.items()}
+        return {
+            path: handler._replace(func=self._wrap(path, handler.func))
+            for path, handler in mapping.items()
+        }
 
     def _wrap(self, path: str, func: Callable[[Any], Any]) -> Callable[[Any], Any]:
         service, method = rpc_name(path)

@@ -110,7 +110,9 @@ class ManagedProcess:
             # than an RPC error. (Modal's exact behaviour here is not documented.)
             code = 126 if isinstance(exc, PermissionError) else 127
             if capture_stderr:
-                await self.stderr.append(f"{self.argv[0] if self.argv else ''}: {exc.strerror}\n".encode())
+                await self.stderr.append(
+                    f"{self.argv[0] if self.argv else ''}: {exc.strerror}\n".encode()
+                )
             await self.stdout.close()
             await self.stderr.close()
             self.stdin_closed = True
@@ -149,7 +151,9 @@ class ManagedProcess:
         """
         async with self._stdin_lock:
             if offset > self.stdin_offset:
-                raise ValueError(f"stdin offset {offset} is past the {self.stdin_offset} bytes written so far")
+                raise ValueError(
+                    f"stdin offset {offset} is past the {self.stdin_offset} bytes written so far"
+                )
             data = data[self.stdin_offset - offset :]
             pipe = self._proc.stdin if self._proc else None
             if data and not self.stdin_closed and pipe is not None:

@@ -50,7 +50,7 @@ class SandboxRecord:
     mount_ids: list[str]
     root: Path  # scratch directory standing in for the sandbox's "/"
     created_at: float
-    request: api_pb2.SandboxCreateV2Request
+    request: api_pb2.SandboxCreateV2Request = field(repr=False)
     terminated_at: float | None = None
     # One of: "exit" (entrypoint exited), "terminate" (SandboxTerminateV2), "timeout",
     # "idle_timeout", "killed" (fault injection), "reset" (emulator reset/stop).

@@ -73,16 +73,25 @@ class RouterServicer(TaskCommandRouterBase):
 
     # ------------------------------------------------------------------ exec lifecycle
 
-    async def TaskExecStart(self, stream: Stream[sr_pb2.TaskExecStartRequest, sr_pb2.TaskExecStartResponse]) -> None:
+    async def TaskExecStart(
+        self, stream: Stream[sr_pb2.TaskExecStartRequest, sr_pb2.TaskExecStartResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         sb = self._task(req.task_id)
         if req.HasField("pty_info") and req.pty_info.enabled:
-            _abort(Status.UNIMPLEMENTED, "modal emulator: TaskExecStart with a PTY is not supported")
+            _abort(
+                Status.UNIMPLEMENTED, "modal emulator: TaskExecStart with a PTY is not supported"
+            )
         if req.container_id:
-            _abort(Status.UNIMPLEMENTED, "modal emulator: TaskExecStart in a sidecar container is not supported")
+            _abort(
+                Status.UNIMPLEMENTED,
+                "modal emulator: TaskExecStart in a sidecar container is not supported",
+            )
         try:
-            env, _ = self.emu.objects.resolve_secret_sources(list(req.secret_sources), list(req.secret_ids))
+            env, _ = self.emu.objects.resolve_secret_sources(
+                list(req.secret_sources), list(req.secret_ids)
+            )
         except KeyError as exc:
             _abort(Status.NOT_FOUND, f"Secret {exc.args[0]} not found")
         env.update({e.key: e.value for e in req.env})
@@ -103,14 +112,18 @@ class RouterServicer(TaskCommandRouterBase):
             _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} has already finished")
         await stream.send_message(sr_pb2.TaskExecStartResponse())
 
-    async def TaskExecWait(self, stream: Stream[sr_pb2.TaskExecWaitRequest, sr_pb2.TaskExecWaitResponse]) -> None:
+    async def TaskExecWait(
+        self, stream: Stream[sr_pb2.TaskExecWaitRequest, sr_pb2.TaskExecWaitResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         _, proc = self._exec(req.task_id, req.exec_id)
         await proc.wait()
         await stream.send_message(_exit_status(proc, sr_pb2.TaskExecWaitResponse))
 
-    async def TaskExecPoll(self, stream: Stream[sr_pb2.TaskExecPollRequest, sr_pb2.TaskExecPollResponse]) -> None:
+    async def TaskExecPoll(
+        self, stream: Stream[sr_pb2.TaskExecPollRequest, sr_pb2.TaskExecPollResponse]
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
         _, proc = self._exec(req.task_id, req.exec_id)
@@ -146,11 +159,16 @@ class RouterServicer(TaskCommandRouterBase):
         await stream.send_message(sr_pb2.TaskExecStdinWriteResponse())
 
     async def TaskExecStdinWriteStream(
-        self, stream: Stream[sr_pb2.TaskExecStdinWriteStreamRequest, sr_pb2.TaskExecStdinWriteStreamResponse]
+        self,
+        stream: Stream[
+            sr_pb2.TaskExecStdinWriteStreamRequest, sr_pb2.TaskExecStdinWriteStreamResponse
+        ],
     ) -> None:
         first = await stream.recv_message()
         if first is None or first.WhichOneof("payload") != "start":
-            _abort(Status.INVALID_ARGUMENT, "TaskExecStdinWriteStream must begin with a start message")
+            _abort(
+                Status.INVALID_ARGUMENT, "TaskExecStdinWriteStream must begin with a start message"
+            )
         sb, proc = self._exec(first.start.task_id, first.start.exec_id)
         offset = first.start.offset
         async for msg in stream:
@@ -172,10 +190,14 @@ class RouterServicer(TaskCommandRouterBase):
         assert req is not None
         _, proc = self._exec(req.task_id, req.exec_id)
         await stream.send_message(
-            sr_pb2.TaskExecStdinStatusResponse(num_bytes_written=proc.stdin_offset, closed=proc.stdin_closed)
+            sr_pb2.TaskExecStdinStatusResponse(
+                num_bytes_written=proc.stdin_offset, closed=proc.stdin_closed
+            )
         )
 
-    async def _write_stdin(self, sb: Sandbox, proc: ManagedProcess, offset: int, data: bytes, eof: bool) -> None:
+    async def _write_stdin(
+        self, sb: Sandbox, proc: ManagedProcess, offset: int, data: bytes, eof: bool
+    ) -> None:
         sb.touch()  # stdin writes count as activity for idle_timeout
         try:
             await proc.write_stdin(offset, data, eof)
@@ -196,7 +218,9 @@ class RouterServicer(TaskCommandRouterBase):
             stream,  # type: ignore[arg-type]
             buf,
             req.offset,
-            lambda data, offset: sr_pb2.SandboxStdioReadV2Response(data=data, starting_offset=offset),
+            lambda data, offset: sr_pb2.SandboxStdioReadV2Response(
+                data=data, starting_offset=offset
+            ),
         )
 
     async def SandboxStdinWriteV2(

@@ -119,9 +119,13 @@ class Sandbox:
         # Without an entrypoint a Modal sandbox just sleeps until terminated or timed out.
         self._timers.append(asyncio.create_task(self._hard_timeout(self.record.timeout_secs)))
         if self.record.idle_timeout_secs:
-            self._timers.append(asyncio.create_task(self._idle_timeout(self.record.idle_timeout_secs)))
+            self._timers.append(
+                asyncio.create_task(self._idle_timeout(self.record.idle_timeout_secs))
+            )
 
-    async def finish(self, status: int, reason: str, *, exitcode: int = 0, exception: str = "") -> None:
+    async def finish(
+        self, status: int, reason: str, *, exitcode: int = 0, exception: str = ""
+    ) -> None:
         """Terminate: record the result, kill every process group, wake all waiters. Idempotent."""
         if self.result is not None:
             return
@@ -145,7 +149,7 @@ class Sandbox:
         """Wait up to `timeout` seconds for the sandbox to finish; True if it has."""
         if timeout is not None and timeout <= 0:
             return self.done.is_set()
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.done.wait(), timeout)
         return self.done.is_set()
 
@@ -168,17 +172,21 @@ class Sandbox:
 
     async def _watch_entrypoint(self, proc: ManagedProcess) -> None:
         await proc.wait()
-        if proc.exit_signal is not None:
-            code = 128 + proc.exit_signal
-        else:
-            code = proc.exit_code or 0
-        status = GenericResult.GENERIC_STATUS_SUCCESS if code == 0 else GenericResult.GENERIC_STATUS_FAILURE
+        # Like a shell, report death by signal N as 128 + N.
+        code = 128 + proc.exit_signal if proc.exit_signal is not None else proc.exit_code or 0
+        status = (
+            GenericResult.GENERIC_STATUS_SUCCESS
+            if code == 0
+            else GenericResult.GENERIC_STATUS_FAILURE
+        )
         await self.finish(status, "exit", exitcode=code)
 
     async def _hard_timeout(self, seconds: float) -> None:
         if not await self.wait_done(seconds):
             # The client maps TIMEOUT to returncode 124 and SandboxTimeoutError on wait().
-            await self.finish(GenericResult.GENERIC_STATUS_TIMEOUT, "timeout", exception="Sandbox timed out")
+            await self.finish(
+                GenericResult.GENERIC_STATUS_TIMEOUT, "timeout", exception="Sandbox timed out"
+            )
 
     async def _idle_timeout(self, seconds: float) -> None:
         # Modal counts running execs and stdin writes as activity; the entrypoint's own work is not.
@@ -192,10 +200,12 @@ class Sandbox:
                 # Modal reports GENERIC_STATUS_IDLE_TIMEOUT and leaves exitcode unset (0); the
                 # client then reports returncode 0 and wait() does not raise.
                 await self.finish(
-                    GenericResult.GENERIC_STATUS_IDLE_TIMEOUT, "idle_timeout", exception="Sandbox idle timeout"
+                    GenericResult.GENERIC_STATUS_IDLE_TIMEOUT,
+                    "idle_timeout",
+                    exception="Sandbox idle timeout",
                 )
                 return
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._activity.wait(), remaining)
 
     def touch(self) -> None:
@@ -239,7 +249,10 @@ class Sandbox:
         self.touch()
         try:
             await proc.start(
-                cwd=cwd, env=self.env_for(env), capture_stdout=capture_stdout, capture_stderr=capture_stderr
+                cwd=cwd,
+                env=self.env_for(env),
+                capture_stdout=capture_stdout,
+                capture_stderr=capture_stderr,
             )
         finally:
             self._spawn(self._watch_exec(proc, record, timeout_secs))
@@ -248,12 +261,14 @@ class Sandbox:
             proc.signal_group(signal.SIGKILL)
         return proc
 
-    async def _watch_exec(self, proc: ManagedProcess, record: ExecRecord, timeout_secs: int | None) -> None:
+    async def _watch_exec(
+        self, proc: ManagedProcess, record: ExecRecord, timeout_secs: int | None
+    ) -> None:
         try:
             if timeout_secs:
                 try:
                     await asyncio.wait_for(proc.wait(), timeout_secs)
-                except TimeoutError:
+                except asyncio.TimeoutError:
                     # The exec's own deadline passed: kill it like the worker would.
                     proc.signal_group(signal.SIGKILL)
                     await proc.wait()
@@ -295,9 +310,15 @@ class SandboxRegistry:
     def by_task(self, task_id: str) -> Sandbox | None:
         return self._by_task.get(task_id)
 
-    def by_name(self, app_id: str, name: str, *, include_terminated: bool = False) -> Sandbox | None:
-        """The running sandbox with this name in the app; else, if asked, the newest finished one."""
-        matches = [sb for sb in self._by_id.values() if sb.record.app_id == app_id and sb.record.name == name]
+    def by_name(
+        self, app_id: str, name: str, *, include_terminated: bool = False
+    ) -> Sandbox | None:
+        """The running sandbox named `name` in the app; else, if asked, the newest finished one."""
+        matches = [
+            sb
+            for sb in self._by_id.values()
+            if sb.record.app_id == app_id and sb.record.name == name
+        ]
         for sb in matches:
             if sb.running:
                 return sb

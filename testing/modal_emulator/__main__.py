@@ -1,0 +1,48 @@
+"""Run the emulator standalone: ``python -m testing.modal_emulator --port P --base-dir D``.
+
+Prints the URL (and the environment a client needs) and serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import tempfile
+
+from .server import ModalEmulator
+
+
+async def _serve(port: int, base_dir: str) -> None:
+    emulator = ModalEmulator(base_dir, port=port)
+    await emulator.start()
+    print(emulator.url, flush=True)
+    for key, value in emulator.env().items():
+        print(f"export {key}={value}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await emulator.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m testing.modal_emulator", description=__doc__)
+    parser.add_argument(
+        "--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)"
+    )
+    parser.add_argument(
+        "--base-dir", default=None, help="directory for sandbox scratch dirs (default: a temp dir)"
+    )
+    args = parser.parse_args(argv)
+    base_dir = args.base_dir or tempfile.mkdtemp(prefix="modal-emulator-")
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.port, base_dir))
+
+
+if __name__ == "__main__":
+    main()
