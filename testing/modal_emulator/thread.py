@@ -9,6 +9,7 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from .server import ModalEmulator
 
@@ -38,7 +39,7 @@ class EmulatorThread:
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         # Only called for attributes not found on EmulatorThread itself.
         if name == "emulator":
             raise AttributeError(name)

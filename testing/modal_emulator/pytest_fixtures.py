@@ -1,0 +1,70 @@
+"""pytest fixtures for tests that drive the real `modal` client against the emulator.
+
+Use from a conftest.py::
+
+    pytest_plugins = ["testing.modal_emulator.pytest_fixtures"]
+    # or: from testing.modal_emulator.pytest_fixtures import modal_emulator, modal_emulator_server
+
+`modal_emulator` (function scope) yields the shared, freshly reset `ModalEmulator`:
+
+* the in-process client is pointed at it (MODAL_SERVER_URL, MODAL_TOKEN_ID, MODAL_TOKEN_SECRET,
+  MODAL_CONFIG_PATH set with monkeypatch; other MODAL_* variables removed; ~/.modal.toml ignored);
+* `modal_emulator.subprocess_env()` is the environment for a subprocess running the client or a
+  CLI (it also sets HOME to a scratch directory);
+* sandbox scratch directories live under the test's `tmp_path / "modal-emulator"`;
+* every sandbox is killed when the test ends.
+
+The server itself is session scoped (`modal_emulator_server`) because the client caches its
+connection per process; resetting between tests is cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .server import ModalEmulator
+from .thread import EmulatorThread
+
+
+@pytest.fixture(scope="session")
+def modal_emulator_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorThread]:
+    with EmulatorThread(tmp_path_factory.mktemp("modal-emulator")) as emu:
+        yield emu
+
+
+@pytest.fixture
+def modal_emulator(
+    modal_emulator_server: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModalEmulator]:
+    emu = modal_emulator_server.emulator
+    emu.reset(base_dir=tmp_path / "modal-emulator")
+    point_client_at(emu, monkeypatch)
+    yield emu
+    emu.reset()
+
+
+def point_client_at(emu: ModalEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the in-process `modal` client talk to `emu` for the rest of the test."""
+    for name in list(os.environ):
+        if name.startswith("MODAL_"):
+            monkeypatch.delenv(name)
+    for name, value in emu.env().items():
+        if name != "HOME":  # the in-process HOME belongs to the test (and its conftest)
+            monkeypatch.setenv(name, value)
+    config = sys.modules.get("modal.config")
+    if config is not None:
+        # modal.config read ~/.modal.toml (or MODAL_CONFIG_PATH) when it was first imported,
+        # possibly before this fixture ran; make sure no profile value leaks in.
+        monkeypatch.setattr(config, "_user_config", {})
+        monkeypatch.setattr(config, "user_config_path", emu.env()["MODAL_CONFIG_PATH"])
+    client_module = sys.modules.get("modal.client")
+    if client_module is not None:
+        cached = client_module._Client._client_from_env
+        if cached is not None and cached.server_url != emu.url:
+            # A client cached for another server (e.g. another emulator) would be reused.
+            client_module._Client._client_from_env = None
