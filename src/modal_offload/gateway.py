@@ -64,6 +64,7 @@ class RunReport:
     sync_up: SyncUpReport | None = None
     sync_back: SyncBackReport | None = None
     timed_out: bool = False
+    limited_by: str = ""  # "budget" or "timeout": which cap stopped a timed-out run
     client_signal: int | None = None
     notices: list[str] = field(default_factory=list)
 
@@ -188,9 +189,12 @@ class Gateway:
         if report.client_signal is not None:
             report.exit_code = 128 + report.client_signal
         if report.timed_out:
+            by_budget = spec.timeout_seconds < self.settings.timeout_seconds
+            report.limited_by = "budget" if by_budget else "timeout"
             report.notices.append(
-                f"stopped after {spec.timeout_seconds}s: the daily budget or "
-                "MODAL_TIMEOUT_SECONDS ran out")
+                f"stopped after {spec.timeout_seconds}s: " + (
+                    "the daily remote budget ran out" if by_budget
+                    else "MODAL_TIMEOUT_SECONDS was reached"))
         return report
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,

@@ -101,6 +101,10 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
                          streams=Streams(json.dumps(payload).encode(), out.write,
                                          fd_sink(sys.stderr.fileno())),
                          sync_back=settings.sync_back, purpose="heavy")
+    if report.timed_out:
+        error = BudgetExhausted if report.limited_by == "budget" else BackendError
+        raise error(f"{settings.heavy_entry} {report.notices[-1]}",
+                    "raise the limit or run with --mode local")
     if report.exit_code != 0:
         raise OffloadError(f"{settings.heavy_entry} failed remotely (exit {report.exit_code})",
                            "see its error output above")
