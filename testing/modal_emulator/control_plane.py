@@ -19,7 +19,7 @@ from modal_proto.api_grpc import ModalClientBase
 
 from . import ids
 from .faults import fill_unimplemented
-from .objects import DEFAULT_ENVIRONMENT, IMAGE_BUILDER_VERSION
+from .objects import DEFAULT_ENVIRONMENT, image_builder_version
 from .records import SandboxRecord
 from .sandboxes import Sandbox
 
@@ -63,7 +63,7 @@ class ControlPlaneServicer(ModalClientBase):
     ) -> None:
         await stream.recv_message()
         await stream.send_message(
-            api_pb2.ClientHelloResponse(image_builder_version=IMAGE_BUILDER_VERSION)
+            api_pb2.ClientHelloResponse(image_builder_version=image_builder_version())
         )
 
     async def AuthTokenGet(
@@ -88,7 +88,7 @@ class ControlPlaneServicer(ModalClientBase):
                 metadata=api_pb2.EnvironmentMetadata(
                     name=req.deployment_name or DEFAULT_ENVIRONMENT,
                     settings=api_pb2.EnvironmentSettings(
-                        image_builder_version=IMAGE_BUILDER_VERSION
+                        image_builder_version=image_builder_version()
                     ),
                 ),
             )
@@ -158,7 +158,7 @@ class ControlPlaneServicer(ModalClientBase):
 
     def _image_metadata(self, image_id: str) -> api_pb2.ImageMetadata:
         image = self.objects.images.get(image_id)
-        metadata = api_pb2.ImageMetadata(image_builder_version=IMAGE_BUILDER_VERSION)
+        metadata = api_pb2.ImageMetadata(image_builder_version=image_builder_version())
         if image is not None and image.workdir:
             metadata.workdir = image.workdir
         return metadata

@@ -7,6 +7,7 @@ keep their file contents so they can be copied into a sandbox's scratch filesyst
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shlex
 import time
@@ -16,12 +17,21 @@ from modal_proto import api_pb2
 
 from . import ids
 
-# Builder version reported to the client. It must be one the client supports; prefer the
-# client's own "latest" so a new client release that drops old versions keeps working.
-try:
-    from modal._image import LATEST_IMAGE_BUILDER_VERSION as IMAGE_BUILDER_VERSION
-except ImportError:  # pragma: no cover - depends on the installed client
-    IMAGE_BUILDER_VERSION = "2025.06"
+
+@functools.cache
+def image_builder_version() -> str:
+    """Builder version reported to the client; it must be one the client supports.
+
+    Prefer the client's own "latest", so a new release that drops old versions keeps working.
+    Imported lazily: importing `modal` reads its config file, which must not happen before a
+    test or script has pointed MODAL_CONFIG_PATH somewhere safe.
+    """
+    try:
+        from modal._image import LATEST_IMAGE_BUILDER_VERSION
+    except ImportError:  # pragma: no cover - depends on the installed client
+        return "2025.06"
+    return str(LATEST_IMAGE_BUILDER_VERSION)
+
 
 DEFAULT_ENVIRONMENT = "main"
 
@@ -112,7 +122,7 @@ class ObjectStore:
             dockerfile_commands=list(req.image.dockerfile_commands),
             base_image_ids=base_ids,
             context_mount_id=req.image.context_mount_id,
-            builder_version=req.builder_version or IMAGE_BUILDER_VERSION,
+            builder_version=req.builder_version or image_builder_version(),
             workdir=workdir,
         )
         self.images[image.image_id] = image
