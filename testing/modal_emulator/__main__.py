@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import tempfile
 
@@ -16,6 +17,9 @@ from .server import ModalEmulator
 
 async def _serve(port: int, base_dir: str) -> None:
     emulator = ModalEmulator(base_dir, port=port)
+    # The emulator imports `modal` lazily (for the image builder version); make that import read
+    # the emulator's empty config rather than ~/.modal.toml.
+    os.environ["MODAL_CONFIG_PATH"] = emulator.env()["MODAL_CONFIG_PATH"]
     await emulator.start()
     print(emulator.url, flush=True)
     for key, value in emulator.env().items():
