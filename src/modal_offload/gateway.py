@@ -13,8 +13,8 @@ import os
 import signal as _signal
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import paths
@@ -22,6 +22,7 @@ from .backends._base import Backend, Process, Session, SessionSpec
 from .budget import Ledger, Meter
 from .config import Settings
 from .errors import BackendError, BudgetExhausted, OffloadError
+from .fileio import exclusive
 from .workspace import Workspace
 
 if TYPE_CHECKING:
@@ -140,6 +141,12 @@ class Gateway:
     def remaining_min(self) -> float:
         return self.ledger.snapshot().remaining(self.settings.max_min_per_day)
 
+    @staticmethod
+    def _sync_guard(session: Session) -> AbstractContextManager[None]:
+        """Syncs into one session are serialized (across threads and processes); the
+        commands themselves run concurrently."""
+        return exclusive(paths.sessions_state_dir() / f"{session.name}.sync", timeout=600)
+
     def _sync(self, session: Session, progress: bool) -> Any:
         from .sync.client import WorkspaceSync
 
@@ -147,8 +154,8 @@ class Gateway:
         return WorkspaceSync(self.workspace.root, session, cache,
                              max_bytes=self.settings.sync_max_bytes, progress=progress)
 
-    def run(self, argv: Sequence[str] | Callable[[Session], Sequence[str]], *, cwd_rel: str, env: Mapping[str, str],
-            streams: Streams, sync_back: bool, purpose: str = "exec",
+    def run(self, argv: Sequence[str] | Callable[[Session], Sequence[str]], *, cwd_rel: str,
+            env: Mapping[str, str], streams: Streams, sync_back: bool, purpose: str = "exec",
             handle: RemoteRun | None = None, progress: bool = False) -> RunReport:
         handle = handle or RemoteRun()
         remaining = self.remaining_min()
@@ -165,7 +172,8 @@ class Gateway:
             meter.start()
             report.session_id = session.id
             sync = self._sync(session, progress)
-            report.sync_up = sync.up()
+            with self._sync_guard(session):
+                report.sync_up = sync.up()
             if handle.client_signal is not None:
                 report.exit_code = 128 + handle.client_signal
             else:
@@ -175,7 +183,8 @@ class Gateway:
                 report.exit_code, report.timed_out = self._run_process(
                     session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds)
             if sync_back:
-                report.sync_back = sync.back()
+                with self._sync_guard(session):
+                    report.sync_back = sync.back()
         except OffloadError:
             raise
         except OSError as exc:

@@ -24,10 +24,8 @@ def remote_environment(local: Mapping[str, str], allow: Iterable[str]) -> dict[s
     patterns = [a for a in allow if a not in exact]
     env: dict[str, str] = {}
     for name, value in local.items():
-        if name in exact:
+        listed = name in ALWAYS_FORWARDED or any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        if name in exact or (listed and not looks_secret(name)):
             env[name] = value
-        elif name in ALWAYS_FORWARDED or any(fnmatch.fnmatchcase(name, p) for p in patterns):
-            if not looks_secret(name):
-                env[name] = value
     env.update(REMOTE_MARKERS)
     return env

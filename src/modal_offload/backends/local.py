@@ -8,6 +8,7 @@ of the workspace in which a command can run and whose changes come back reviewed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -56,10 +57,8 @@ class LocalProcess(Process):
         with self._stdin_lock:
             stdin = self._popen.stdin
             if stdin is not None and not stdin.closed:
-                try:
+                with contextlib.suppress(BrokenPipeError):
                     stdin.close()
-                except BrokenPipeError:
-                    pass
 
     @staticmethod
     def _chunks(pipe: IO[bytes] | None) -> Iterator[bytes]:
@@ -87,10 +86,8 @@ class LocalProcess(Process):
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         if self._popen.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._popen.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 class LocalSession(Session):
