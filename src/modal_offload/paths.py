@@ -100,3 +100,26 @@ def antigravity_user_dir() -> Path:
 
 def shims_dir(workspace: Path) -> Path:
     return workspace / SHIMS_DIRNAME
+
+
+def shims_marker(workspace: Path) -> Path:
+    """Present when our shims are installed; shells look for it walking up from $PWD."""
+    return shims_dir(workspace) / ".modal-offload-shims"
+
+
+def zsh_absolute_wrappers(workspace: Path) -> Path:
+    """zsh functions named like `/bin/ls`, so absolute paths route in zsh too."""
+    return shims_dir(workspace) / ".zsh-absolute.zsh"
+
+
+def shell_support_dir() -> Path:
+    """Files the rc blocks source (activation logic, the BASH_ENV entry point)."""
+    return config_dir() / "shell"
+
+
+def shell_route_script() -> Path:
+    return shell_support_dir() / "route.sh"
+
+
+def bash_env_script() -> Path:
+    return shell_support_dir() / "bash_env.sh"
