@@ -1,0 +1,73 @@
+"""One run of the remote sync agent: start it, pump its stderr, turn failure into SyncError."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import signal
+import threading
+from collections.abc import Sequence
+
+from ..backends._base import Process, Session
+from ..errors import SyncError
+
+AGENT_MODULE = "modal_offload.sync.remote"
+_STDERR_KEEP = 16 * 1024
+
+
+def agent_argv(session: Session, *args: str) -> list[str]:
+    """`<remote python> -m modal_offload.sync.remote <args>`."""
+    return [session.python, "-m", AGENT_MODULE, *args]
+
+
+def state_dir(session: Session) -> str:
+    """Where the agent keeps its manifest: beside the workspace copy, never inside it."""
+    return f"{session.state_dir.rstrip('/')}/sync"
+
+
+class AgentRun:
+    """A started agent. Use `finish()` on success paths and `abort()` on failures."""
+
+    def __init__(self, session: Session, args: Sequence[str], what: str) -> None:
+        self.what = what
+        self.process: Process = session.exec(agent_argv(session, *args), cwd=session.root,
+                                             env={})
+        self._stderr: collections.deque[bytes] = collections.deque()
+        self._stderr_size = 0
+        self._pump = threading.Thread(target=self._read_stderr, daemon=True,
+                                      name="sync-agent-stderr")
+        self._pump.start()
+
+    def _read_stderr(self) -> None:
+        # Drained continuously so a chatty agent never blocks on a full pipe.
+        for chunk in self.process.stderr_chunks():
+            self._stderr.append(chunk)
+            self._stderr_size += len(chunk)
+            while self._stderr_size > _STDERR_KEEP and len(self._stderr) > 1:
+                self._stderr_size -= len(self._stderr.popleft())
+
+    def stderr_tail(self, limit: int = 400) -> str:
+        """The last lines of the agent's stderr, as one line."""
+        self._pump.join(timeout=5)
+        text = b"".join(self._stderr).decode("utf-8", "replace")
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        tail = " | ".join(lines[-4:])
+        return tail if len(tail) <= limit else "..." + tail[-limit:]
+
+    def finish(self) -> None:
+        """Wait for exit; a non-zero status raises SyncError with the stderr tail."""
+        code = self.process.wait()
+        self._pump.join(timeout=5)
+        if code != 0:
+            raise SyncError(f"{self.what} failed: the remote sync agent exited with {code}",
+                            self.stderr_tail() or "no output on stderr")
+
+    def abort(self) -> None:
+        """Stop the agent after a local failure; never raises."""
+        with contextlib.suppress(Exception):
+            self.process.close_stdin()
+        with contextlib.suppress(Exception):
+            self.process.signal(signal.SIGTERM)
+        with contextlib.suppress(Exception):
+            self.process.wait()
+        self._pump.join(timeout=5)

@@ -1,0 +1,245 @@
+"""Keeps a workspace and a session's copy of it in step: `up()` before a command, `back()` after.
+
+The client caches, per session, the manifest of what the remote holds (the *baseline*).
+It is valid only for the same `session.id`: a replaced sandbox starts from nothing, so a
+different id means a full sync. `up()` sends the delta between the workspace and the
+baseline and then makes the workspace's manifest the baseline. `back()` applies the
+remote's changes safely (see extract.py) and moves the baseline only for what it wrote, so
+local edits made while the command ran are still sent next time.
+
+Conflicts: a local path changed since the baseline is never overwritten or deleted; the
+remote version is saved beside it as `<name>.remote-<first 8 hex of its blake2b>` (then
+`-2`, `-3`, ... if that name is taken by something else). The name is reserved with
+O_EXCL, so it cannot replace anything, and it is recorded in the baseline so it is not
+sent up again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import tarfile
+import time
+from pathlib import Path
+
+from ..backends._base import Session
+from ..errors import SyncError
+from ..fileio import atomic_write_text, exclusive
+from . import progress
+from .channel import AgentRun, state_dir
+from .extract import OverCap, Placement, SafeExtractor
+from .ignore import IgnoreRules
+from .manifest import DIR, FILE, Delta, Entry, Manifest, diff, forget, same_content, scan_with_stats
+from .manifest import stat_entry as _stat_entry
+from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
+from .tarstream import ChunkReader, CountingWriter, ProtocolError, encode_header, pack, parse_header
+
+CACHE_VERSION = 1
+DEFAULT_MAX_BYTES = 256 << 20
+
+
+class WorkspaceSync:
+    """Sync `workspace_root` with `session`'s copy, caching the baseline in `cache_dir`.
+
+    `max_bytes` caps what `back()` accepts in one go; `progress` allows a progress bar on
+    a TTY stderr during a large first sync.
+    """
+
+    def __init__(self, workspace_root: Path, session: Session, cache_dir: Path, *,
+                 max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False) -> None:
+        self.root = Path(workspace_root).resolve()
+        self.session = session
+        self.cache_dir = Path(cache_dir)
+        self.max_bytes = max_bytes
+        self.progress = progress
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", session.name) or "session"
+        self.cache_path = self.cache_dir / f"sync-{safe}.json"
+
+    # ------------------------------------------------------------------ baseline
+    def load_baseline(self) -> Manifest | None:
+        """The cached manifest of the remote copy, or None if absent, corrupt, or recorded
+        for another session id or workspace."""
+        try:
+            data = json.loads(self.cache_path.read_bytes())
+            if (data.get("version") != CACHE_VERSION or data.get("session_id") != self.session.id
+                    or data.get("workspace") != str(self.root)):
+                return None
+            return Manifest.from_dict(data["manifest"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _save_baseline(self, manifest: Manifest) -> None:
+        data = {"version": CACHE_VERSION, "session_id": self.session.id,
+                "workspace": str(self.root), "manifest": manifest.to_dict()}
+        atomic_write_text(self.cache_path, json.dumps(data, separators=(",", ":")))
+
+    # ------------------------------------------------------------------------ up
+    def up(self) -> SyncUpReport:
+        """Send what changed locally since the baseline (everything, without one)."""
+        started = time.monotonic()
+        with exclusive(self.cache_path):
+            baseline = self.load_baseline()
+            new, stats = scan_with_stats(self.root, IgnoreRules.load(self.root), baseline)
+            delta = diff(baseline, new)
+            report = SyncUpReport(full=baseline is None, scanned=stats.entries,
+                                  hashed=stats.hashed)
+            if delta.empty:
+                report.exec_skipped = True
+                if baseline is None or _differs(baseline, new):
+                    self._save_baseline(new)  # fresher stat data: no re-hashing next time
+            else:
+                self._send(delta, new, report)
+                self._save_baseline(new)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _send(self, delta: Delta, new: Manifest, report: SyncUpReport) -> None:
+        content = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
+        run = AgentRun(self.session, ["apply", "--root", self.session.root,
+                                      "--state", state_dir(self.session)], "sync up")
+        try:
+            with contextlib.ExitStack() as stack:
+                advance = None
+                if report.full and progress.wanted(self.progress, content, len(delta.changed)):
+                    advance = stack.enter_context(progress.byte_bar(content, "sync up"))
+                writer = CountingWriter(run.process.write_stdin, on_bytes=advance)
+                writer.write(encode_header({"op": "apply", "full": report.full,
+                                            "deleted": delta.deleted,
+                                            "files": len(delta.changed), "bytes": content}))
+                stats = pack(self.root, delta.changed, new.entries, writer) if delta.changed \
+                    else None
+                writer.flush()
+            run.process.close_stdin()
+            out = b"".join(run.process.stdout_chunks())
+        except BaseException:
+            run.abort()
+            raise
+        run.finish()
+        reply = _last_json_line(out, "sync up")
+        report.files_sent = stats.files if stats else 0
+        report.content_bytes = stats.content_bytes if stats else 0
+        report.deleted = len(delta.deleted)
+        report.bytes_sent = writer.bytes_written
+        refused = reply.get("refused")
+        report.refused = [Refusal(str(p), str(r)) for p, r in refused] \
+            if isinstance(refused, list) else []
+
+    # ---------------------------------------------------------------------- back
+    def back(self) -> SyncBackReport:
+        """Apply what the remote command changed, safely and conflict-aware."""
+        started = time.monotonic()
+        report = SyncBackReport()
+        with exclusive(self.cache_path):
+            baseline = self.load_baseline() or Manifest({}, 0)
+            run = AgentRun(self.session, ["collect", "--root", self.session.root, "--state",
+                                          state_dir(self.session), "--max-bytes",
+                                          str(self.max_bytes)], "sync back")
+            reader = ChunkReader(run.process.stdout_chunks())
+            try:
+                self._receive(reader, run, baseline, report)
+                run.process.close_stdin()
+                reader.drain()
+            except (ProtocolError, tarfile.TarError, OverCap) as exc:
+                run.abort()
+                raise SyncError("sync back failed: the remote sent an unusable stream",
+                                f"{exc}; {run.stderr_tail()}".strip("; ")) from None
+            except BaseException:
+                run.abort()
+                raise
+            run.finish()
+            report.bytes_received = reader.bytes_read
+            if not report.over_cap:
+                self._save_baseline(baseline)
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _receive(self, reader: ChunkReader, run: AgentRun, baseline: Manifest,
+                 report: SyncBackReport) -> None:
+        line = reader.readline()
+        if not line:
+            return  # the agent died before speaking: finish() reports its stderr
+        header = parse_header(line)
+        if header.get("op") != "collect":
+            raise ProtocolError(f"expected a collect header, got op={header.get('op')!r}")
+        deleted = [str(p) for p in header.get("deleted", [])]
+        if header.get("over_cap"):
+            # All or nothing: not even deletions are applied, so no half-synced state.
+            report.over_cap = True
+            report.skipped_over_cap = [str(p) for p, _ in header.get("skipped", [])] + deleted
+            report.skipped_bytes = int(header.get("bytes", 0))
+            return
+        policy = _BackPolicy(self.root, baseline)
+        extractor = SafeExtractor(self.root, policy=policy, rules=IgnoreRules.load(self.root),
+                                  replace_dirs=False, max_bytes=self.max_bytes)
+        dres = extractor.delete(deleted, policy.may_delete)
+        result = extractor.extract(reader) if int(header.get("files", 0)) > 0 else None
+        run.process.write_stdin(b"ack\n")
+
+        forget(baseline.entries, dres.deleted)
+        for rel in deleted:  # already gone locally: nothing to keep in the baseline either
+            if rel not in dres.deleted and _stat_entry(self.root, rel) is None:
+                baseline.entries.pop(rel, None)
+        report.deleted = dres.deleted
+        report.conflicts = [Conflict(p, None, f"deleted remotely, {why}") for p, why in dres.kept]
+        report.refused = [Refusal(p, r) for p, r in dres.refused]
+        baseline.entries.update(policy.identical)
+        if result is None:
+            return
+        baseline.entries.update(result.installed)
+        report.applied = sorted(result.installed)
+        report.refused += [Refusal(p, r) for p, r in result.refused]
+        for rel, copy, why in result.sidecars:
+            report.conflicts.append(Conflict(rel, copy, why))
+            if copy is not None and (entry := _stat_entry(self.root, copy)) is not None:
+                baseline.entries[copy] = entry  # the copy is ours alone: never sent up
+
+
+class _BackPolicy:
+    """Decides, per incoming path, against the local file and the baseline."""
+
+    def __init__(self, root: Path, baseline: Manifest) -> None:
+        self.root = root
+        self.base = baseline.entries
+        self.racy_after = baseline.racy_after_ns()
+        self.identical: dict[str, Entry] = {}  # local already equals the remote version
+
+    def _local(self, rel: str) -> tuple[Entry | None, Entry | None, bool]:
+        base = self.base.get(rel)
+        cur = _stat_entry(self.root, rel, base, self.racy_after)
+        if cur is None or base is None:
+            return cur, base, cur is None and base is None
+        return cur, base, same_content(cur, base)
+
+    def __call__(self, rel: str, incoming: Entry) -> Placement:
+        cur, _, unchanged = self._local(rel)
+        if cur is not None and same_content(cur, incoming):
+            self.identical[rel] = cur
+            return Placement.SKIP
+        if incoming.type == DIR and cur is not None and cur.type == DIR:
+            return Placement.REPLACE if unchanged else Placement.SKIP  # a mode-only change
+        # Changed locally, or deleted locally while the remote changed it: keep local.
+        return Placement.REPLACE if unchanged else Placement.SIDECAR
+
+    def may_delete(self, rel: str) -> bool:
+        cur, base, unchanged = self._local(rel)
+        return cur is None or (base is not None and unchanged)
+
+
+def _differs(old: Manifest, new: Manifest) -> bool:
+    if len(old.entries) != len(new.entries):
+        return True
+    get = old.entries.get
+    return any(get(p) is not e for p, e in new.entries.items())
+
+
+def _last_json_line(out: bytes, what: str) -> dict[str, object]:
+    lines = out.strip().splitlines()
+    try:
+        reply = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or not reply.get("ok"):
+        raise SyncError(f"{what} failed: the remote sync agent gave no usable reply",
+                        repr(out[-200:]))
+    return reply

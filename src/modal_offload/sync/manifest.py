@@ -1,0 +1,258 @@
+"""What a tree holds: one entry per path, and the delta between two such snapshots.
+
+A file's content is identified by a blake2b hash, computed only when its size or mtime_ns
+differ from the previous snapshot (or there is none). So a touched-but-identical file is
+re-hashed once and never sent, while a real edit is caught even when the size is unchanged.
+
+Known limit (the same one git has): a file rewritten with the same size *and* the same
+mtime_ns as recorded is not re-read. To narrow it, entries whose mtime is within
+`RACY_WINDOW_NS` of the snapshot time are "racy" (git's term) and are always re-hashed by
+the next scan, so an edit landing in the same clock tick as the scan is still seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .ignore import IgnoreRules
+
+VERSION = 1
+RACY_WINDOW_NS = 2_000_000_000  # coarse kernel clocks and 2 s filesystems (FAT) stay safe
+_READ_CHUNK = 1 << 20
+FILE, DIR, LINK = "f", "d", "l"
+_S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
+
+
+class Entry(NamedTuple):
+    """One path. Directories carry only their mode; symlinks their target."""
+
+    type: str  # FILE | DIR | LINK
+    size: int
+    mtime_ns: int
+    mode: int  # permission bits (& 0o777): setuid/setgid/sticky never travel
+    target: str | None = None  # symlink target
+    hash: str | None = None  # hex blake2b-128 of file content
+
+
+def same_content(a: Entry, b: Entry) -> bool:
+    """Equal for sync purposes: what a copy would hold, mtimes aside."""
+    if a.type != b.type:
+        return False
+    if a.type == FILE:
+        return a.mode == b.mode and a.size == b.size and a.hash == b.hash
+    if a.type == LINK:
+        return a.target == b.target
+    return a.mode == b.mode
+
+
+def hash_file(path: str | Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_READ_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """A snapshot: POSIX relative path -> Entry, and when the scan started."""
+
+    entries: dict[str, Entry] = field(default_factory=dict)
+    scanned_at_ns: int = 0
+
+    def racy_after_ns(self) -> int:
+        """Entries with mtime_ns >= this may have changed within the scan's tick."""
+        return self.scanned_at_ns - RACY_WINDOW_NS
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": VERSION, "scanned_at_ns": self.scanned_at_ns,
+                "entries": {p: list(e) for p, e in self.entries.items()}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        """Raises ValueError on anything but a well-formed snapshot of this version."""
+        if not isinstance(data, dict) or data.get("version") != VERSION:
+            raise ValueError(f"not a manifest of version {VERSION}")
+        raw = data.get("entries")
+        if not isinstance(raw, dict):
+            raise ValueError("manifest without entries")
+        try:
+            entries = {str(p): Entry(*v) for p, v in raw.items()}
+        except TypeError as exc:
+            raise ValueError(f"bad manifest entry: {exc}") from None
+        return cls(entries, int(data.get("scanned_at_ns", 0)))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        return cls.from_dict(json.loads(text))
+
+
+class ScanStats(NamedTuple):
+    entries: int
+    hashed: int  # files whose content had to be read
+    unreadable: int  # skipped: vanished or permission denied while reading
+
+
+def _type_of(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return FILE
+    if stat.S_ISDIR(mode):
+        return DIR
+    if stat.S_ISLNK(mode):
+        return LINK
+    return None  # fifos, sockets, devices never travel
+
+
+def entry_from_stat(path: str, st: os.stat_result, prev: Entry | None,
+                    racy_after_ns: int) -> Entry | None:
+    """Entry for `path` given its lstat, reusing `prev`'s hash/target when size and mtime
+    match and `prev` is not racy. None for types that never travel or vanished files."""
+    kind = _type_of(st.st_mode)
+    if kind is None:
+        return None
+    mode = st.st_mode & 0o777
+    if kind == DIR:
+        if prev is not None and prev.type == DIR and prev.mode == mode:
+            return prev
+        return Entry(DIR, 0, 0, mode)
+    size, mtime = st.st_size, st.st_mtime_ns
+    if (prev is not None and prev.type == kind and prev.size == size
+            and prev.mtime_ns == mtime and mtime < racy_after_ns):
+        return prev if prev.mode == mode else prev._replace(mode=mode)
+    try:
+        if kind == LINK:
+            return Entry(LINK, size, mtime, mode, target=os.readlink(path))
+        return Entry(FILE, size, mtime, mode, hash=hash_file(path))
+    except OSError:
+        return None
+
+
+def stat_entry(root: Path, relpath: str, prev: Entry | None = None,
+               racy_after_ns: int = 0) -> Entry | None:
+    """Current entry of one path (no ignore rules applied); None when absent."""
+    path = os.path.join(root, relpath)
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return entry_from_stat(path, st, prev, racy_after_ns)
+
+
+def scan(root: Path, rules: IgnoreRules, previous: Manifest | None = None) -> Manifest:
+    """Walk `root` (os.scandir, no symlink following, ignored folders not entered)."""
+    manifest, _ = scan_with_stats(root, rules, previous)
+    return manifest
+
+
+def scan_with_stats(root: Path, rules: IgnoreRules,
+                    previous: Manifest | None = None) -> tuple[Manifest, ScanStats]:
+    started = time.time_ns()
+    prev = previous.entries if previous is not None else {}
+    racy_after = previous.racy_after_ns() if previous is not None else 0
+    out: dict[str, Entry] = {}
+    hashed = unreadable = 0
+    base = os.fspath(root)
+    stack = [""]
+    for_dir = rules.for_dir
+    while stack:
+        reldir = stack.pop()
+        try:
+            with os.scandir(os.path.join(base, reldir) if reldir else base) as it:
+                listing = list(it)
+        except OSError:  # vanished or unreadable folder: its contents cannot travel
+            continue
+        dir_rules = for_dir(reldir, [de.name for de in listing])
+        ignored = dir_rules.ignored
+        prefix = f"{reldir}/" if reldir else ""
+        for de in listing:
+            name = de.name
+            try:
+                st = de.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            mode = st.st_mode
+            is_dir = (mode & _S_IFMT) == _S_IFDIR
+            if ignored(name, is_dir):
+                continue
+            rel = prefix + name
+            old = prev.get(rel)
+            # Fast path, inlined: most entries are unchanged regular files.
+            if (old is not None and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size
+                    and (mode & _S_IFMT) == _S_IFREG and old.type == FILE
+                    and old.mode == mode & 0o777 and st.st_mtime_ns < racy_after):
+                out[rel] = old
+                continue
+            entry = entry_from_stat(de.path, st, old, racy_after)
+            if entry is None:
+                if (mode & _S_IFMT) == _S_IFREG:
+                    unreadable += 1
+                continue
+            if entry.type == FILE and (old is None or entry.hash is not old.hash):
+                hashed += 1
+            out[rel] = entry
+            if is_dir:
+                stack.append(rel)
+    return Manifest(out, started), ScanStats(len(out), hashed, unreadable)
+
+
+@dataclass
+class Delta:
+    """What turns `old` into `new`: paths to (re)send, and paths to delete."""
+
+    changed: list[str]  # sorted: a folder always precedes what it contains
+    deleted: list[str]  # sorted deepest first: contents before their folder
+
+    @property
+    def empty(self) -> bool:
+        return not self.changed and not self.deleted
+
+
+def diff(old: Manifest | None, new: Manifest) -> Delta:
+    """Paths new or different in content, type, mode or target; and paths gone.
+
+    A file whose mtime changed but whose content (hash) and mode did not is not changed.
+    """
+    old_entries = old.entries if old is not None else {}
+    changed = [p for p, e in new.entries.items()
+               if (o := old_entries.get(p)) is not e and (o is None or not same_content(o, e))]
+    deleted = [p for p in old_entries if p not in new.entries]
+    changed.sort()
+    deleted.sort(reverse=True)
+    return Delta(changed, deleted)
+
+
+def apply_delta(old: Manifest, delta: Delta, new: Manifest) -> Manifest:
+    """`old` with the delta's entries taken from `new` (what a receiver ends up holding)."""
+    gone = set(delta.deleted)
+    entries = {p: e for p, e in old.entries.items() if p not in gone}
+    for p in delta.changed:
+        entries[p] = new.entries[p]
+    return Manifest(entries, new.scanned_at_ns)
+
+
+def forget(entries: dict[str, Entry], paths: Iterable[str]) -> None:
+    """Drop `paths` and everything below them from `entries`, in one pass."""
+    gone = set(paths)
+    if not gone:
+        return
+    for rel in list(entries):
+        if rel in gone:
+            del entries[rel]
+            continue
+        cut = rel.find("/")
+        while cut >= 0:
+            if rel[:cut] in gone:
+                del entries[rel]
+                break
+            cut = rel.find("/", cut + 1)

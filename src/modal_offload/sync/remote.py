@@ -1,0 +1,167 @@
+"""The remote end of sync: a small agent run as `python -m modal_offload.sync.remote`.
+
+    apply   --root R --state S                   stdin: header + tar;  stdout: one JSON line
+    collect --root R --state S --max-bytes N     stdout: header + tar; stdin: "ack\\n"
+
+The agent keeps a manifest of R in `S/manifest.json`: the state both sides agreed on at
+the last sync. `apply` updates only the entries it touched (or, for a full sync, starts
+the manifest afresh from what it installed), so the next `collect` is a cheap scan of R
+against it. Both commands hold `S/lock` so two syncs into one session never interleave.
+
+`collect` commits its new manifest only after the client acknowledges that it applied the
+stream ("ack" on stdin, after the archive). Over the size cap it sends only the header
+(what changed, and sizes), commits nothing, and therefore offers the same changes again
+next time: nothing made remotely is ever silently dropped, and the caller keeps seeing
+what was skipped until the cap allows it or the files go away. If the client dies before
+acknowledging, the changes are likewise offered again.
+
+Imports stay light (stdlib, pathspec and this package's sync modules) because this runs
+once per synced command on the remote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import select
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from .extract import ExtractResult, SafeExtractor
+from .ignore import IgnoreRules
+from .manifest import FILE, Manifest, diff, forget, scan
+from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, pack
+from .tarstream import parse_header as _parse_header
+
+ACK_TIMEOUT_SECONDS = 600.0  # a vanished client must not hold the session's sync lock forever
+MANIFEST_NAME = "manifest.json"
+
+
+def load_manifest(state: Path) -> Manifest | None:
+    try:
+        return Manifest.from_json((state / MANIFEST_NAME).read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        print(f"modal-offload sync: ignoring unreadable {state / MANIFEST_NAME}: {exc}",
+              file=sys.stderr)
+        return None
+
+
+def save_manifest(state: Path, manifest: Manifest) -> None:
+    tmp = state / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(manifest.to_json())
+    os.replace(tmp, state / MANIFEST_NAME)
+
+
+def _locked(state: Path) -> int:
+    state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd  # released when the process exits
+
+
+def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    _locked(state)
+    started = time.time_ns()
+    header = _parse_header(stdin.readline(MAX_HEADER_BYTES))
+    if header.get("op") != "apply":
+        raise ProtocolError(f"expected an apply header, got op={header.get('op')!r}")
+    previous = load_manifest(state)
+    extractor = SafeExtractor(root, replace_dirs=True)
+    deleted = [str(p) for p in header.get("deleted", [])]
+    dres = extractor.delete(deleted, rules=IgnoreRules.load(root))
+    result = extractor.extract(stdin) if int(header.get("files", 0)) > 0 else ExtractResult()
+
+    if header.get("full") or previous is None:
+        # A full sync is the new baseline: what we did not receive is not known to the
+        # client, so a later collect offers it back instead of it lingering unseen.
+        manifest = Manifest({}, started)
+    else:
+        manifest = previous
+        forget(manifest.entries, deleted)
+    manifest.entries.update(result.installed)
+    save_manifest(state, manifest)
+    reply = {"ok": True, "installed": len(result.installed), "deleted": len(dres.deleted),
+             "kept": dres.kept, "refused": result.refused + dres.refused,
+             "content_bytes": result.content_bytes}
+    stdout.write(json.dumps(reply).encode() + b"\n")
+    stdout.flush()
+    return 0
+
+
+def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    _locked(state)
+    previous = load_manifest(state)
+    new = scan(root, IgnoreRules.load(root), previous)
+    delta = diff(previous, new)
+    total = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
+    fields: dict[str, Any] = {"op": "collect", "deleted": delta.deleted, "bytes": total}
+    if total > max_bytes:
+        skipped = [[p, new.entries[p].size] for p in delta.changed]
+        stdout.write(encode_header({**fields, "files": 0, "over_cap": True, "max_bytes": max_bytes,
+                                    "skipped": skipped}))
+        stdout.flush()
+        return 0  # nothing committed: offered again next time (see module docstring)
+    writer = CountingWriter(stdout.write)
+    writer.write(encode_header({**fields, "files": len(delta.changed), "over_cap": False}))
+    if delta.changed:
+        pack(root, delta.changed, new.entries, writer)
+    writer.flush()
+    stdout.flush()
+    _close_stdout()
+    if _wait_ack(stdin):
+        save_manifest(state, new)
+    return 0
+
+
+def _close_stdout() -> None:
+    """Give the client EOF after the archive while we still wait for its ack."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _wait_ack(stdin: IO[bytes]) -> bool:
+    try:
+        ready, _, _ = select.select([stdin], [], [], ACK_TIMEOUT_SECONDS)
+    except (OSError, ValueError, TypeError):
+        ready = [stdin]  # not selectable (tests pass BytesIO): just read
+    if not ready:
+        return False
+    return stdin.readline(64).strip() == b"ack"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modal_offload.sync.remote")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("apply", "collect"):
+        p = sub.add_parser(name)
+        p.add_argument("--root", required=True, type=Path)
+        p.add_argument("--state", required=True, type=Path)
+        if name == "collect":
+            p.add_argument("--max-bytes", required=True, type=int)
+    args = parser.parse_args(argv)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    try:
+        if args.cmd == "apply":
+            return apply(args.root, args.state, stdin, stdout)
+        return collect(args.root, args.state, args.max_bytes, stdin, stdout)
+    except (ProtocolError, tarfile.TarError) as exc:
+        print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"modal-offload sync agent: {args.cmd} failed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
