@@ -123,3 +123,8 @@ def shell_route_script() -> Path:
 
 def bash_env_script() -> Path:
     return shell_support_dir() / "bash_env.sh"
+
+
+def bash_profile_file() -> Path:
+    """Login bash reads this *instead of* ~/.profile when it exists."""
+    return home() / ".bash_profile"

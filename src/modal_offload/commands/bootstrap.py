@@ -1,0 +1,42 @@
+"""`modal-offload shell-bootstrap install|check|uninstall`: routing in every new shell."""
+
+from __future__ import annotations
+
+from .. import config, paths, workspace
+from ..install import shell_bootstrap, shims
+from ..install.blocks import Status
+
+
+def install() -> int:
+    changed = shell_bootstrap.install()
+    for path in changed:
+        print(f"updated {path}")
+    if not changed:
+        print("shell bootstrap already installed")
+    ws = workspace.find()
+    if ws is not None and not paths.shims_marker(ws.root).is_file():
+        # The bootstrap only activates workspaces that have shims: make this one work now.
+        result = shims.install(ws.root, config.load(ws.root))
+        print(f"installed {result.total} shim(s) in {paths.shims_dir(ws.root)}")
+    print("open a new terminal (or `exec $SHELL -l`) for routing to take effect; "
+          "`modal-offload doctor` checks it")
+    return 0
+
+
+def check() -> int:
+    bad = 0
+    for item in shell_bootstrap.check():
+        print(f"{item.status.value:8} {item.path}")
+        bad += item.status is not Status.OK
+    if bad:
+        print("fix: modal-offload shell-bootstrap install")
+    return 1 if bad else 0
+
+
+def uninstall() -> int:
+    changed = shell_bootstrap.uninstall()
+    for path in changed:
+        print(f"removed our part of {path}")
+    if not changed:
+        print("shell bootstrap was not installed")
+    return 0
