@@ -128,3 +128,25 @@ def bash_env_script() -> Path:
 def bash_profile_file() -> Path:
     """Login bash reads this *instead of* ~/.profile when it exists."""
     return home() / ".bash_profile"
+
+
+# Agent configuration folders (issue #7): each honours the agent's own override variable.
+def claude_user_dir() -> Path:
+    return _env_path("CLAUDE_CONFIG_DIR") or home() / ".claude"
+
+
+def gemini_user_dir() -> Path:
+    return home() / ".gemini"
+
+
+def codex_user_dir() -> Path:
+    return _env_path("CODEX_HOME") or home() / ".codex"
+
+
+def cursor_user_dir() -> Path:
+    return home() / ".cursor"
+
+
+def cline_user_hooks_dir() -> Path:
+    """Cline's global hooks folder (its docs: ~/Documents/Cline/Hooks/)."""
+    return home() / "Documents" / "Cline" / "Hooks"
