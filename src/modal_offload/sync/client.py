@@ -35,6 +35,8 @@ from .manifest import stat_entry as _stat_entry
 from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
 from .tarstream import ChunkReader, CountingWriter, ProtocolError, encode_header, pack, parse_header
 
+__all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSync"]
+
 CACHE_VERSION = 1
 DEFAULT_MAX_BYTES = 256 << 20
 

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass
-class Refusal:
+class Refusal(NamedTuple):
     """A path that was not written (unsafe, special, or ignored by the receiver)."""
 
     path: str
     reason: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class Conflict:
     """A local path kept as it was although the remote changed or deleted it.
 
     `remote_copy` is where the remote version was saved (relative to the workspace), or
-    None when there is nothing to save (a remote deletion, a folder).
+    None when there is nothing to save (a remote deletion, a folder). Unpacks as
+    `(path, remote_copy)` for callers that only show those two.
     """
 
     path: str
     remote_copy: str | None
     reason: str
+
+    def __iter__(self) -> Iterator[str | None]:
+        return iter((self.path, self.remote_copy))
 
 
 @dataclass

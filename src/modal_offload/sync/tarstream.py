@@ -88,7 +88,7 @@ class ChunkReader:
         size = 0
         while size < limit and self._fill():
             cut = self._buf.find(b"\n", 0, limit - size)
-            take = len(self._buf) if cut < 0 else cut + 1
+            take = min(len(self._buf), limit - size) if cut < 0 else cut + 1
             parts.append(self._buf[:take])
             self._buf = self._buf[take:]
             size += take
