@@ -101,6 +101,20 @@ def _add_installer(sub: argparse._SubParsersAction[argparse.ArgumentParser], nam
         a.set_defaults(handler=_call(module, action.replace("-", "_")))
 
 
+def _add_agents(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("agents", help="agent runner, policy mirrors and enforcement hooks")
+    acts = p.add_subparsers(dest="action", required=True)
+    for action in ("install", "check", "uninstall"):
+        a = acts.add_parser(action)
+        a.add_argument("--user", action="store_true",
+                       help="hooks at user level instead of in the workspace")
+        a.add_argument("--only", choices=("runner", "policy", "hooks"), default=None)
+        if action == "check":
+            a.add_argument("--live", action="store_true",
+                           help="also run `modal-agent-runner -c 'echo ...'` for real")
+        a.set_defaults(handler=_call("agents", action))
+
+
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check every part of the setup, with fixes")
     p.add_argument("--json", action="store_true", dest="as_json")
@@ -123,8 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "PATH shims that route commands remotely")
     _add_installer(sub, "shell-bootstrap", "bootstrap", ("install", "check", "uninstall"),
                    "guarded blocks in shell rc files")
-    _add_installer(sub, "agents", "agents", ("install", "check", "uninstall"),
-                   "agent runner, policy mirrors and hooks", user_flag=True)
+    _add_agents(sub)
     _add_installer(sub, "host", "host", ("status", "stop", "serve"),
                    "the per-user session host")
     _add_doctor(sub)
