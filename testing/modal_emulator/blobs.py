@@ -7,6 +7,7 @@ checks the returned ETag against its own MD5, like it does with S3.
 from __future__ import annotations
 
 import hashlib
+import socket
 
 from aiohttp import web
 
@@ -23,11 +24,10 @@ class BlobServer:
         app.router.add_get("/blobs/{blob_id}", self._get)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, 0)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only through the asyncio server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        # Bind the socket ourselves to learn the free port the kernel picked.
+        sock = socket.create_server((host, 0))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
 
     async def stop(self) -> None:
         if self._runner is not None:

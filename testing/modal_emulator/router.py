@@ -33,8 +33,8 @@ def _abort(status: Status, message: str) -> NoReturn:
 def _exit_status(proc: ManagedProcess, response: type[Message]) -> Message:
     """TaskExecWait/PollResponse with `code` or `signal` set (the client reports 128+signal)."""
     if proc.exit_signal is not None:
-        return response(signal=proc.exit_signal)  # type: ignore[call-arg]
-    return response(code=proc.exit_code or 0)  # type: ignore[call-arg]
+        return response(signal=proc.exit_signal)
+    return response(code=proc.exit_code or 0)
 
 
 @fill_unimplemented("TaskCommandRouter")

@@ -117,7 +117,9 @@ class Sandbox:
             await self.entrypoint.start(cwd=cwd, env=self.env_for())
             self._spawn(self._watch_entrypoint(self.entrypoint))
         # Without an entrypoint a Modal sandbox just sleeps until terminated or timed out.
-        self._timers.append(asyncio.create_task(self._hard_timeout(self.record.timeout_secs)))
+        # timeout_secs=0 would mean "unset"; Modal then applies its 300 s default.
+        timeout = self.record.timeout_secs or 300
+        self._timers.append(asyncio.create_task(self._hard_timeout(timeout)))
         if self.record.idle_timeout_secs:
             self._timers.append(
                 asyncio.create_task(self._idle_timeout(self.record.idle_timeout_secs))

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import socket
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -74,14 +75,19 @@ class ModalEmulator:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         (self.client_dir / "home").mkdir(parents=True, exist_ok=True)
         (self.client_dir / "modal.toml").touch()
+        # mypy can't see that @fill_unimplemented made the generated bases concrete.
+        control_plane = ControlPlaneServicer(self)  # type: ignore[abstract]
+        router = RouterServicer(self)  # type: ignore[abstract]
         services = [
-            InstrumentedService(ControlPlaneServicer(self), self.faults, self._record_call),
-            InstrumentedService(RouterServicer(self), self.faults, self._record_call),
+            InstrumentedService(control_plane, self.faults, self._record_call),
+            # The router shares the port: the client dials whatever URL we hand out.
+            InstrumentedService(router, self.faults, self._record_call),
         ]
         self._server = grpclib.server.Server(services)
-        await self._server.start(self.host, self.port)
-        sockets = self._server._server.sockets if self._server._server else ()
-        self.port = sockets[0].getsockname()[1]
+        # Bind the socket ourselves so that port 0 yields a known free port.
+        sock = socket.create_server((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        await self._server.start(sock=sock)
         await self._blob_server.start(self.host)
 
     async def stop(self) -> None:

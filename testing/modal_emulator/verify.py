@@ -139,15 +139,15 @@ def check_exec_stdio(emu: ModalEmulator, app_name: str) -> None:
     _expect(next(lines) == "b\n" and p.wait() == 0, "second line / exit")
 
     binary = "import sys; sys.stdout.buffer.write(bytes(range(256))); sys.stderr.write('e')"
-    p = sb.exec("python", "-c", binary, text=False)
-    _expect(p.stdout.read() == bytes(range(256)), "binary stdout not byte-exact")
-    _expect(p.stderr.read() == b"e", "stderr not separate")
+    raw = sb.exec("python", "-c", binary, text=False)
+    _expect(raw.stdout.read() == bytes(range(256)), "binary stdout not byte-exact")
+    _expect(raw.stderr.read() == b"e", "stderr not separate")
 
-    p = sb.exec("cat", text=False)
-    p.stdin.write(b"\x00in\xff")
-    p.stdin.write_eof()
-    p.stdin.drain()
-    _expect(p.stdout.read() == b"\x00in\xff" and p.wait() == 0, "stdin round trip")
+    cat = sb.exec("cat", text=False)
+    cat.stdin.write(b"\x00in\xff")
+    cat.stdin.write_eof()
+    cat.stdin.drain()
+    _expect(cat.stdout.read() == b"\x00in\xff" and cat.wait() == 0, "stdin round trip")
 
     codes = [sb.exec("sh", "-c", cmd).wait() for cmd in ("exit 0", "exit 3", "kill -KILL $$")]
     _expect(codes == [0, 3, 137], f"exit codes {codes}")
