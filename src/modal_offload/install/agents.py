@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import paths
 from ..errors import BadInput
 from . import hooks, policy, runner
 from .agents_base import Item, prune_dirs
@@ -34,5 +35,9 @@ def select(root: Path | None, only: str | None, user: bool) -> list[Item]:
 
 
 def prune(root: Path | None) -> None:
+    """Remove the folders our files needed, once empty (never the workspace or home)."""
     if root is not None:
         prune_dirs(policy.created_folders(root) + hooks.created_folders(root), stop=root)
+    prune_dirs([paths.antigravity_user_dir(), paths.claude_user_dir(), paths.gemini_user_dir(),
+                paths.codex_user_dir(), paths.cursor_user_dir(), paths.cline_user_hooks_dir()],
+               stop=paths.home())
