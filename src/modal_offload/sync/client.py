@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import posixpath
 import re
 import tarfile
 import time
@@ -39,6 +40,12 @@ __all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSy
 
 CACHE_VERSION = 1
 DEFAULT_MAX_BYTES = 256 << 20
+
+
+def _agent_paths(session: Session) -> list[str]:
+    """--root/--state relative to the agent's cwd (session.root): a backend may map only
+    working directories to sandbox paths, not argv (the Modal emulator does exactly that)."""
+    return ["--root", ".", "--state", posixpath.relpath(state_dir(session), session.root)]
 
 
 class WorkspaceSync:
@@ -98,8 +105,7 @@ class WorkspaceSync:
 
     def _send(self, delta: Delta, new: Manifest, report: SyncUpReport) -> None:
         content = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
-        run = AgentRun(self.session, ["apply", "--root", self.session.root,
-                                      "--state", state_dir(self.session)], "sync up")
+        run = AgentRun(self.session, ["apply", *_agent_paths(self.session)], "sync up")
         try:
             with contextlib.ExitStack() as stack:
                 advance = None
@@ -134,9 +140,8 @@ class WorkspaceSync:
         report = SyncBackReport()
         with exclusive(self.cache_path):
             baseline = self.load_baseline() or Manifest({}, 0)
-            run = AgentRun(self.session, ["collect", "--root", self.session.root, "--state",
-                                          state_dir(self.session), "--max-bytes",
-                                          str(self.max_bytes)], "sync back")
+            run = AgentRun(self.session, ["collect", *_agent_paths(self.session),
+                                          "--max-bytes", str(self.max_bytes)], "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
             try:
                 self._receive(reader, run, baseline, report)
