@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["testing.modal_emulator.pytest_fixtures"]
+
 REAL_HOME = Path(os.environ.get("HOME") or Path.home())
 # What this project could ever write in a home folder: watched before and after each test.
 WATCHED = [

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import make_workspace
 
-BACKENDS = ["local"]
+BACKENDS = ["local", "modal"]
 
 
 @dataclass
@@ -34,5 +34,6 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         yield Target("local", env, ws)
         return
     emulator = request.getfixturevalue("modal_emulator")
-    env.update(emulator.env())
+    # The test's own HOME stays (ledger, state); only the client is pointed at the emulator.
+    env.update({k: v for k, v in emulator.env().items() if k != "HOME"})
     yield Target("modal", env, ws, emulator)
