@@ -7,9 +7,10 @@ checks the returned ETag against its own MD5, like it does with S3.
 from __future__ import annotations
 
 import hashlib
-import socket
 
 from aiohttp import web
+
+from .netutil import bind_tcp
 
 
 class BlobServer:
@@ -25,7 +26,7 @@ class BlobServer:
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         # Bind the socket ourselves to learn the free port the kernel picked.
-        sock = socket.create_server((host, 0))
+        sock = bind_tcp(host, 0)
         self.port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
 

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
-import socket
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -27,6 +26,7 @@ from modal_proto.task_command_router_grpc import TaskCommandRouterBase
 from .blobs import BlobServer
 from .control_plane import ControlPlaneServicer
 from .faults import FaultInjector, InstrumentedService, service_methods
+from .netutil import bind_tcp
 from .objects import ImageRecord, ObjectStore
 from .records import CallRecord, SandboxRecord
 from .router import RouterServicer
@@ -85,7 +85,7 @@ class ModalEmulator:
         ]
         self._server = grpclib.server.Server(services)
         # Bind the socket ourselves so that port 0 yields a known free port.
-        sock = socket.create_server((self.host, self.port))
+        sock = bind_tcp(self.host, self.port)
         self.port = sock.getsockname()[1]
         await self._server.start(sock=sock)
         await self._blob_server.start(self.host)
