@@ -22,8 +22,9 @@ def run(argv: Sequence[str], as_json: bool = False) -> int:
     shim = paths.shims_dir(ws.root) / name if ws else None
     shimmed = bool(shim and shim.is_file())
     if as_json:
-        out = decision.as_dict()
-        out.update(workspace=str(ws.root) if ws else None, shim=str(shim) if shimmed else None)
+        out: dict[str, str | None] = {**decision.as_dict(),
+                                      "workspace": str(ws.root) if ws else None,
+                                      "shim": str(shim) if shimmed else None}
         print(json.dumps(out, indent=2))
         return 0
     print(f"{decision.command}: {decision.where} ({decision.rule}: {decision.why})")
