@@ -1,15 +1,21 @@
-"""`modal-offload exec [--backend NAME] [--sync-back|--no-sync-back] (-- CMD ARGS | -c STR)`."""
+"""`modal-offload exec [--backend NAME] [--sync-back|--no-sync-back] (-- CMD ARGS | -c STR)`.
+
+The decisions (`plan`, `budget_fallback`, `sync_notices`) are shared with the session
+host (host/runner.py), which runs the same command for a thin client: both paths must
+route, fall back and report identically.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import config, workspace
-from ..backends._base import get_backend
+from ..backends._base import Backend, get_backend
 from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, OffloadError
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
 from ..local_run import exec_here, shell_argv
@@ -32,21 +38,57 @@ def command_argv(argv: Sequence[str], shell: str | None) -> list[str]:
     return rest
 
 
-def report_sync(report: RunReport) -> None:
+@dataclass
+class Plan:
+    """Where a command goes: `backend` set means remote; else run here after `local_notice`."""
+
+    settings: config.Settings
+    backend: Backend | None
+    local_notice: str = ""
+
+
+def plan(ws: workspace.Workspace, backend: str | None,
+         environ: Mapping[str, str] | None = None) -> Plan:
+    """Settings and backend for a command in `ws`; raises OffloadError when it may neither
+    run remotely nor fall back to a local run."""
+    settings = config.load(ws.root, {"backend": backend} if backend else None, environ)
+    chosen = get_backend(settings.backend)
+    reason = chosen.unavailable_reason()
+    if reason:
+        if backend is not None or settings.when_no_budget == "refuse":
+            raise OffloadError(reason)
+        return Plan(settings, None, f"running locally: {reason}")
+    return Plan(settings, chosen)
+
+
+def budget_fallback(settings: config.Settings, exc: BudgetExhausted) -> str | None:
+    """The notice for running locally when the budget is spent, or None: refuse."""
+    if settings.when_no_budget == "refuse":
+        return None
+    return f"running locally: {exc.one_line()}"
+
+
+def sync_notices(report: RunReport) -> list[str]:
+    out = list(report.notices)
     back = report.sync_back
-    for text in report.notices:
-        notice(text)
     if back is None:
-        return
-    for path, saved_as in back.conflicts:
-        notice(f"conflict: {path} changed here while the command ran; "
-               f"the remote version is saved as {saved_as}")
-    for path, why in back.refused:
-        notice(f"refused from remote: {path} ({why})")
+        return out
+    for conflict in back.conflicts:
+        saved = (f"the remote version is saved as {conflict.remote_copy}"
+                 if conflict.remote_copy else conflict.reason)
+        out.append(f"conflict: {conflict.path} changed here while the command ran; {saved}")
+    for refusal in back.refused:
+        out.append(f"refused from remote: {refusal.path} ({refusal.reason})")
     if back.skipped_over_cap:
-        notice(f"sync back skipped {len(back.skipped_over_cap)} changed file(s) over the "
-               f"MODAL_SYNC_MAX_BYTES cap; nothing was applied: "
-               + ", ".join(back.skipped_over_cap[:5]))
+        out.append(f"sync back skipped {len(back.skipped_over_cap)} changed file(s) over the "
+                   f"MODAL_SYNC_MAX_BYTES cap; nothing was applied: "
+                   + ", ".join(back.skipped_over_cap[:5]))
+    return out
+
+
+def report_sync(report: RunReport) -> None:
+    for text in sync_notices(report):
+        notice(text)
 
 
 def run(argv: Sequence[str], shell: str | None = None, backend: str | None = None,
@@ -55,16 +97,14 @@ def run(argv: Sequence[str], shell: str | None = None, backend: str | None = Non
     if os.environ.get("MODAL_OFFLOAD_REMOTE") == "1":
         return exec_here(command)  # already inside a session: never nest
     ws = workspace.require()
+    settings: config.Settings | None = None
     try:
-        settings = config.load(ws.root, {"backend": backend} if backend else None)
-        chosen = get_backend(settings.backend)
-        reason = chosen.unavailable_reason()
-        if reason:
-            if backend is not None or settings.when_no_budget == "refuse":
-                raise OffloadError(reason)
-            notice(f"running locally: {reason}")
+        chosen = plan(ws, backend)
+        settings = chosen.settings
+        if chosen.backend is None:
+            notice(chosen.local_notice)
             return exec_here(command)
-        gateway = Gateway(settings, chosen, ws)
+        gateway = Gateway(settings, chosen.backend, ws)
         handle = RemoteRun()
         previous = {sig: signal.signal(sig, lambda s, _f: handle.forward_signal(s))
                     for sig in _FORWARDED}
@@ -80,10 +120,11 @@ def run(argv: Sequence[str], shell: str | None = None, backend: str | None = Non
             for sig, old in previous.items():
                 signal.signal(sig, old)
     except BudgetExhausted as exc:
-        if settings.when_no_budget == "refuse":
+        local = budget_fallback(settings, exc) if settings is not None else None
+        if local is None:
             notice(exc.one_line())
             return EXEC_FAILURE_EXIT
-        notice(f"running locally: {exc.one_line()}")
+        notice(local)
         return exec_here(command)
     except OffloadError as exc:
         notice(exc.one_line())
