@@ -236,6 +236,10 @@ class Gateway:
             code = process.wait()
         finally:
             timer.cancel()
+        if handle.client_signal is not None or timed_out.is_set():
+            # The user asked the command to stop: leave nothing of it running remotely,
+            # including background jobs that ignored the signal and still hold our pipes.
+            process.signal(_signal.SIGKILL)
         for t in pumps:
             t.join()
         return code, timed_out.is_set()

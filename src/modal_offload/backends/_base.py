@@ -73,7 +73,9 @@ class Process(abc.ABC):
 
     @abc.abstractmethod
     def signal(self, sig: int = _signal.SIGTERM) -> None:
-        """Deliver `sig` to the remote process group (no-op once it has exited)."""
+        """Deliver `sig` to the remote process group, also after the leader has exited
+        (its stragglers); a no-op once the whole group is gone. Must not block long: it
+        may be called from a signal handler."""
 
 
 class Session(abc.ABC):

@@ -84,8 +84,8 @@ class LocalProcess(Process):
         return 128 - code if code < 0 else code
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
-        if self._popen.poll() is not None:
-            return
+        # Also after the leader exited: stragglers in its group (a shell's background
+        # jobs, which ignore SIGINT) must stop too.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._popen.pid, sig)
 

@@ -178,16 +178,13 @@ class ModalProcess(Process):
         return code
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
-        if self._exit is not None:
-            return
+        # Also after the leader exited: its group's stragglers must stop too (_base.py).
         name = _signal.Signals(sig).name.removeprefix("SIG")
         # Never block the caller (it may be a signal handler): start the kill and move on.
         threading.Thread(target=self._send, args=(name,), daemon=True).start()
 
     def _send(self, name: str) -> None:
         with contextlib.suppress(Exception):
-            if self._proc.poll() is not None:
-                return
             self._session.sandbox.exec("sh", "-c", _KILLER, self._pid_name, name,
                                        workdir=PIDS_DIR, text=False)
 
