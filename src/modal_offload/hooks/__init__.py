@@ -107,16 +107,18 @@ def shell_command(agent: str, payload: Any) -> tuple[str | None, dict[str, Any]]
             raise ValueError("no preToolUse object in the input")
         if pre.get("toolName") != "execute_command":
             return None, {}
-        tool_input = pre.get("parameters") or {}
-        command = tool_input.get("command") if isinstance(tool_input, dict) else None
+        params: Any = pre.get("parameters")
+        if not isinstance(params, dict):
+            raise ValueError("preToolUse.parameters is not an object")
+        tool_input, command = params, params.get("command")
     else:
         expected = "run_shell_command" if agent == "gemini" else "Bash"
         if payload.get("tool_name") != expected:
             return None, {}
-        tool_input = payload.get("tool_input")
-        if not isinstance(tool_input, dict):
+        given: Any = payload.get("tool_input")
+        if not isinstance(given, dict):
             raise ValueError("tool_input is not an object")
-        command = tool_input.get("command")
+        tool_input, command = given, given.get("command")
     if not isinstance(command, str):
         raise ValueError("the shell command is missing or not a string")
     return command, tool_input

@@ -62,9 +62,9 @@ def spec(agent: str, base: Path) -> JsonSpec:
         return JsonSpec(base, values={("tools", "enableHooks"): True},
                         items=((("hooks", "BeforeTool"), entry),), ours=_is_ours)
     if agent == "cursor":
-        entry = {"command": command, "timeout": TIMEOUT_S, "failClosed": True}
+        flat: dict[str, Any] = {"command": command, "timeout": TIMEOUT_S, "failClosed": True}
         return JsonSpec(base, values={("version",): 1},
-                        items=((("hooks", "beforeShellExecution"), entry),), ours=_is_ours)
+                        items=((("hooks", "beforeShellExecution"), flat),), ours=_is_ours)
     raise ValueError(agent)
 
 

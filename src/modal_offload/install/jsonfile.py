@@ -127,8 +127,8 @@ def install(spec: JsonSpec) -> bool:
                   "previous": {}, "created": []}
     elif raw is None or _sha(raw) != record.get("after"):
         record["restorable"] = False  # edited by someone since: only surgical removal is safe
-    for key, value in previous.items():
-        record["previous"].setdefault(key, value)
+    for dumped, value in previous.items():
+        record["previous"].setdefault(dumped, value)
     record["created"] += [c for c in created if c not in record["created"]]
     data_out = new.encode("utf-8")
     record["after"] = _sha(data_out)

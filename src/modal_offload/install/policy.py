@@ -44,7 +44,8 @@ RUNNER_ENV = "MODAL_AGENT_RUNNER"
 
 
 def template() -> str:
-    return resources.files("modal_offload").joinpath("templates", CANONICAL).read_text("utf-8")
+    folder = resources.files("modal_offload").joinpath("templates")
+    return folder.joinpath(CANONICAL).read_text("utf-8")
 
 
 def policy_text(root: Path) -> str:
