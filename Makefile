@@ -65,10 +65,10 @@ doctor: setup
 	$(CLI) doctor
 
 agent-runner-install: setup
-	$(CLI) agents install
+	$(CLI) agents install --only runner
 
 agent-runner-check: setup
-	$(CLI) agents check
+	$(CLI) agents check --only runner --live
 
 antigravity-policy-install: setup
 	$(CLI) agents install
