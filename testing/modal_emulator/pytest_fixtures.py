@@ -8,7 +8,8 @@ Use from a conftest.py::
 `modal_emulator` (function scope) yields the shared, freshly reset `ModalEmulator`:
 
 * the in-process client is pointed at it (MODAL_SERVER_URL, MODAL_TOKEN_ID, MODAL_TOKEN_SECRET,
-  MODAL_CONFIG_PATH set with monkeypatch; other MODAL_* variables removed; ~/.modal.toml ignored);
+  MODAL_CONFIG_PATH set with monkeypatch; the client's other MODAL_* settings removed, the
+  project's MODAL_OFFLOAD_* kept; ~/.modal.toml ignored);
 * `modal_emulator.subprocess_env()` is the environment for a subprocess running the client or a
   CLI (it also sets HOME to a scratch directory);
 * sandbox scratch directories live under the test's `tmp_path / "modal-emulator"`;
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from .client_env import is_client_var
 from .server import ModalEmulator
 from .thread import EmulatorThread
 
@@ -51,7 +53,7 @@ def modal_emulator(
 def point_client_at(emu: ModalEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the in-process `modal` client talk to `emu` for the rest of the test."""
     for name in list(os.environ):
-        if name.startswith("MODAL_"):
+        if is_client_var(name):  # keeps the project's own MODAL_OFFLOAD_* variables
             monkeypatch.delenv(name)
     for name, value in emu.env().items():
         if name != "HOME":  # the in-process HOME belongs to the test (and its conftest)

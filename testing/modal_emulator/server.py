@@ -24,6 +24,7 @@ from modal_proto.api_grpc import ModalClientBase
 from modal_proto.task_command_router_grpc import TaskCommandRouterBase
 
 from .blobs import BlobServer
+from .client_env import is_client_var
 from .control_plane import ControlPlaneServicer
 from .faults import FaultInjector, InstrumentedService, service_methods
 from .netutil import bind_tcp
@@ -192,9 +193,13 @@ class ModalEmulator:
         }
 
     def subprocess_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """`base` (default os.environ) minus any MODAL_* settings, plus `env()`."""
+        """`base` (default os.environ) minus the modal client's settings, plus `env()`.
+
+        Only variables the client reads are dropped (see client_env.py), so the project's own
+        MODAL_OFFLOAD_* settings pass through.
+        """
         source = os.environ if base is None else base
-        env = {k: v for k, v in source.items() if not k.startswith("MODAL_")}
+        env = {k: v for k, v in source.items() if not is_client_var(k)}
         env.update(self.env())
         return env
 

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .client_env import is_client_var
 from .server import PINNED_MODAL_VERSION, ModalEmulator
 from .thread import EmulatorThread
 
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     with EmulatorThread() as emu:
         # Point the in-process client at the emulator *before* importing modal: its config
         # module reads MODAL_CONFIG_PATH at import time.
-        for name in [n for n in os.environ if n.startswith("MODAL_")]:
+        for name in [n for n in os.environ if is_client_var(n)]:
             del os.environ[name]
         os.environ.update({k: v for k, v in emu.env().items() if k != "HOME"})
         import modal

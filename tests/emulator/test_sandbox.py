@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -286,3 +287,25 @@ def test_warm_exec_round_trip(modal_emulator: ModalEmulator, app_name: str) -> N
         sb.exec("true").wait()
     per_exec_ms = (time.perf_counter() - start) / n * 1000
     print(f"\nwarm exec round trip (sb.exec('true').wait()): {per_exec_ms:.2f} ms")
+
+
+def test_from_name_include_terminated(modal_emulator: ModalEmulator, app_name: str) -> None:
+    sb = _sandbox(app_name, name="gone")
+    sb.terminate()
+    with pytest.raises(modal.exception.NotFoundError):
+        modal.Sandbox.from_name(app_name, "gone")
+    found = modal.Sandbox.from_name(app_name, "gone", include_terminated=True)
+    assert found.object_id == sb.object_id
+    assert found.returncode == 137
+
+
+def test_subprocess_env_keeps_project_variables(
+    modal_emulator: ModalEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODAL_OFFLOAD_SOMETHING", "kept")
+    monkeypatch.setenv("MODAL_PROFILE", "developer-profile")
+    env = modal_emulator.subprocess_env()
+    assert env["MODAL_OFFLOAD_SOMETHING"] == "kept"
+    assert "MODAL_PROFILE" not in env
+    assert env["MODAL_SERVER_URL"] == modal_emulator.url
+    assert env["HOME"] != os.environ["HOME"] and Path(env["MODAL_CONFIG_PATH"]).read_text() == ""

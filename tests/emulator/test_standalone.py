@@ -9,11 +9,13 @@ import sys
 import textwrap
 from pathlib import Path
 
+from testing.modal_emulator.client_env import is_client_var
+
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODAL_")}
+    env = {k: v for k, v in os.environ.items() if not is_client_var(k)}
     env.update(extra)
     return env
 
