@@ -23,7 +23,11 @@ before=$PATH
 . '{ACTIVATE}'
 . '{ACTIVATE}'
 echo "first=${{PATH%%:*}}"
-echo "count=$(echo "$PATH" | grep -o modal-shims | wc -l | tr -d ' ')"
+n=0; rest=$PATH
+while case $rest in *modal-shims*) true ;; *) false ;; esac; do
+  rest=${{rest#*modal-shims}}; n=$((n+1))
+done
+echo "count=$n"
 echo "active=$MODAL_SHIMS_ACTIVE"
 echo "probe=$(command -v mo-probe)"
 deactivate_modal_only

@@ -30,12 +30,13 @@ def _seed_rc(home: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in home.iterdir() if p.is_file()}
 
 
-def test_install_twice_is_once_and_uninstall_is_byte_identical(tmp_home: Path,
-                                                               ws: Path) -> None:
+def test_install_twice_is_once_and_uninstall_is_byte_identical(tmp_home: Path, ws: Path,
+                                                               small_path: str) -> None:
     before = _seed_rc(tmp_home)
-    assert cli("shell-bootstrap", "install", cwd=ws).returncode == 0
+    env = shell_env(small_path)
+    assert cli("shell-bootstrap", "install", cwd=ws, env=env).returncode == 0
     first = {p.name: p.read_bytes() for p in paths.shell_rc_files()}
-    assert cli("shell-bootstrap", "install", cwd=ws).returncode == 0
+    assert cli("shell-bootstrap", "install", cwd=ws, env=env).returncode == 0
     assert {p.name: p.read_bytes() for p in paths.shell_rc_files()} == first
     assert cli("shell-bootstrap", "check", cwd=ws).returncode == 0
     for rc in paths.shell_rc_files():
