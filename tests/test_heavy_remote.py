@@ -35,7 +35,7 @@ def test_auto_runs_remotely_and_charges(tmp_home: Path) -> None:
     assert result["execution"] == "remote-local"
     assert result["checksum"] == 3049778897579708928
     assert result["tracked_modal_min_today"] > 0
-    assert ledger(tmp_home)["used_min"] == result["tracked_modal_min_today"]
+    assert round(ledger(tmp_home)["used_min"], 4) == result["tracked_modal_min_today"]
 
 
 def test_user_prints_go_to_stderr_not_the_result(tmp_path: Path) -> None:
