@@ -217,7 +217,7 @@ _members = st.lists(st.tuples(st.sampled_from(["f", "d", "l", "h", "c", "p"]), _
                     min_size=1, max_size=8)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_members)
 def test_hostile_archives_never_write_outside(members: list[Member]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

@@ -99,7 +99,7 @@ _name = st.text(st.characters(codec="utf-8", exclude_characters="/\0",
     lambda s: s not in (".", "..") and not s.endswith(".pyc") and s.strip() == s)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.dictionaries(st.lists(_name, min_size=1, max_size=3).map("/".join),
                        st.tuples(_content, st.sampled_from([0o644, 0o600, 0o755])),
                        max_size=8))

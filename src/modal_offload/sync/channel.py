@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import posixpath
 import signal
 import threading
 from collections.abc import Sequence
@@ -23,6 +24,12 @@ def agent_argv(session: Session, *args: str) -> list[str]:
 def state_dir(session: Session) -> str:
     """Where the agent keeps its manifest: beside the workspace copy, never inside it."""
     return f"{session.state_dir.rstrip('/')}/sync"
+
+
+def agent_paths(session: Session) -> list[str]:
+    """`--root`/`--state` relative to the agent's cwd (session.root): a backend may map
+    only working directories to sandbox paths, not argv (the Modal emulator does that)."""
+    return ["--root", ".", "--state", posixpath.relpath(state_dir(session), session.root)]
 
 
 class AgentRun:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import posixpath
 import re
 import tarfile
 import time
@@ -28,7 +27,7 @@ from ..backends._base import Session
 from ..errors import SyncError
 from ..fileio import atomic_write_text, exclusive
 from . import progress
-from .channel import AgentRun, state_dir
+from .channel import AgentRun, agent_paths
 from .extract import OverCap, Placement, SafeExtractor
 from .ignore import IgnoreRules
 from .manifest import DIR, FILE, Delta, Entry, Manifest, diff, forget, same_content, scan_with_stats
@@ -40,12 +39,6 @@ __all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSy
 
 CACHE_VERSION = 1
 DEFAULT_MAX_BYTES = 256 << 20
-
-
-def _agent_paths(session: Session) -> list[str]:
-    """--root/--state relative to the agent's cwd (session.root): a backend may map only
-    working directories to sandbox paths, not argv (the Modal emulator does exactly that)."""
-    return ["--root", ".", "--state", posixpath.relpath(state_dir(session), session.root)]
 
 
 class WorkspaceSync:
@@ -90,22 +83,24 @@ class WorkspaceSync:
         with exclusive(self.cache_path):
             baseline = self.load_baseline()
             new, stats = scan_with_stats(self.root, IgnoreRules.load(self.root), baseline)
-            delta = diff(baseline, new)
             report = SyncUpReport(full=baseline is None, scanned=stats.entries,
                                   hashed=stats.hashed)
-            if delta.empty:
-                report.exec_skipped = True
-                if baseline is None or _differs(baseline, new):
-                    self._save_baseline(new)  # fresher stat data: no re-hashing next time
+            if stats.unchanged_from(baseline):
+                report.exec_skipped = True  # the common case: no diff, no write, no exec
             else:
-                self._send(delta, new, report)
+                delta = diff(baseline, new)
+                if delta.empty:
+                    report.exec_skipped = True
+                else:
+                    self._send(delta, new, report)
+                # Also when nothing travels: fresher stat data spares re-hashing next time.
                 self._save_baseline(new)
         report.seconds = time.monotonic() - started
         return report
 
     def _send(self, delta: Delta, new: Manifest, report: SyncUpReport) -> None:
         content = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
-        run = AgentRun(self.session, ["apply", *_agent_paths(self.session)], "sync up")
+        run = AgentRun(self.session, ["apply", *agent_paths(self.session)], "sync up")
         try:
             with contextlib.ExitStack() as stack:
                 advance = None
@@ -140,7 +135,7 @@ class WorkspaceSync:
         report = SyncBackReport()
         with exclusive(self.cache_path):
             baseline = self.load_baseline() or Manifest({}, 0)
-            run = AgentRun(self.session, ["collect", *_agent_paths(self.session),
+            run = AgentRun(self.session, ["collect", *agent_paths(self.session),
                                           "--max-bytes", str(self.max_bytes)], "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
             try:
@@ -231,13 +226,6 @@ class _BackPolicy:
     def may_delete(self, rel: str) -> bool:
         cur, base, unchanged = self._local(rel)
         return cur is None or (base is not None and unchanged)
-
-
-def _differs(old: Manifest, new: Manifest) -> bool:
-    if len(old.entries) != len(new.entries):
-        return True
-    get = old.entries.get
-    return any(get(p) is not e for p, e in new.entries.items())
 
 
 def _last_json_line(out: bytes, what: str) -> dict[str, object]:

@@ -102,6 +102,12 @@ class ScanStats(NamedTuple):
     entries: int
     hashed: int  # files whose content had to be read
     unreadable: int  # skipped: vanished or permission denied while reading
+    reused: int  # entries taken unchanged (the same object) from the previous snapshot
+
+    def unchanged_from(self, previous: Manifest | None) -> bool:
+        """True when the scan is entry-for-entry the previous snapshot: nothing to diff."""
+        return (previous is not None and self.reused == self.entries
+                and self.entries == len(previous.entries))
 
 
 def _type_of(mode: int) -> str | None:
@@ -161,7 +167,7 @@ def scan_with_stats(root: Path, rules: IgnoreRules,
     prev = previous.entries if previous is not None else {}
     racy_after = previous.racy_after_ns() if previous is not None else 0
     out: dict[str, Entry] = {}
-    hashed = unreadable = 0
+    hashed = unreadable = reused = 0
     base = os.fspath(root)
     stack = [""]
     for_dir = rules.for_dir
@@ -192,18 +198,21 @@ def scan_with_stats(root: Path, rules: IgnoreRules,
                     and (mode & _S_IFMT) == _S_IFREG and old.type == FILE
                     and old.mode == mode & 0o777 and st.st_mtime_ns < racy_after):
                 out[rel] = old
+                reused += 1
                 continue
             entry = entry_from_stat(de.path, st, old, racy_after)
             if entry is None:
                 if (mode & _S_IFMT) == _S_IFREG:
                     unreadable += 1
                 continue
-            if entry.type == FILE and (old is None or entry.hash is not old.hash):
+            if entry is old:
+                reused += 1
+            elif entry.type == FILE and (old is None or entry.hash is not old.hash):
                 hashed += 1
             out[rel] = entry
             if is_dir:
                 stack.append(rel)
-    return Manifest(out, started), ScanStats(len(out), hashed, unreadable)
+    return Manifest(out, started), ScanStats(len(out), hashed, unreadable, reused)
 
 
 @dataclass
