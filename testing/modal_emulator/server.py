@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TypeVar
 
 import grpclib.server
 from grpclib import Status
+from grpclib.protocol import H2Protocol
 from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 from modal_proto.task_command_router_grpc import TaskCommandRouterBase
@@ -43,6 +45,30 @@ TOKEN_SECRET = "as-modalemulator"
 _DRAIN_TIMEOUT = 5.0
 
 
+class _GrpcServer(grpclib.server.Server):
+    """grpclib's Server, plus closing client connections on shutdown.
+
+    `Server.close()` only cancels request handlers; a connection a live client keeps open (the
+    modal client caches its channel) would leak its transport. Relies on grpclib's private
+    `_protocol_factory` (grpclib 0.4.x).
+    """
+
+    def __init__(self, handlers: list[InstrumentedService]) -> None:
+        super().__init__(handlers)
+        self._protocols: weakref.WeakSet[H2Protocol] = weakref.WeakSet()
+
+    def _protocol_factory(self) -> H2Protocol:
+        protocol = super()._protocol_factory()
+        self._protocols.add(protocol)
+        return protocol
+
+    def close_connections(self) -> None:
+        for protocol in list(self._protocols):
+            processor = getattr(protocol, "processor", None)  # set once the connection is made
+            if processor is not None:
+                processor.close("modal emulator stopped")
+
+
 class ModalEmulator:
     """An in-process stand-in for Modal's API, good enough for the real client's Sandbox paths."""
 
@@ -60,7 +86,7 @@ class ModalEmulator:
         self._calls: list[CallRecord] = []
         self._calls_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: grpclib.server.Server | None = None
+        self._server: _GrpcServer | None = None
         self._blob_server = BlobServer(self.objects.blobs)
         # Client-side files for subprocesses: an empty config file and a HOME that isn't the user's.
         self.client_dir = self.base_dir / "_client"
@@ -84,7 +110,7 @@ class ModalEmulator:
             # The router shares the port: the client dials whatever URL we hand out.
             InstrumentedService(router, self.faults, self._record_call),
         ]
-        self._server = grpclib.server.Server(services)
+        self._server = _GrpcServer(services)
         # Bind the socket ourselves so that port 0 yields a known free port.
         sock = bind_tcp(self.host, self.port)
         self.port = sock.getsockname()[1]
@@ -97,6 +123,7 @@ class ModalEmulator:
             self._server.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), _DRAIN_TIMEOUT)
+            self._server.close_connections()
             self._server = None
         await self._blob_server.stop()
 

@@ -69,6 +69,8 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def test_verify_script_passes_for_the_pinned_client() -> None:
