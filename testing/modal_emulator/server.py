@@ -219,15 +219,20 @@ class ModalEmulator:
             "HOME": str(self.client_dir / "home"),
         }
 
-    def subprocess_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    def subprocess_env(
+        self, base: Mapping[str, str] | None = None, *, keep_home: bool = False
+    ) -> dict[str, str]:
         """`base` (default os.environ) minus the modal client's settings, plus `env()`.
 
         Only variables the client reads are dropped (see client_env.py), so the project's own
-        MODAL_OFFLOAD_* settings pass through.
+        MODAL_OFFLOAD_* settings pass through. `keep_home=True` keeps `base`'s HOME (for tests
+        whose fixtures own HOME) instead of the emulator's scratch home.
         """
         source = os.environ if base is None else base
         env = {k: v for k, v in source.items() if not is_client_var(k)}
         env.update(self.env())
+        if keep_home and "HOME" in source:
+            env["HOME"] = source["HOME"]
         return env
 
     def sandboxes(self) -> list[SandboxRecord]:

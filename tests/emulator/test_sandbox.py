@@ -309,3 +309,4 @@ def test_subprocess_env_keeps_project_variables(
     assert "MODAL_PROFILE" not in env
     assert env["MODAL_SERVER_URL"] == modal_emulator.url
     assert env["HOME"] != os.environ["HOME"] and Path(env["MODAL_CONFIG_PATH"]).read_text() == ""
+    assert modal_emulator.subprocess_env(keep_home=True)["HOME"] == os.environ["HOME"]
