@@ -76,7 +76,7 @@ def _validate(data: Any) -> dict[str, Any]:
     day, used = data.get("day"), data.get("used_min")
     if not isinstance(day, str) or not _DAY.match(day):
         raise ValueError("'day' is missing or not YYYY-MM-DD")
-    if not _finite_minutes(used):
+    if not isinstance(used, (int, float)) or not _finite_minutes(used):
         raise ValueError("'used_min' is missing or not a number >= 0")
     version = data.get("version", 1)
     if version == 1:

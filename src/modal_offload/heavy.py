@@ -93,12 +93,15 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
                gateway: Gateway) -> dict[str, Any]:
     out = io.BytesIO()
 
+    def collect(data: bytes) -> None:
+        out.write(data)
+
     def argv(session: Session) -> list[str]:
         return [session.python, "-m", "modal_offload.worker", "--entry", settings.heavy_entry]
 
     report = gateway.run(argv, cwd_rel=".", env=remote_environment(os.environ,
                                                                    settings.forward_env),
-                         streams=Streams(json.dumps(payload).encode(), out.write,
+                         streams=Streams(json.dumps(payload).encode(), collect,
                                          fd_sink(sys.stderr.fileno())),
                          sync_back=settings.sync_back, purpose="heavy")
     if report.timed_out:
