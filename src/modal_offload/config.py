@@ -155,7 +155,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         if isinstance(value, dict):
             for sub, subvalue in value.items():
                 dotted = f"{key}.{sub}"
-                flat[_TOML_ALIASES.get(dotted, sub)] = subvalue
+                flat[_TOML_ALIASES.get(dotted, str(sub))] = subvalue
         else:
             flat[key] = value
     unknown = sorted(set(flat) - set(_SPEC))
