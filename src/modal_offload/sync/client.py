@@ -105,7 +105,9 @@ class WorkspaceSync:
             with contextlib.ExitStack() as stack:
                 advance = None
                 if report.full and progress.wanted(self.progress, content, len(delta.changed)):
-                    advance = stack.enter_context(progress.byte_bar(content, "sync up"))
+                    # Counted on the wire: content plus ~1 KiB of tar framing per member.
+                    total = content + 1024 * len(delta.changed)
+                    advance = stack.enter_context(progress.byte_bar(total, "sync up"))
                 writer = CountingWriter(run.process.write_stdin, on_bytes=advance)
                 writer.write(encode_header({"op": "apply", "full": report.full,
                                             "deleted": delta.deleted,
@@ -179,8 +181,9 @@ class WorkspaceSync:
         run.process.write_stdin(b"ack\n")
 
         forget(baseline.entries, dres.deleted)
+        removed = set(dres.deleted)
         for rel in deleted:  # already gone locally: nothing to keep in the baseline either
-            if rel not in dres.deleted and _stat_entry(self.root, rel) is None:
+            if rel not in removed and _stat_entry(self.root, rel) is None:
                 baseline.entries.pop(rel, None)
         report.deleted = dres.deleted
         report.conflicts = [Conflict(p, None, f"deleted remotely, {why}") for p, why in dres.kept]
