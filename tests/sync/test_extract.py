@@ -13,8 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modal_offload.sync.extract import OverCap, Placement, SafeExtractor, check_link_target
+from modal_offload.sync.extract import OverCap, Placement, SafeExtractor
 from modal_offload.sync.ignore import IgnoreRules
+from modal_offload.sync.safety import check_link_target
 from tests.sync.conftest import snapshot, write_tree
 
 Member = tuple[str, str, str | bytes]  # (kind, name, content | link target)

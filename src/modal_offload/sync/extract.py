@@ -33,6 +33,7 @@ from typing import IO
 
 from .ignore import STAGING_PREFIX, IgnoreRules
 from .manifest import DIR, FILE, LINK, Entry, stat_entry
+from .safety import SPECIAL, check_link_target, check_name, existing_parent, move, only_ignored
 
 _CHUNK = 1 << 20
 
@@ -61,46 +62,6 @@ class DeleteResult:
     deleted: list[str] = field(default_factory=list)
     kept: list[tuple[str, str]] = field(default_factory=list)  # path, why
     refused: list[tuple[str, str]] = field(default_factory=list)
-
-
-def check_name(name: str) -> str | None:
-    """Why `name` may not be written under a root, or None when it is a clean relative path."""
-    if not name:
-        return "empty name"
-    if "\0" in name:
-        return "NUL in name"
-    if name.startswith("/"):
-        return "absolute path"
-    if any(part in ("", ".", "..") for part in name.split("/")):
-        return "'..', '.' or empty path component"
-    return None
-
-
-def check_link_target(relpath: str, target: str) -> str | None:
-    """Lexical check: relative, `..` only as a leading run, never above the root.
-
-    Together with every member's folder being a real folder, this means resolving the
-    link only ever goes up from a real folder and then down, so it cannot escape through
-    another link of the tree (`a -> .` plus `b -> a/..` would, and is refused).
-    """
-    if not target or "\0" in target:
-        return "empty or NUL symlink target"
-    if target.startswith("/"):
-        return "symlink to an absolute path"
-    parts = [p for p in target.split("/") if p not in ("", ".")]
-    ups = 0
-    while ups < len(parts) and parts[ups] == "..":
-        ups += 1
-    if ".." in parts[ups:]:
-        return "symlink target with '..' after a name"
-    if ups > relpath.count("/"):
-        return "symlink points outside the workspace"
-    return None
-
-
-_SPECIAL = {tarfile.LNKTYPE: "hard link", tarfile.CHRTYPE: "character device",
-            tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "fifo",
-            tarfile.CONTTYPE: "contiguous file"}
 
 
 @dataclass
@@ -201,7 +162,7 @@ class SafeExtractor:
         if reason:
             return reason
         if not (member.isreg() or member.isdir() or member.issym()):
-            return _SPECIAL.get(member.type, "special member") + " refused"
+            return SPECIAL.get(member.type, "special member") + " refused"
         if rel in staged:
             return "duplicate member"
         if member.issym():
@@ -248,7 +209,7 @@ class SafeExtractor:
             copy = self._save_beside(rel, src, incoming)
             result.sidecars.append((rel, copy, why))
             return
-        _move(src, dest)
+        move(src, dest)
         entry = stat_entry(self.root, rel)
         if entry is not None:
             # The content is what we hashed while writing: no need to read it again.
@@ -338,7 +299,7 @@ class SafeExtractor:
             except FileExistsError:
                 continue
             os.close(fd)
-            _move(src, os.path.join(self.root, cand_rel))
+            move(src, os.path.join(self.root, cand_rel))
             return cand_rel
         raise OSError(errno.EEXIST, f"no free name for a copy of {rel}")
 
@@ -361,7 +322,7 @@ class SafeExtractor:
             if reason is None and self._rules is not None and self._rules.ignored(rel, False):
                 reason = "ignored by the receiver's rules"
             if reason is None:
-                reason = self._existing_parent(rel)
+                reason = existing_parent(self.root, rel)
             if reason == "":
                 continue  # a folder above it is already gone
             if reason is not None:
@@ -388,21 +349,6 @@ class SafeExtractor:
             out.deleted.append(rel)
         return out
 
-    def _existing_parent(self, rel: str) -> str | None:
-        """None if every folder above `rel` is a real folder; '' if one is missing."""
-        prefix = ""
-        for part in rel.split("/")[:-1]:
-            prefix = f"{prefix}/{part}" if prefix else part
-            try:
-                st = os.lstat(os.path.join(self.root, prefix))
-            except FileNotFoundError:
-                return ""
-            if stat.S_ISLNK(st.st_mode):
-                return f"path goes through the symlink {prefix}"
-            if not stat.S_ISDIR(st.st_mode):
-                return ""
-        return None
-
     def _remove_dir(self, rel: str, rules: IgnoreRules | None) -> bool:
         dest = os.path.join(self.root, rel)
         try:
@@ -410,27 +356,10 @@ class SafeExtractor:
             return True
         except OSError:
             pass
-        if rules is None or not _only_ignored(self.root, rel, rules):
+        if rules is None or not only_ignored(self.root, rel, rules):
             return False
         shutil.rmtree(dest)
         return True
-
-
-def _only_ignored(root: Path, reldir: str, rules: IgnoreRules) -> bool:
-    """True when everything under `reldir` is ignored (caches, bytecode): safe to drop."""
-    try:
-        with os.scandir(os.path.join(root, reldir)) as it:
-            listing = list(it)
-    except OSError:
-        return False
-    dir_rules = rules.for_dir(reldir)
-    for de in listing:
-        is_dir = de.is_dir(follow_symlinks=False)
-        if dir_rules.ignored(de.name, is_dir):
-            continue
-        if not is_dir or not _only_ignored(root, f"{reldir}/{de.name}", rules):
-            return False
-    return True
 
 
 def _write(src: IO[bytes] | None, path: str) -> str:
@@ -443,17 +372,3 @@ def _write(src: IO[bytes] | None, path: str) -> str:
     return h.hexdigest()
 
 
-def _move(src: str, dest: str) -> None:
-    """Atomic rename; across a mount point inside the tree, copy beside `dest` first."""
-    try:
-        os.replace(src, dest)
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-        tmp = f"{dest}.{os.getpid()}.mo-sync-tmp"
-        if os.path.islink(src):
-            os.symlink(os.readlink(src), tmp)
-        else:
-            shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
-        os.unlink(src)
