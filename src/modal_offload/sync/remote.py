@@ -34,7 +34,7 @@ from typing import IO, Any
 
 from .extract import ExtractResult, SafeExtractor
 from .ignore import IgnoreRules
-from .manifest import FILE, Manifest, diff, forget, scan
+from .manifest import FILE, Manifest, diff, forget, scan_with_stats
 from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, pack
 from .tarstream import parse_header as _parse_header
 
@@ -98,7 +98,7 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     _locked(state)
     previous = load_manifest(state)
-    new = scan(root, IgnoreRules.load(root), previous)
+    new, stats = scan_with_stats(root, IgnoreRules.load(root), previous)
     delta = diff(previous, new)
     total = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
     fields: dict[str, Any] = {"op": "collect", "deleted": delta.deleted, "bytes": total}
@@ -115,7 +115,7 @@ def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: I
     writer.flush()
     stdout.flush()
     _close_stdout()
-    if _wait_ack(stdin):
+    if _wait_ack(stdin) and not stats.unchanged_from(previous):
         save_manifest(state, new)
     return 0
 
