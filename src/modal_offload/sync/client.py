@@ -148,6 +148,10 @@ class WorkspaceSync:
                 run.abort()
                 raise SyncError("sync back failed: the remote sent an unusable stream",
                                 f"{exc}; {run.stderr_tail()}".strip("; ")) from None
+            except OSError as exc:  # disk full, permissions: nothing was acknowledged
+                run.abort()
+                raise SyncError("sync back failed: could not write in the workspace",
+                                str(exc)) from None
             except BaseException:
                 run.abort()
                 raise
