@@ -148,6 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args[:1] or os.environ.get("MODAL_OFFLOAD_DEBUG") == "1"
     try:
+        if args[:1] == ["exec"]:
+            # Fast path (issue #8): through the warm session host, before building the
+            # argparse tree; None means "not handled there", so parse as usual.
+            from .host.client import try_exec
+
+            code = try_exec(args[1:])
+            if code is not None:
+                return code
         ns = build_parser().parse_args(args)
         debug = debug or ns.debug
         handler: Handler = ns.handler

@@ -21,7 +21,9 @@ import json
 import re
 import tarfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
 
 from ..backends._base import Session
 from ..errors import SyncError
@@ -31,6 +33,7 @@ from .channel import AgentRun, agent_paths
 from .extract import OverCap, Placement, SafeExtractor
 from .ignore import IgnoreRules
 from .manifest import DIR, FILE, Delta, Entry, Manifest, diff, forget, same_content, scan_with_stats
+from .manifest import rescan as _rescan
 from .manifest import stat_entry as _stat_entry
 from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
 from .tarstream import ChunkReader, CountingWriter, ProtocolError, encode_header, pack, parse_header
@@ -41,6 +44,14 @@ CACHE_VERSION = 1
 DEFAULT_MAX_BYTES = 256 << 20
 
 
+class BaselineMemo(Protocol):
+    """Baselines kept in memory by a long-lived caller (the session host, issue #8)."""
+
+    def get(self, path: Path, session_id: str, workspace: str) -> Manifest | None: ...
+
+    def put(self, path: Path, session_id: str, workspace: str, manifest: Manifest) -> None: ...
+
+
 class WorkspaceSync:
     """Sync `workspace_root` with `session`'s copy, caching the baseline in `cache_dir`.
 
@@ -49,12 +60,14 @@ class WorkspaceSync:
     """
 
     def __init__(self, workspace_root: Path, session: Session, cache_dir: Path, *,
-                 max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False) -> None:
+                 max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False,
+                 memo: BaselineMemo | None = None) -> None:
         self.root = Path(workspace_root).resolve()
         self.session = session
         self.cache_dir = Path(cache_dir)
         self.max_bytes = max_bytes
         self.progress = progress
+        self.memo = memo
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", session.name) or "session"
         self.cache_path = self.cache_dir / f"sync-{safe}.json"
 
@@ -62,27 +75,45 @@ class WorkspaceSync:
     def load_baseline(self) -> Manifest | None:
         """The cached manifest of the remote copy, or None if absent, corrupt, or recorded
         for another session id or workspace."""
+        if self.memo is not None:
+            hit = self.memo.get(self.cache_path, self.session.id, str(self.root))
+            if hit is not None:
+                return hit
         try:
             data = json.loads(self.cache_path.read_bytes())
             if (data.get("version") != CACHE_VERSION or data.get("session_id") != self.session.id
                     or data.get("workspace") != str(self.root)):
                 return None
-            return Manifest.from_dict(data["manifest"])
+            manifest = Manifest.from_dict(data["manifest"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
+        if self.memo is not None:
+            self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
+        return manifest
 
     def _save_baseline(self, manifest: Manifest) -> None:
         data = {"version": CACHE_VERSION, "session_id": self.session.id,
                 "workspace": str(self.root), "manifest": manifest.to_dict()}
         atomic_write_text(self.cache_path, json.dumps(data, separators=(",", ":")))
+        if self.memo is not None:
+            self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
 
     # ------------------------------------------------------------------------ up
-    def up(self) -> SyncUpReport:
-        """Send what changed locally since the baseline (everything, without one)."""
+    def up(self, changed: Iterable[str] | None = None) -> SyncUpReport:
+        """Send what changed locally since the baseline (everything, without one).
+
+        `changed`: the caller knows (a filesystem watcher) that only these relative paths
+        (a folder: its subtree) may differ since the last `up()`/`back()`, so the tree is
+        not walked; None walks it. Ignored when there is no baseline.
+        """
         started = time.monotonic()
         with exclusive(self.cache_path):
             baseline = self.load_baseline()
-            new, stats = scan_with_stats(self.root, IgnoreRules.load(self.root), baseline)
+            rules = IgnoreRules.load(self.root)
+            if changed is not None and baseline is not None:
+                new, stats = _rescan(self.root, rules, baseline, changed)
+            else:
+                new, stats = scan_with_stats(self.root, rules, baseline)
             report = SyncUpReport(full=baseline is None, scanned=stats.entries,
                                   hashed=stats.hashed)
             if stats.unchanged_from(baseline):

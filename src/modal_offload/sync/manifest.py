@@ -161,15 +161,16 @@ def scan(root: Path, rules: IgnoreRules, previous: Manifest | None = None) -> Ma
     return manifest
 
 
-def scan_with_stats(root: Path, rules: IgnoreRules,
-                    previous: Manifest | None = None) -> tuple[Manifest, ScanStats]:
+def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = None,
+                    start: str = "") -> tuple[Manifest, ScanStats]:
+    """`start`: walk only below this relative folder (rescan of one subtree)."""
     started = time.time_ns()
     prev = previous.entries if previous is not None else {}
     racy_after = previous.racy_after_ns() if previous is not None else 0
     out: dict[str, Entry] = {}
     hashed = unreadable = reused = 0
     base = os.fspath(root)
-    stack = [""]
+    stack = [start]
     for_dir = rules.for_dir
     while stack:
         reldir = stack.pop()
@@ -213,6 +214,57 @@ def scan_with_stats(root: Path, rules: IgnoreRules,
             if is_dir:
                 stack.append(rel)
     return Manifest(out, started), ScanStats(len(out), hashed, unreadable, reused)
+
+
+def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
+           changed: Iterable[str]) -> tuple[Manifest, ScanStats]:
+    """`previous` brought up to date for the `changed` paths only (a folder stands for its
+    whole subtree), with no walk of the rest: for a caller that knows, from a filesystem
+    watcher running since `previous` was scanned, that nothing else changed (issue #8).
+
+    The snapshot time stays that of `previous`, so its racy window keeps applying and any
+    path changed since is re-hashed rather than trusted on size and mtime.
+    """
+    entries = dict(previous.entries)
+    racy_after = previous.racy_after_ns()
+    hashed = unreadable = 0
+    base = os.fspath(root)
+
+    def drop_below(rel: str) -> None:
+        prefix = rel + "/"
+        for key in [k for k in entries if k.startswith(prefix)]:
+            del entries[key]
+
+    for rel in sorted(set(changed)):  # a folder before what it contains
+        old = entries.pop(rel, None)
+        if old is not None and old.type == DIR:
+            drop_below(rel)
+        parent, _, name = rel.rpartition("/")
+        if parent and getattr(entries.get(parent), "type", None) != DIR:
+            continue  # its folder is gone, ignored or not a folder: nothing below travels
+        path = os.path.join(base, rel)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue  # deleted
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if rules.for_dir(parent).ignored(name, is_dir):
+            continue
+        entry = entry_from_stat(path, st, old, racy_after)
+        if entry is None:
+            unreadable += stat.S_ISREG(st.st_mode)
+            continue
+        if entry.type == FILE and (old is None or entry.hash is not old.hash):
+            hashed += 1
+        entries[rel] = entry
+        if entry.type == DIR:
+            sub, stats = scan_with_stats(root, rules, previous, start=rel)
+            entries.update(sub.entries)
+            hashed += stats.hashed
+            unreadable += stats.unreadable
+    reused = len(entries) - hashed
+    return Manifest(entries, previous.scanned_at_ns), ScanStats(len(entries), hashed,
+                                                                unreadable, reused)
 
 
 @dataclass

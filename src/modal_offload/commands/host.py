@@ -1,0 +1,51 @@
+"""`modal-offload host status|stop|serve`: the per-user session host (issue #8)."""
+
+from __future__ import annotations
+
+import time
+
+from .. import config
+from ..host.client import request
+
+
+def serve() -> int:
+    from ..host.server import serve as serve_forever
+
+    return serve_forever(config.load().host_idle_seconds)
+
+
+def status() -> int:
+    reply = request({"op": "status"})
+    if reply is None:
+        print("host: not running")
+        return 0
+    commands = reply.get("commands", [])
+    print(f"host: running, pid {reply['pid']}, version {reply['version']} "
+          f"({reply['fingerprint']}), up {_duration(float(reply['uptime']))}, "
+          f"exits after {reply['idle_seconds']:g}s idle")
+    print(f"sessions: {', '.join(reply.get('sessions', [])) or 'none'}")
+    print(f"watched workspaces: {', '.join(reply.get('workspaces', [])) or 'none'}")
+    print(f"active commands: {len(commands)}")
+    for cmd in commands:
+        age = _duration(time.time() - float(cmd.get("started_at", time.time())))
+        print(f"  {cmd.get('argv0')} in {cmd.get('cwd')} ({age})")
+    return 0
+
+
+def stop() -> int:
+    reply = request({"op": "stop"})
+    if reply is None:
+        print("host: not running")
+        return 0
+    # It unlinks its socket at once; running commands (if any) finish before it exits.
+    print(f"host: pid {reply['pid']} stopped")
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"

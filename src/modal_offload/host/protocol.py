@@ -1,0 +1,125 @@
+"""The wire format between the thin client and the host, and the code fingerprint.
+
+Messages are JSON objects framed by a 4-byte big-endian length on a Unix stream socket.
+The client's first message carries its stdin/stdout/stderr as SCM_RIGHTS ancillary data,
+so the host writes straight to the client's terminal or pipe.
+
+Stdlib only: this module is on every routed command's path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import struct
+import sys
+from typing import Any
+
+PROTOCOL = 1
+MAX_MESSAGE = 64 << 20  # argv + environment; far above ARG_MAX, a guard against garbage
+MAX_FDS = 3
+_LEN = struct.Struct(">I")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    frame = _LEN.pack(len(data)) + data
+    if fds:
+        # Ancillary data travels with the first bytes; the rest follows as a plain stream.
+        sent = socket.send_fds(sock, [frame], fds)
+        if sent < len(frame):
+            sock.sendall(frame[sent:])
+    else:
+        sock.sendall(frame)
+
+
+def _recv_exact(sock: socket.socket, count: int) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < count:
+        chunk = sock.recv(count - len(chunks))
+        if not chunk:
+            return None
+        chunks += chunk
+    return bytes(chunks)
+
+
+def recv(sock: socket.socket, with_fds: bool = False) -> tuple[dict[str, Any], list[int]] | None:
+    """The next message and any fds passed with it; None at a clean EOF."""
+    fds: list[int] = []
+    if with_fds:
+        head, fds, _flags, _addr = socket.recv_fds(sock, _LEN.size, MAX_FDS)
+        if not head:
+            return None
+        if len(head) < _LEN.size:
+            rest = _recv_exact(sock, _LEN.size - len(head))
+            if rest is None:
+                _close_all(fds)
+                return None
+            head += rest
+    else:
+        got = _recv_exact(sock, _LEN.size)
+        if got is None:
+            return None
+        head = got
+    (length,) = _LEN.unpack(head)
+    if length > MAX_MESSAGE:
+        _close_all(fds)
+        raise ProtocolError(f"message of {length} bytes refused")
+    body = _recv_exact(sock, length)
+    if body is None:
+        _close_all(fds)
+        return None
+    try:
+        message = json.loads(body)
+    except ValueError as exc:
+        _close_all(fds)
+        raise ProtocolError(f"bad message: {exc}") from None
+    if not isinstance(message, dict):
+        _close_all(fds)
+        raise ProtocolError("message is not an object")
+    return message, fds
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def package_dir() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fingerprint() -> str:
+    """Version, protocol and every source file's (path, size, mtime): a host running other
+    code than the client (an upgrade, an edit in an editable install) is replaced."""
+    from .. import __version__
+
+    h = hashlib.sha256(f"{__version__}\0{PROTOCOL}\0{sys.version}".encode())
+    stack = [package_dir()]
+    items: list[str] = []
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for de in entries:
+            if de.name == "__pycache__":
+                continue
+            if de.is_dir(follow_symlinks=False):
+                stack.append(de.path)
+            elif de.name.endswith((".py", ".toml", ".sh")):
+                st = de.stat()
+                items.append(f"{de.path}\0{st.st_size}\0{st.st_mtime_ns}")
+    for item in sorted(items):
+        h.update(item.encode())
+        h.update(b"\n")
+    return h.hexdigest()[:20]

@@ -1,0 +1,206 @@
+"""The host process: a Unix socket in the runtime folder, one thread per connection.
+
+Only this user may connect: the folder is 0700, the socket 0600, and each peer's uid is
+checked with SO_PEERCRED. The host exits after `host_idle_seconds` without connections,
+on `host stop`, on SIGTERM, or when a client with other code asks (`mismatch`): it then
+unlinks its socket at once, so the next client starts a fresh host, and finishes the
+commands it is running before exiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..fileio import atomic_write_text
+from . import lifecycle, protocol
+from .warm import Warm
+
+_ACCEPT_POLL_SECONDS = 0.2
+
+
+def peer_uid(conn: socket.socket) -> int:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return int(uid)
+
+
+def peer_allowed(uid: int, own_uid: int | None = None) -> bool:
+    """Root may not borrow our session either: only our own uid is served."""
+    return uid == (os.getuid() if own_uid is None else own_uid)
+
+
+class Host:
+    def __init__(self, location: lifecycle.Location, idle_seconds: float,
+                 fingerprint: str) -> None:
+        self.location = location
+        self.idle_seconds = idle_seconds
+        self.fingerprint = fingerprint
+        self.warm = Warm()
+        self.started_at = time.time()
+        self._lock = threading.Lock()
+        self._connections = 0
+        self._last_activity = time.monotonic()
+        self._commands: dict[int, dict[str, Any]] = {}
+        self._next_id = 0
+        self._retiring = threading.Event()
+        self._socket_ino: int | None = None
+        self._listener: socket.socket | None = None
+
+    # ------------------------------------------------------------- lifecycle
+    def _listen(self) -> socket.socket:
+        self.location.ensure_private_dir()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.location.socket)  # the caller holds the start lock
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old = os.umask(0o177)  # born 0600: no window in which others could connect
+        try:
+            lifecycle.bind(listener, self.location.socket)
+        finally:
+            os.umask(old)
+        os.chmod(self.location.socket, 0o600)
+        self._socket_ino = os.stat(self.location.socket).st_ino
+        listener.listen(128)
+        listener.settimeout(_ACCEPT_POLL_SECONDS)
+        atomic_write_text(Path(self.location.pidfile), json.dumps(
+            {"pid": os.getpid(), "version": __version__, "fingerprint": self.fingerprint,
+             "started_at": self.started_at, "socket": self.location.socket}), mode=0o600)
+        return listener
+
+    def retire(self) -> None:
+        """Stop taking connections now; exit once running commands are done."""
+        self._retiring.set()
+        self._unlink_own(self.location.socket)
+
+    def _unlink_own(self, path: str) -> None:
+        try:
+            if os.stat(path).st_ino == self._socket_ino:
+                os.unlink(path)
+        except OSError:
+            pass
+
+    def serve(self, install_signals: bool = True) -> int:
+        listener = self._listen()
+        if install_signals:  # only possible in the main thread; tests run hosts in threads
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, lambda _s, _f: self.retire())
+        try:
+            while True:
+                if self._retiring.is_set():
+                    with self._lock:
+                        if self._connections == 0:
+                            break
+                    time.sleep(_ACCEPT_POLL_SECONDS)
+                    continue
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    self._check_idle()
+                    continue
+                except OSError:
+                    continue
+                conn.settimeout(None)
+                with self._lock:
+                    self._connections += 1
+                    self._last_activity = time.monotonic()
+                threading.Thread(target=self._serve_connection, args=(conn,),
+                                 name="client", daemon=True).start()
+        finally:
+            listener.close()
+            self._unlink_own(self.location.socket)
+            data = self.location.read_pidfile()
+            if data is not None and data.get("pid") == os.getpid():
+                with contextlib.suppress(OSError):
+                    os.unlink(self.location.pidfile)
+            self.warm.close()
+        return 0
+
+    def _check_idle(self) -> None:
+        with self._lock:
+            idle = (self._connections == 0
+                    and time.monotonic() - self._last_activity >= self.idle_seconds)
+        if idle:
+            self.retire()
+
+    # ----------------------------------------------------------- connections
+    def _serve_connection(self, conn: socket.socket) -> None:
+        try:
+            if not peer_allowed(peer_uid(conn)):
+                return
+            got = protocol.recv(conn, with_fds=True)
+            if got is None:
+                return
+            message, fds = got
+            self._dispatch(conn, message, fds)
+        except (OSError, protocol.ProtocolError):
+            pass  # the client went away; it reports its own error
+        finally:
+            # shutdown, not just close: a thread still blocked in recv on this socket
+            # would otherwise keep it open and the client would wait forever.
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                conn.close()
+            with self._lock:
+                self._connections -= 1
+                self._last_activity = time.monotonic()
+
+    def _dispatch(self, conn: socket.socket, message: dict[str, Any], fds: list[int]) -> None:
+        op = message.get("op")
+        if op == "exec":
+            if message.get("fingerprint") != self.fingerprint or self._retiring.is_set():
+                for fd in fds:
+                    os.close(fd)
+                self.retire()
+                protocol.send(conn, {"op": "mismatch", "fingerprint": self.fingerprint})
+                return
+            from .runner import serve_exec
+
+            with self._lock:
+                self._next_id += 1
+                command_id = self._next_id
+            try:
+                serve_exec(conn, message, fds, self.warm,
+                           lambda info: self._started(command_id, info))
+            finally:
+                with self._lock:
+                    self._commands.pop(command_id, None)
+            return
+        for fd in fds:
+            os.close(fd)
+        if op == "status":
+            protocol.send(conn, self.status())
+        elif op == "stop":
+            self.retire()
+            protocol.send(conn, {"op": "stopping", "pid": os.getpid()})
+        else:
+            protocol.send(conn, {"op": "error", "message": f"unknown request {op!r}",
+                                 "exit": 125})
+
+    def _started(self, command_id: int, info: dict[str, Any]) -> None:
+        with self._lock:
+            self._commands[command_id] = {**info, "started_at": time.time()}
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            commands = list(self._commands.values())
+        return {"op": "status", "pid": os.getpid(), "version": __version__,
+                "fingerprint": self.fingerprint, "uptime": time.time() - self.started_at,
+                "idle_seconds": self.idle_seconds, "sessions": self.warm.sessions(),
+                "workspaces": list(self.warm.workspaces()), "commands": commands}
+
+
+def serve(idle_seconds: float) -> int:
+    """Run a host for this environment until it is idle or told to stop."""
+    fingerprint = protocol.fingerprint()  # first: the code on disk we are about to load
+    host = Host(lifecycle.Location(), idle_seconds, fingerprint)
+    return host.serve()

@@ -1,0 +1,231 @@
+"""Which workspace paths may have changed since a consumer last asked: inotify, no walks.
+
+Why raw inotify (ctypes) and not watchdog: watchdog delivers events from a thread after a
+0.5 s pairing delay, so an edit made just before a command could be missed. Here `take()`
+drains the kernel queue synchronously; inotify queues an event inside the writing syscall,
+so every change that finished before the command started is seen. Linux only; elsewhere
+`Watcher.create` returns None and every sync scans.
+
+A consumer (one per session: each has its own baseline) gets None, "scan everything", on
+its first `take`, after a queue overflow, an ignore-file change, a folder rename, or any
+watch failure; otherwise the set of relative paths that may differ. A folder in the set
+stands for its whole subtree. Not seen by inotify: writes through a shared mmap and changes
+made on another machine (network filesystems); `modal-offload host stop` forces a rescan.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import select
+import struct
+import sys
+import threading
+from pathlib import Path
+
+from ..sync.ignore import GITIGNORE, OFFLOADIGNORE, IgnoreRules
+
+IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x2, 0x4, 0x8
+IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE = 0x40, 0x80, 0x100, 0x200
+IN_DELETE_SELF, IN_MOVE_SELF = 0x400, 0x800
+IN_Q_OVERFLOW, IN_IGNORED, IN_ISDIR = 0x4000, 0x8000, 0x40000000
+IN_ONLYDIR, IN_DONT_FOLLOW, IN_EXCL_UNLINK = 0x01000000, 0x02000000, 0x04000000
+IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
+WATCH_MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_TO | IN_CREATE
+              | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW
+              | IN_EXCL_UNLINK)
+_EVENT = struct.Struct("iIII")
+_RULE_FILES = frozenset({GITIGNORE, OFFLOADIGNORE})
+_BACKGROUND_DRAIN_SECONDS = 0.5  # keeps the kernel queue short while no command asks
+
+
+class _Inotify:
+    """The three libc calls, with errno kept."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        self._rm = libc.inotify_rm_watch
+        self._rm.argtypes = [ctypes.c_int, ctypes.c_int]
+        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self.fd: int = fd
+
+    def add(self, path: str) -> int:
+        wd: int = self._add(self.fd, os.fsencode(path), WATCH_MASK)
+        if wd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        return wd
+
+    def rm(self, wd: int) -> None:
+        self._rm(self.fd, wd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class Watcher:
+    def __init__(self, root: Path) -> None:
+        self.root = str(root)
+        self._ino = _Inotify()
+        self._dirs: dict[int, str] = {}  # watch descriptor -> relative folder
+        self._lock = threading.Lock()
+        self._consumers: dict[str, set[str] | None] = {}
+        self._rules = IgnoreRules.load(root)
+        self._rewatch = True  # (re)walk the tree adding watches before the next answer
+        self.broken: str | None = None  # set: watching is impossible, always rescan
+        self.overflows = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._background, name="watcher", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def create(cls, root: Path) -> Watcher | None:
+        if not sys.platform.startswith("linux"):
+            return None
+        try:
+            return cls(root)
+        except OSError:
+            return None
+
+    # -------------------------------------------------------------- consumers
+    def take(self, consumer: str) -> set[str] | None:
+        """Paths changed since `consumer`'s previous take; None means scan everything."""
+        with self._lock:
+            self._drain()
+            if self._rewatch:
+                self._watch_all()
+            if self.broken is not None:
+                return None
+            if consumer not in self._consumers:
+                self._consumers[consumer] = set()
+                return None
+            changed = self._consumers[consumer]
+            self._consumers[consumer] = set()
+            return changed
+
+    def invalidate(self, consumer: str) -> None:
+        """The consumer could not use what it took: its next take scans everything."""
+        with self._lock:
+            if consumer in self._consumers:
+                self._consumers[consumer] = None
+
+    def overflow(self) -> None:
+        """Forget what is known: every consumer scans next time, watches are re-walked."""
+        self.overflows += 1
+        for name in self._consumers:
+            self._consumers[name] = None
+        self._rewatch = True
+
+    def _mark(self, rel: str) -> None:
+        for changed in self._consumers.values():
+            if changed is not None:
+                changed.add(rel)
+
+    # ---------------------------------------------------------------- watches
+    def _watch_all(self) -> None:
+        self._rules = IgnoreRules.load(Path(self.root))
+        seen: set[int] = set()
+        self._watch_tree("", seen)
+        for wd in set(self._dirs) - seen:  # folders moved out of the tree or gone
+            self._ino.rm(wd)
+            del self._dirs[wd]
+        self._rewatch = False
+
+    def _watch_tree(self, start: str, seen: set[int] | None = None) -> None:
+        stack = [start]
+        while stack and self.broken is None:
+            reldir = stack.pop()
+            folder = os.path.join(self.root, reldir) if reldir else self.root
+            try:
+                wd = self._ino.add(folder)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.ENOMEM, errno.EACCES) or not reldir:
+                    self.broken = f"cannot watch {folder}: {exc.strerror}"
+                continue  # vanished meanwhile: its deletion event is queued
+            self._dirs[wd] = reldir
+            if seen is not None:
+                seen.add(wd)
+            try:
+                with os.scandir(folder) as it:
+                    listing = [(de.name, de.is_dir(follow_symlinks=False)) for de in it]
+            except OSError:
+                continue
+            rules = self._rules.for_dir(reldir, [name for name, _ in listing])
+            prefix = f"{reldir}/" if reldir else ""
+            stack.extend(prefix + name for name, is_dir in listing
+                         if is_dir and not rules.ignored(name, True))
+
+    # ----------------------------------------------------------------- events
+    def _drain(self) -> None:
+        while True:
+            try:
+                data = os.read(self._ino.fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.broken = "inotify read failed"
+                return
+            if not data:
+                return
+            self._handle(data)
+
+    def _handle(self, data: bytes) -> None:
+        offset = 0
+        while offset + _EVENT.size <= len(data):
+            wd, mask, _cookie, length = _EVENT.unpack_from(data, offset)
+            raw = data[offset + _EVENT.size: offset + _EVENT.size + length]
+            offset += _EVENT.size + length
+            self.event(wd, mask, os.fsdecode(raw.rstrip(b"\0")))
+
+    def event(self, wd: int, mask: int, name: str) -> None:
+        """One inotify event (public for tests, which simulate overflow with it)."""
+        if mask & IN_Q_OVERFLOW:
+            self.overflow()
+            return
+        if mask & IN_IGNORED:
+            self._dirs.pop(wd, None)
+            return
+        reldir = self._dirs.get(wd)
+        if reldir is None:
+            return
+        if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
+            if not reldir or mask & IN_MOVE_SELF:
+                self.overflow()  # the root or a folder moved: paths under it are stale
+            return
+        if not name:
+            return
+        rel = f"{reldir}/{name}" if reldir else name
+        is_dir = bool(mask & IN_ISDIR)
+        if name in _RULE_FILES or (is_dir and mask & (IN_MOVED_FROM | IN_MOVED_TO)):
+            self.overflow()  # what is ignored, or where things live, changed: rescan all
+            return
+        if is_dir and mask & IN_CREATE:
+            if self._rules.for_dir(reldir).ignored(name, True):
+                return
+            # Watch first, then report the folder: anything created in it before the watch
+            # existed is found by the subtree rescan the consumer does for `rel`.
+            self._watch_tree(rel)
+        self._mark(rel)
+
+    def _background(self) -> None:
+        while not self._closed.is_set():
+            try:
+                ready, _, _ = select.select([self._ino.fd], [], [], _BACKGROUND_DRAIN_SECONDS)
+            except (OSError, ValueError):
+                return
+            if ready and not self._closed.is_set():
+                with self._lock:
+                    self._drain()
+                # Bursts (a checkout) arrive in many reads: let them batch up.
+                self._closed.wait(0.05)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=2)
+        with self._lock:
+            self._ino.close()

@@ -1,0 +1,163 @@
+"""`modal-offload exec` through the session host, end to end (local backend)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.helpers import cli, ledger
+from tests.host.conftest import alive, host_pids, wait_for
+
+PY = sys.executable
+
+
+def exec_(ws: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    return cli("exec", *args, cwd=ws, **kw)  # type: ignore[arg-type]
+
+
+def test_exec_runs_in_one_warm_host(host_env: dict[str, str], ws: Path, tmp_home: Path) -> None:
+    first = exec_(ws, "-c", "cat data/input.txt; echo made > out.txt; exit 3")
+    assert (first.returncode, first.stdout, first.stderr) == (3, b"hello\n", b"")
+    assert (ws / "out.txt").read_text() == "made\n"
+    pids = host_pids(tmp_home)
+    assert len(pids) == 1 and alive(pids[0])
+    second = exec_(ws, "--", "cat", "out.txt")
+    assert second.stdout == b"made\n" and host_pids(tmp_home) == pids
+    status = cli("host", "status")
+    assert f"pid {pids[0]}" in status.stdout.decode() and "sessions: mo-" in status.stdout.decode()
+
+
+def test_streams_are_byte_exact_and_stdin_is_passed(host_env: dict[str, str], ws: Path) -> None:
+    data = os.urandom(200_000)
+    out = exec_(ws, "--", PY, "-c", "import sys; d = sys.stdin.buffer.read();"
+                "sys.stdout.buffer.write(d[::-1]); sys.stderr.buffer.write(bytes(range(256)))",
+                input=data)
+    assert out.returncode == 0
+    assert out.stdout == data[::-1] and out.stderr == bytes(range(256))
+
+
+def test_tty_follows_the_client(host_env: dict[str, str], ws: Path, tmp_home: Path) -> None:
+    """A pty as the client's stdout/stderr: local fallbacks run in the client and see it;
+    remote commands get the client's TERM (not the host's), and the host sees a TTY on
+    the fds it was passed (its progress-bar decision)."""
+    exec_(ws, "--", "true", env={"TERM": "dumb"})  # the host starts with TERM=dumb
+    probe = ("import os, sys; print(sys.stdout.isatty(), os.environ.get('TERM'),"
+             " os.environ.get('MODAL_OFFLOAD_REMOTE'))")
+
+    def under_pty(extra: dict[str, str]) -> bytes:
+        primary, secondary = pty.openpty()
+        env = {**os.environ, "TERM": "xterm-test", **extra}
+        proc = subprocess.Popen([PY, "-m", "modal_offload", "exec", "--", PY, "-c", probe],
+                                cwd=ws, env=env, stdin=subprocess.DEVNULL, stdout=secondary,
+                                stderr=secondary)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert proc.wait(timeout=30) == 0
+        os.close(primary)
+        return b"".join(chunks).replace(b"\r\n", b"\n")
+
+    remote = under_pty({})
+    assert remote == b"False xterm-test 1\n"  # remote stdout is a pipe by design
+    local = under_pty({"PRIMARY_MODAL_MAX_MIN_PER_DAY": "0"})
+    assert local.endswith(b"True xterm-test None\n") and b"running locally" in local
+
+
+def test_twenty_concurrent_commands_in_one_workspace(host_env: dict[str, str],
+                                                     ws: Path, tmp_home: Path) -> None:
+    exec_(ws, "--", "true")  # start the host once, so all twenty share it
+    results: dict[int, subprocess.CompletedProcess[bytes]] = {}
+
+    def one(i: int) -> None:
+        results[i] = exec_(ws, "-c", f"echo {i}-$(cat data/input.txt); echo {i} > out-{i}.txt;"
+                                     f" sleep 0.3; exit {i % 7}", timeout=120)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(20):
+        assert results[i].returncode == i % 7, results[i].stderr
+        assert results[i].stdout == f"{i}-hello\n".encode()
+        assert (ws / f"out-{i}.txt").read_text() == f"{i}\n"
+    assert len(host_pids(tmp_home)) == 1
+
+
+def test_killing_the_host_mid_command(host_env: dict[str, str], ws: Path,
+                                      tmp_home: Path) -> None:
+    before = sorted(str(p.relative_to(ws)) for p in ws.rglob("*"))
+    proc = subprocess.Popen(
+        [PY, "-m", "modal_offload", "exec", "-c",
+         "echo started; sleep 1.5; echo late > late.txt; echo x > data/input.txt"],
+        cwd=ws, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"started\n"
+    time.sleep(0.5)  # at least one ledger heartbeat (0.2 s)
+    (pid,) = host_pids(tmp_home)
+    os.kill(pid, signal.SIGKILL)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 125
+    assert err.count(b"\n") == 1 and b"session host stopped" in err
+    assert ledger(tmp_home)["used_min"] > 0
+    time.sleep(1.5)  # the orphaned remote command finishes in its sandbox, not here
+    assert sorted(str(p.relative_to(ws)) for p in ws.rglob("*")) == before
+    assert (ws / "data" / "input.txt").read_text() == "hello\n"
+    # A new host takes over; what the orphaned command wrote remotely is not lost: the
+    # next command's sync back brings it, as after any interrupted run.
+    assert exec_(ws, "--", "true").returncode == 0
+    assert (ws / "late.txt").read_text() == "late\n"
+
+
+def test_client_signal_reaches_the_remote(host_env: dict[str, str], ws: Path) -> None:
+    proc = subprocess.Popen([PY, "-m", "modal_offload", "exec", "-c",
+                             "trap 'echo got-int; exit 9' INT; echo started; sleep 20 & wait"],
+                            cwd=ws, env=os.environ.copy(), stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"started\n"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert proc.stdout.read() == b"got-int\n"
+
+
+def test_idle_host_exits(host_env: dict[str, str], ws: Path, tmp_home: Path) -> None:
+    assert exec_(ws, "--", "true", env={"MODAL_OFFLOAD_HOST_IDLE_SECONDS": "1"}).returncode == 0
+    (pid,) = host_pids(tmp_home) or [0]
+    assert wait_for(lambda: not alive(pid), 10)
+    assert not list((tmp_home / ".run" / "modal-offload").glob("*.sock"))
+
+
+def test_budget_refusal_and_errors_are_one_line(host_env: dict[str, str], ws: Path,
+                                                 tmp_path: Path) -> None:
+    refused = exec_(ws, "--", "true", env={"PRIMARY_MODAL_MAX_MIN_PER_DAY": "0",
+                                           "MODAL_OFFLOAD_WHEN_NO_BUDGET": "refuse"})
+    assert refused.returncode == 125 and refused.stderr.count(b"\n") == 1
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    nowhere = cli("exec", "--", "true", cwd=outside)
+    assert nowhere.returncode == 2 and b"not inside a workspace" in nowhere.stderr
+
+
+def test_ledger_is_charged_through_the_host(host_env: dict[str, str], ws: Path,
+                                            tmp_home: Path) -> None:
+    assert exec_(ws, "-c", "sleep 1").returncode == 0
+    data = ledger(tmp_home)
+    assert data["used_min"] >= 1 / 60 * 0.9
+    assert json.dumps(data["history"][data["day"]]["by_source"]) == json.dumps(
+        {"exec": data["used_min"]})
