@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import make_workspace
+from tests.host.helpers import stop_hosts
 
-BACKENDS = ["local", "modal"]
+BACKENDS = ["local", "modal", "host"]
 
 
 @dataclass
@@ -32,6 +33,12 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     env = {"MODAL_OFFLOAD_BACKEND": request.param, "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "1"}
     if request.param == "local":
         yield Target("local", env, ws)
+        return
+    if request.param == "host":
+        # The local backend through the warm session host (issue #8).
+        env.update({"MODAL_OFFLOAD_BACKEND": "local", "MODAL_OFFLOAD_HOST": "1"})
+        yield Target("host", env, ws)
+        stop_hosts(request.getfixturevalue("tmp_home"))
         return
     emulator = request.getfixturevalue("modal_emulator")
     # The test's own HOME stays (ledger, state); only the client is pointed at the emulator.

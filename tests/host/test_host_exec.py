@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.helpers import cli, ledger
-from tests.host.conftest import alive, host_pids, wait_for
+from tests.host.helpers import alive, host_pids, wait_for
 
 PY = sys.executable
 

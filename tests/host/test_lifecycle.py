@@ -19,7 +19,7 @@ from modal_offload.host import lifecycle, protocol
 from modal_offload.host.client import parse_exec_args
 from modal_offload.host.server import Host, peer_allowed, peer_uid
 from tests.helpers import cli
-from tests.host.conftest import host_pids
+from tests.host.helpers import host_pids
 
 
 def test_version_mismatch_restarts_the_host(host_env: dict[str, str], ws: Path,
