@@ -187,9 +187,16 @@ def check_agent_runner(ctx: Context) -> Row:
     return Row("agent runner", WARN, f"{runner} is missing", "make agent-runner-install")
 
 
+def check_host(ctx: Context) -> Row:
+    from .host.health import host_check
+
+    status, detail, fix = host_check(ctx.settings.use_host)
+    return Row("session host", status, detail, fix)
+
+
 CHECKS: list[Check] = [check_version, check_credentials, check_backend, check_ledger,
                        check_shims, check_rc_blocks, check_bash, check_zsh,
-                       check_agent_runner]
+                       check_agent_runner, check_host]
 
 
 def register(check: Check) -> Check:

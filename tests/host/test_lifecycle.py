@@ -160,3 +160,15 @@ def test_thin_client_imports_nothing_heavy() -> None:
 ])
 def test_parse_exec_args(args: list[str], expected: object) -> None:
     assert parse_exec_args(args) == expected
+
+
+def test_doctor_row(host_env: dict[str, str], ws: Path) -> None:
+    from modal_offload.host.health import host_check
+
+    assert host_check(False)[0] == "ok"
+    assert host_check(True)[1].startswith("not running")
+    assert cli("exec", "--", "true", cwd=ws).returncode == 0
+    status, detail, _ = host_check(True)
+    assert status == "ok" and detail.startswith("running, pid")
+    doctor = cli("doctor", "--json", cwd=ws)
+    assert b"session host" in doctor.stdout
