@@ -27,12 +27,10 @@ import json
 import os
 import select
 import sys
-import tarfile
 import time
 from pathlib import Path
 from typing import IO, Any
 
-from .extract import ExtractResult, SafeExtractor
 from .ignore import IgnoreRules
 from .manifest import FILE, Manifest, diff, forget, scan_with_stats
 from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, pack
@@ -67,6 +65,8 @@ def _locked(state: Path) -> int:
 
 
 def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    from .extract import ExtractResult, SafeExtractor  # lazily: collect must start fast
+
     _locked(state)
     started = time.time_ns()
     header = _parse_header(stdin.readline(MAX_HEADER_BYTES))
@@ -155,9 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "apply":
             return apply(args.root, args.state, stdin, stdout)
         return collect(args.root, args.state, args.max_bytes, stdin, stdout)
-    except (ProtocolError, tarfile.TarError) as exc:
+    except ProtocolError as exc:
         print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        if type(exc).__module__ == "tarfile":  # without importing tarfile on every start
+            print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
+            return 2
+        raise
     except OSError as exc:
         print(f"modal-offload sync agent: {args.cmd} failed: {exc}", file=sys.stderr)
         return 1

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import tarfile
 
 from .manifest import DIR, FILE, LINK, Entry
 
@@ -168,6 +170,8 @@ class PackStats:
 
 def _tarinfo(relpath: str, kind: str, mode: int, mtime_ns: int, size: int = 0,
              target: str = "") -> tarfile.TarInfo:
+    import tarfile  # lazily: a no-change collect on the remote never needs it
+
     ti = tarfile.TarInfo(relpath)
     ti.type = {FILE: tarfile.REGTYPE, DIR: tarfile.DIRTYPE, LINK: tarfile.SYMTYPE}[kind]
     ti.mode = mode & 0o777
@@ -189,6 +193,8 @@ def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, 
     """
     stats = PackStats()
     base = os.fspath(root)
+    import tarfile
+
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       encoding="utf-8", errors="surrogateescape") as tar:
         for rel in paths:
