@@ -6,18 +6,21 @@ loads nothing it does not use (and never `modal`, which only its backend imports
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import OffloadError
 
-Handler = Callable[[argparse.Namespace], int]
+if TYPE_CHECKING:
+    # Imported where used: `exec` through the session host never builds the parser, and
+    # argparse + traceback cost ~10 ms on every routed command (issue #8).
+    import argparse
+
+Handler = Callable[["argparse.Namespace"], int]
 
 
 def _call(module: str, func: str, **fixed: Any) -> Handler:
@@ -60,6 +63,8 @@ def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    import argparse
+
     p = sub.add_parser("exec", help="run a command in the workspace's remote session",
                        usage="%(prog)s [options] (-- CMD [ARGS...] | -c 'SHELL STRING')")
     p.add_argument("--backend", default=None, help="modal (default) or local")
@@ -83,6 +88,8 @@ def _add_session(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 
 def _add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    import argparse
+
     p = sub.add_parser("route", help="where a command would run, and which rule decided")
     p.add_argument("--json", action="store_true", dest="as_json")
     p.add_argument("argv", nargs=argparse.REMAINDER)
@@ -122,6 +129,8 @@ def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="modal-offload",
         description="Run heavy work and terminal commands remotely under a daily budget.")
@@ -162,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(ns)
     except OffloadError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         print(f"modal-offload: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
@@ -172,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141
     except Exception as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         print(f"modal-offload: internal error: {exc.__class__.__name__}: {exc} "
               "(rerun with --debug for the traceback)", file=sys.stderr)

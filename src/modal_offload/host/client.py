@@ -12,24 +12,27 @@ in-process path (help, argument errors, host disabled or unavailable).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from . import lifecycle, protocol
+
+TYPE_CHECKING = False  # see protocol.py: typing/contextlib stay off the client's path
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 EXEC_FAILURE_EXIT = 125  # errors.EXEC_FAILURE_EXIT, without importing the errors module
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _TRUE = ("1", "true", "yes", "on")
-ExecArgs = tuple[str | None, bool | None, str | None, list[str]]
 
 
 def notice(message: str) -> None:
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 - no contextlib on this path
         os.write(2, f"modal-offload: {message}\n".encode(errors="replace"))
+    except OSError:
+        pass
 
 
 def host_enabled(environ: Mapping[str, str]) -> bool:
@@ -39,7 +42,8 @@ def host_enabled(environ: Mapping[str, str]) -> bool:
     return value is None or value.strip().lower() in _TRUE
 
 
-def parse_exec_args(args: Sequence[str]) -> ExecArgs | None:
+def parse_exec_args(args: Sequence[str]
+                    ) -> tuple[str | None, bool | None, str | None, list[str]] | None:
     """(backend, sync_back, shell, command) as `exec`'s argparse would read them, or None
     for anything unusual (help, unknown options), which argparse then handles."""
     backend: str | None = None
@@ -141,8 +145,10 @@ def _through_host(message: dict[str, Any], shell: str | None, command: list[str]
 
 def _converse(sock: socket.socket, shell: str | None, command: list[str]) -> int | None:
     def forward(sig: int, _frame: object) -> None:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - no contextlib on this path
             protocol.send(sock, {"op": "signal", "sig": sig})
+        except OSError:
+            pass
 
     previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
     try:
