@@ -161,3 +161,26 @@ def test_ledger_is_charged_through_the_host(host_env: dict[str, str], ws: Path,
     assert data["used_min"] >= 1 / 60 * 0.9
     assert json.dumps(data["history"][data["day"]]["by_source"]) == json.dumps(
         {"exec": data["used_min"]})
+
+
+def test_racing_clients_start_one_host(host_env: dict[str, str], ws: Path,
+                                       tmp_home: Path) -> None:
+    results: list[subprocess.CompletedProcess[bytes]] = []
+    threads = [threading.Thread(target=lambda: results.append(exec_(ws, "--", "true")))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r.returncode for r in results] == [0] * 8
+    assert all(r.stderr == b"" for r in results)
+    assert len(host_pids(tmp_home)) == 1
+
+
+def test_no_credentials_runs_locally_in_the_client(host_env: dict[str, str], ws: Path) -> None:
+    probe = "import os; print(os.environ.get('MODAL_OFFLOAD_REMOTE'))"
+    out = exec_(ws, "--", PY, "-c", probe, env={"MODAL_OFFLOAD_BACKEND": "modal"})
+    assert out.returncode == 0 and out.stdout == b"None\n"
+    assert b"running locally" in out.stderr and out.stderr.count(b"\n") == 1
+    flagged = exec_(ws, "--backend", "modal", "--", "true", env={"MODAL_OFFLOAD_BACKEND": "modal"})
+    assert flagged.returncode == 125 and flagged.stderr.count(b"\n") == 1
