@@ -186,3 +186,23 @@ def test_cli_corrupt_ledger_one_line_then_reset(tmp_home: Path) -> None:
     fixed = cli("usage", "reset")
     assert fixed.returncode == 0 and b"corrupt-" in fixed.stderr
     assert cli("usage", "show").returncode == 0
+
+
+def test_meter_prepays_so_a_killed_client_has_already_paid(tmp_home: Path) -> None:
+    import time
+
+    ledger = Ledger()
+    meter = Meter(ledger, "heavy", interval=5.0).start()
+    time.sleep(0.3)
+    # One beat has landed: the next 5 s are already paid for, as if the client died now.
+    assert ledger.snapshot().used_min * 60 >= 5.0
+    used = meter.stop()
+    assert 0.3 / 60 <= ledger.snapshot().used_min == pytest.approx(used)
+    assert used * 60 < 1.0  # the unused prepaid part was refunded
+
+
+def test_refund_never_goes_below_zero(tmp_home: Path) -> None:
+    ledger = Ledger()
+    ledger.charge(1.0, "exec")
+    assert ledger.refund(5.0, "exec").used_min == 0
+    assert ledger.refund(1.0, "heavy").used_min == 0

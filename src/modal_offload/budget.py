@@ -160,6 +160,20 @@ class Ledger:
             self._store(data)
             return self._snapshot(data)
 
+    def refund(self, minutes: float, source: str) -> Snapshot:
+        """Give back prepaid minutes a meter did not use (never below zero)."""
+        if not (math.isfinite(minutes) and minutes >= 0):
+            raise OffloadError(f"refusing to refund {minutes!r} minutes", "minutes must be >= 0")
+        with exclusive(self.path):
+            data = self._load()
+            entry = data["history"].setdefault(self._today(), {"used_min": 0.0, "by_source": {}})
+            by_source = entry.setdefault("by_source", {})
+            back = min(minutes, float(by_source.get(source, 0.0)), float(entry["used_min"]))
+            entry["used_min"] = float(entry["used_min"]) - back
+            by_source[source] = float(by_source.get(source, 0.0)) - back
+            self._store(data)
+            return self._snapshot(data)
+
     def reset(self) -> tuple[Snapshot, Path | None]:
         """Zero today's usage. A corrupt file is moved aside (returned) instead."""
         with exclusive(self.path):
@@ -186,44 +200,54 @@ class Ledger:
 
 
 class Meter:
-    """Charges remote time while it runs: every `interval` seconds and once at the end.
+    """Charges remote time while it runs, one interval in advance, and settles at the end.
 
-    A client killed without warning therefore loses at most one interval of charges.
+    Each heartbeat charges up to `now + interval`, so a client killed without warning has
+    already paid for the time up to its death (give or take one ledger write); `stop()`
+    settles the exact elapsed time, refunding the unused prepaid part. Over-charging by at
+    most one interval on a hard kill is the safe side for a cap.
     """
 
     def __init__(self, ledger: Ledger, source: str, interval: float) -> None:
         self.ledger = ledger
         self.source = source
         self.interval = interval
-        self.charged_min = 0.0
         self._lock = threading.Lock()
-        self._last = 0.0
+        self._started = 0.0
+        self._paid_until = 0.0  # monotonic time up to which the ledger has been charged
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def _charge_since_last(self) -> None:
+    @property
+    def charged_min(self) -> float:
+        return (self._paid_until - self._started) / 60.0
+
+    def _settle(self, until: float) -> None:
         with self._lock:
-            now = time.monotonic()
-            minutes = (now - self._last) / 60.0
-            self.ledger.charge(minutes, self.source)
-            # Advance only after a successful charge, so a failed beat is retried, not lost.
-            self._last = now
-            self.charged_min += minutes
+            delta = until - self._paid_until
+            if delta > 0:
+                self.ledger.charge(delta / 60.0, self.source)
+            elif delta < 0:
+                self.ledger.refund(-delta / 60.0, self.source)
+            # Advance only after a successful write, so a failed beat is retried, not lost.
+            self._paid_until = until
 
     def _beat(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
             try:
-                self._charge_since_last()
-            except Exception as exc:  # keep beating; the next charge covers this delta
+                self._settle(time.monotonic() + self.interval)
+            except Exception as exc:  # keep beating; the next beat covers this delta
                 self.error = exc
+            if self._stop.wait(self.interval):
+                return
 
     @property
     def running(self) -> bool:
         return self._thread is not None and not self._stop.is_set()
 
     def start(self) -> Meter:
-        self._last = time.monotonic()
+        self._started = self._paid_until = time.monotonic()
         self._thread = threading.Thread(target=self._beat, name="ledger-heartbeat", daemon=True)
         self._thread.start()
         return self
@@ -232,7 +256,7 @@ class Meter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._charge_since_last()
+        self._settle(time.monotonic())
         return self.charged_min
 
     def __enter__(self) -> Meter:
