@@ -184,3 +184,18 @@ def test_no_credentials_runs_locally_in_the_client(host_env: dict[str, str], ws:
     assert b"running locally" in out.stderr and out.stderr.count(b"\n") == 1
     flagged = exec_(ws, "--backend", "modal", "--", "true", env={"MODAL_OFFLOAD_BACKEND": "modal"})
     assert flagged.returncode == 125 and flagged.stderr.count(b"\n") == 1
+
+
+def test_a_vanished_client_hangs_up_the_remote(host_env: dict[str, str], ws: Path) -> None:
+    proc = subprocess.Popen([PY, "-m", "modal_offload", "exec", "-c",
+                             "trap 'echo hup > hup.txt; exit 3' HUP; echo started;"
+                             " sleep 20 & wait"],
+                            cwd=ws, env=os.environ.copy(), stdout=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"started\n"
+    proc.kill()  # like a closed terminal: the host sees the connection drop
+    proc.wait()
+    # The remote command got SIGHUP, and the host still synced its changes back.
+    assert wait_for(lambda: (ws / "hup.txt").exists(), 15)
+    assert (ws / "hup.txt").read_text() == "hup\n"

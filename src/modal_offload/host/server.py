@@ -29,9 +29,13 @@ _ACCEPT_POLL_SECONDS = 0.2
 
 
 def peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+    """The connecting process's uid, from the kernel (not from anything it sends)."""
+    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return int(struct.unpack("3i", creds)[1])
+    # macOS/BSD: LOCAL_PEERCRED (SOL_LOCAL=0, option 1) gives struct xucred {version, uid, ...}
+    creds = conn.getsockopt(0, 1, 76)
+    return int(struct.unpack_from("2I", creds)[1])
 
 
 def peer_allowed(uid: int, own_uid: int | None = None) -> bool:
