@@ -100,3 +100,14 @@ def test_overflow_through_hinted_sync_falls_back_to_a_full_scan(
     hinted.up()
     assert scans == [1]
     assert (Path(inner.session.root) / "sub" / "b.txt").read_text() == "after overflow\n"
+
+
+def test_too_many_changes_mean_scan(tree: Path, watcher: Watcher,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from modal_offload.host import watcher as watcher_mod
+
+    monkeypatch.setattr(watcher_mod, "MAX_HINTED_PATHS", 3)
+    watcher.take("s")
+    for i in range(5):
+        (tree / f"n{i}.txt").write_text("x")
+    assert watcher.take("s") is None

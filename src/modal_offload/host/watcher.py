@@ -38,6 +38,8 @@ WATCH_MASK = (IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_MOVED_FROM | IN_MOVED_
 _EVENT = struct.Struct("iIII")
 _RULE_FILES = frozenset({GITIGNORE, OFFLOADIGNORE})
 _BACKGROUND_DRAIN_SECONDS = 0.5  # keeps the kernel queue short while no command asks
+# Past this many changed paths (a branch switch) one walk is cheaper than path-by-path.
+MAX_HINTED_PATHS = 5000
 
 
 class _Inotify:
@@ -106,6 +108,8 @@ class Watcher:
                 return None
             changed = self._consumers[consumer]
             self._consumers[consumer] = set()
+            if changed is not None and len(changed) > MAX_HINTED_PATHS:
+                return None
             return changed
 
     def invalidate(self, consumer: str) -> None:
@@ -122,9 +126,11 @@ class Watcher:
         self._rewatch = True
 
     def _mark(self, rel: str) -> None:
-        for changed in self._consumers.values():
+        for name, changed in self._consumers.items():
             if changed is not None:
                 changed.add(rel)
+                if len(changed) > MAX_HINTED_PATHS:
+                    self._consumers[name] = None  # a full scan anyway: stop collecting
 
     # ---------------------------------------------------------------- watches
     def _watch_all(self) -> None:
