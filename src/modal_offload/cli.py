@@ -9,18 +9,20 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .errors import OffloadError
 
+# Type-only imports, and argparse/traceback imported where used: `exec` through the session
+# host never builds the parser, and typing + argparse + traceback cost ~15 ms on every
+# routed command (issue #8).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    # Imported where used: `exec` through the session host never builds the parser, and
-    # argparse + traceback cost ~10 ms on every routed command (issue #8).
     import argparse
+    from collections.abc import Callable, Sequence
+    from typing import Any
 
-Handler = Callable[["argparse.Namespace"], int]
+    Handler = Callable[[argparse.Namespace], int]
 
 
 def _call(module: str, func: str, **fixed: Any) -> Handler:

@@ -12,19 +12,19 @@ in-process path (help, argument errors, host disabled or unavailable).
 
 from __future__ import annotations
 
+import _signal  # not `signal`: no enum conversion on the client's path
 import os
-import signal
 
 from . import lifecycle, protocol
 
 TYPE_CHECKING = False  # see protocol.py: typing/contextlib stay off the client's path
 if TYPE_CHECKING:
-    import socket
+    import _socket
     from collections.abc import Mapping, Sequence
     from typing import Any
 
 EXEC_FAILURE_EXIT = 125  # errors.EXEC_FAILURE_EXIT, without importing the errors module
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -143,14 +143,14 @@ def _through_host(message: dict[str, Any], shell: str | None, command: list[str]
     raise lifecycle.HostUnavailable("the host kept restarting")
 
 
-def _converse(sock: socket.socket, shell: str | None, command: list[str]) -> int | None:
+def _converse(sock: _socket.socket, shell: str | None, command: list[str]) -> int | None:
     def forward(sig: int, _frame: object) -> None:
         try:  # noqa: SIM105 - no contextlib on this path
             protocol.send(sock, {"op": "signal", "sig": sig})
         except OSError:
             pass
 
-    previous = {sig: signal.signal(sig, forward) for sig in _FORWARDED}
+    previous = {sig: _signal.signal(sig, forward) for sig in _FORWARDED}
     try:
         try:
             got = protocol.recv(sock)
@@ -158,7 +158,7 @@ def _converse(sock: socket.socket, shell: str | None, command: list[str]) -> int
             got = None
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            _signal.signal(sig, old)
         sock.close()
     if got is None:
         notice("the session host stopped in the middle of the command; its outcome is "

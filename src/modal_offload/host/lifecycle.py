@@ -12,10 +12,10 @@ another ledger.
 
 from __future__ import annotations
 
+import _socket  # see protocol.py
 import errno
 import fcntl
 import os
-import socket
 import stat
 import sys
 import time
@@ -120,14 +120,14 @@ class _in_dir_of:
             os.close(self.fd)
 
 
-def bind(sock: socket.socket, path: str) -> None:
+def bind(sock: _socket.socket, path: str) -> None:
     with _in_dir_of(path) as address:
         sock.bind(address)
 
 
-def connect(location: Location) -> socket.socket | None:
+def connect(location: Location) -> _socket.socket | None:
     """A connection to a live host, or None when nobody listens (no or stale socket)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT_SECONDS)
     try:
         with _in_dir_of(location.socket) as address:
@@ -194,7 +194,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def connect_or_start(location: Location) -> socket.socket:
+def connect_or_start(location: Location) -> _socket.socket:
     """Connect to the host, starting it first when none is listening."""
     sock = connect(location)
     if sock is not None:
