@@ -30,10 +30,12 @@ APP = "modal-offload"
 START_TIMEOUT_SECONDS = 15.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Variables that decide which files and credentials the host would use.
+# Only the location overrides of paths.py: e.g. MODAL_OFFLOAD_SHIMS_DIR (set by activation)
+# must not split one user's host into one per workspace.
 _KEY_NAMES = ("HOME", "PRIMARY_MODAL_USAGE_FILE", "MODAL_CONFIG_PATH", "MODAL_PROFILE",
-              "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_SERVER_URL", "MODAL_ENVIRONMENT")
-_KEY_PREFIXES = ("XDG_", "MODAL_OFFLOAD_")
-_KEY_SUFFIX = "_DIR"
+              "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_SERVER_URL", "MODAL_ENVIRONMENT",
+              "MODAL_OFFLOAD_CACHE_DIR", "MODAL_OFFLOAD_STATE_DIR", "MODAL_OFFLOAD_CONFIG_DIR",
+              "MODAL_OFFLOAD_RUNTIME_DIR", "MODAL_OFFLOAD_BIN_DIR")
 
 
 class HostUnavailable(Exception):
@@ -53,9 +55,7 @@ def runtime_dir(environ: Mapping[str, str] | None = None) -> str:
 
 def config_key(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
-    names = [n for n in env if n in _KEY_NAMES
-             or (n.startswith(_KEY_PREFIXES) and n.endswith(_KEY_SUFFIX))
-             or (n.startswith("XDG_"))]
+    names = [n for n in env if n in _KEY_NAMES or n.startswith("XDG_")]
     text = "\0".join([sys.executable, __file__, *(f"{n}={env[n]}" for n in sorted(names))])
     data = text.encode(errors="surrogateescape")
     # Two crc32s (64 bits): telling configurations apart needs no cryptographic hash.
