@@ -8,7 +8,7 @@ from pathlib import Path
 
 from modal_offload.backends._base import Session
 from modal_offload.sync.client import WorkspaceSync
-from tests.sync.conftest import age_tree, snapshot, write_tree
+from tests.sync.conftest import age, age_tree, snapshot, write_tree
 
 MB = 1 << 20
 
@@ -212,3 +212,54 @@ def test_symlink_pointing_outside_is_refused_remotely(
     report = make_sync(session).up()
     assert [r.path for r in report.refused] == ["escape"]
     assert not os.path.lexists(Path(session.root, "escape"))
+
+
+class CountingSession:
+    """The real session, counting the sync agents it starts (to see a collect skipped)."""
+
+    def __init__(self, inner: Session) -> None:
+        self._inner = inner
+        self.agents = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def exec(self, argv: list[str], **kw: object) -> object:
+        if "modal_offload.sync.remote" in argv:
+            self.agents += 1
+        return self._inner.exec(argv, **kw)  # type: ignore[arg-type]
+
+
+def test_unchanged_remote_skips_the_collect_but_never_misses_a_change(
+        workspace: Path, session: Session, make_sync: MakeSync) -> None:
+    write_tree(workspace, {"a.txt": "one", "sub/b.txt": "two"})
+    counting = CountingSession(session)
+    sync = make_sync(counting)
+    sync.up()
+    assert sync.back().applied == []  # first collect after an apply: the full agent runs
+    before = counting.agents
+    assert sync.back().applied == [] and counting.agents == before  # quick check only
+    remote = Path(session.root)
+    # A rewrite that fakes an old mtime (cp -p, tar -x) still changes the ctime.
+    (remote / "sub" / "b.txt").write_text("TWO")
+    os.utime(remote / "sub" / "b.txt", (0, 0))
+    assert sync.back().applied == ["sub/b.txt"]
+    assert (workspace / "sub" / "b.txt").read_text() == "TWO"
+    (remote / "a.txt").unlink()
+    assert sync.back().deleted == ["a.txt"]
+    before = counting.agents
+    assert sync.back().applied == [] and counting.agents == before
+
+
+def test_full_apply_offers_remote_only_files_back(
+        workspace: Path, session: Session, make_sync: MakeSync, tmp_path: Path) -> None:
+    write_tree(workspace, {"a.txt": "one"})
+    sync = make_sync(session)
+    sync.up()
+    sync.back()
+    write_tree(Path(session.root), {"made-remotely.txt": "r"})
+    age(Path(session.root) / "made-remotely.txt")
+    # The client lost its cache (a new machine, a wiped cache dir): the next up is full.
+    fresh = WorkspaceSync(workspace, session, tmp_path / "other-cache", max_bytes=64 << 20)
+    assert fresh.up().full
+    assert "made-remotely.txt" in fresh.back().applied

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from ..backends._base import Process, Session
 from ..errors import SyncError
+from .ignore import HARD_NAMES
+from .remote import STAMP_NAME
 
 AGENT_MODULE = "modal_offload.sync.remote"
 _STDERR_KEEP = 16 * 1024
@@ -30,6 +32,27 @@ def agent_paths(session: Session) -> list[str]:
     """`--root`/`--state` relative to the agent's cwd (session.root): a backend may map
     only working directories to sandbox paths, not argv (the Modal emulator does that)."""
     return ["--root", ".", "--state", posixpath.relpath(state_dir(session), session.root)]
+
+
+def remote_unchanged(session: Session) -> bool:
+    """True only when nothing in the remote tree changed since the last collect.
+
+    One exec of `find` (no Python start, ~40 ms less per command): it prints the first
+    entry whose ctime is newer than the stamp the last collect left. Any failure (no stamp
+    yet, no GNU find) means "maybe changed", and the full collect runs.
+    """
+    stamp = posixpath.join(posixpath.relpath(state_dir(session), session.root), STAMP_NAME)
+    prune = [arg for name in sorted(HARD_NAMES) for arg in ("-name", name, "-o")][:-1]
+    argv = ["find", ".", "(", *prune, ")", "-prune", "-o", "-cnewer", stamp, "-print", "-quit"]
+    try:
+        process = session.exec(argv, cwd=session.root, env={})
+        process.close_stdin()
+        out = b"".join(process.stdout_chunks())
+        for _ in process.stderr_chunks():
+            pass
+        return process.wait() == 0 and out == b""
+    except Exception:  # the full collect that follows reports real trouble
+        return False
 
 
 class AgentRun:

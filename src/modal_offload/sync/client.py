@@ -29,7 +29,7 @@ from ..backends._base import Session
 from ..errors import SyncError
 from ..fileio import atomic_write_text, exclusive
 from . import progress
-from .channel import AgentRun, agent_paths
+from .channel import AgentRun, agent_paths, remote_unchanged
 from .extract import OverCap, Placement, SafeExtractor
 from .ignore import IgnoreRules
 from .manifest import DIR, FILE, Delta, Entry, Manifest, diff, forget, same_content, scan_with_stats
@@ -168,6 +168,9 @@ class WorkspaceSync:
         report = SyncBackReport()
         with exclusive(self.cache_path):
             baseline = self.load_baseline() or Manifest({}, 0)
+            if self.load_baseline() is not None and remote_unchanged(self.session):
+                report.seconds = time.monotonic() - started
+                return report
             run = AgentRun(self.session, ["collect", *agent_paths(self.session),
                                           "--max-bytes", str(self.max_bytes)], "sync back")
             reader = ChunkReader(run.process.stdout_chunks())

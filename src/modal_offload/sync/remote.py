@@ -38,6 +38,25 @@ from .tarstream import parse_header as _parse_header
 
 ACK_TIMEOUT_SECONDS = 600.0  # a vanished client must not hold the session's sync lock forever
 MANIFEST_NAME = "manifest.json"
+# `collect` leaves this file with mtime = (its scan's start - margin) once the client has the
+# result: any later change in the tree has a ctime newer than that (ctime cannot be set back
+# by tools that fake mtimes), so `find -cnewer STAMP` on the remote answers "did anything
+# change since?" without starting Python (see client.WorkspaceSync.back). The margin covers
+# the kernel's coarse file-timestamp clock, which may lag time.time() by a tick.
+STAMP_NAME = "unchanged-since"
+STAMP_MARGIN_SECONDS = 0.02  # > one tick of the coarse clock even at HZ=100
+
+
+def clear_stamp(state: Path) -> None:
+    """The tree is about to change in a way the stamp may not reveal: force a full collect."""
+    (state / STAMP_NAME).unlink(missing_ok=True)
+
+
+def write_stamp(state: Path, at: float) -> None:
+    tmp = state / f".{STAMP_NAME}.{os.getpid()}.tmp"
+    tmp.write_bytes(b"")
+    os.utime(tmp, (at, at))
+    os.replace(tmp, state / STAMP_NAME)
 
 
 def load_manifest(state: Path) -> Manifest | None:
@@ -73,6 +92,9 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     if header.get("op") != "apply":
         raise ProtocolError(f"expected an apply header, got op={header.get('op')!r}")
     previous = load_manifest(state)
+    # A full apply forgets remote-only files that still carry old ctimes; they must be
+    # offered back by the next collect, so the quick check may not short-cut it.
+    clear_stamp(state)
     extractor = SafeExtractor(root, replace_dirs=True)
     deleted = [str(p) for p in header.get("deleted", [])]
     dres = extractor.delete(deleted, rules=IgnoreRules.load(root))
@@ -98,6 +120,7 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     _locked(state)
     previous = load_manifest(state)
+    scan_started = time.time()
     new, stats = scan_with_stats(root, IgnoreRules.load(root), previous)
     delta = diff(previous, new)
     total = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
@@ -115,8 +138,10 @@ def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: I
     writer.flush()
     stdout.flush()
     _close_stdout()
-    if _wait_ack(stdin) and not stats.unchanged_from(previous):
-        save_manifest(state, new)
+    if _wait_ack(stdin):
+        if not stats.unchanged_from(previous):
+            save_manifest(state, new)
+        write_stamp(state, scan_started - STAMP_MARGIN_SECONDS)
     return 0
 
 
