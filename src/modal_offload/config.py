@@ -139,7 +139,8 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
 }
 
 # Friendlier spellings accepted in TOML files.
-_TOML_ALIASES: dict[str, str] = {"routing.local_only": "local_only", "routing.remote": "remote_always"}
+_TOML_ALIASES: dict[str, str] = {"routing.local_only": "local_only",
+                                 "routing.remote": "remote_always"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

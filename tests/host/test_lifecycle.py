@@ -77,15 +77,21 @@ def test_peer_uid_check() -> None:
         assert peer_uid(a) == os.getuid()
 
 
-def test_a_shared_or_foreign_runtime_dir_is_refused(tmp_path: Path,
+def test_a_shared_runtime_dir_is_tightened(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "run"
     folder.mkdir(mode=0o755)
     monkeypatch.setenv("MODAL_OFFLOAD_RUNTIME_DIR", str(folder))
     lifecycle.Location().ensure_private_dir()
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700  # tightened, it is ours
-    if os.getuid() != 0:
-        pytest.skip("needs root to give the folder to another user")
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to give the folder to another user")
+def test_a_runtime_dir_owned_by_another_user_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("MODAL_OFFLOAD_RUNTIME_DIR", str(folder))
     os.chown(folder, 65534, 65534)
     with pytest.raises(lifecycle.HostUnavailable, match="not a folder owned by this user"):
         lifecycle.Location().ensure_private_dir()
