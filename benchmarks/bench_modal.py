@@ -64,9 +64,9 @@ def main() -> None:
         local_s = p50(timed(lambda: cli("local"), RUNS))
         modal_s = p50(timed(lambda: cli("modal"), RUNS))
         report("exec true, plain", f"p50 {true_s * 1000:.1f} ms")
-        report("exec --backend local", f"p50 {local_s * 1000:.0f} ms "
+        report("exec --backend local (in-process)", f"p50 {local_s * 1000:.0f} ms "
                                        f"({local_s / true_s:.0f}x plain)")
-        report("exec --backend modal (emulator, warm)",
+        report("exec --backend modal (in-process, emulator, warm)",
                f"p50 {modal_s * 1000:.0f} ms ({modal_s / local_s:.2f}x local)")
         creates = emu.call_counts()["SandboxCreateV2"]
         report("sandboxes created for all modal runs", str(creates))
