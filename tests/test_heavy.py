@@ -128,3 +128,4 @@ def test_run_heavy_python_api_keeps_the_original_signature(tmp_home: Path,
                                        force_mode="local")
     assert result["checksum"] == 3049778897579708928 and result["daily_budget_min"] == 10
     assert os.environ.get("HOME") == str(tmp_home)
+

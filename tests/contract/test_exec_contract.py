@@ -191,6 +191,8 @@ def test_no_budget_runs_locally_with_notice_or_refuses(target: Target) -> None:
     out = run(target, "--", PY, "-c", probe, env={"PRIMARY_MODAL_MAX_MIN_PER_DAY": "0"})
     assert out.returncode == 0 and out.stdout == b"None\n"
     assert b"running locally" in out.stderr and out.stderr.count(b"\n") == 1
+    again = run(target, "--", PY, "-c", probe, env={"PRIMARY_MODAL_MAX_MIN_PER_DAY": "0"})
+    assert again.stdout == b"None\n" and again.stderr == b""  # said once, not every command
     refused = run(target, "--", PY, "-c", probe, env={"PRIMARY_MODAL_MAX_MIN_PER_DAY": "0",
                                                       "MODAL_OFFLOAD_WHEN_NO_BUDGET": "refuse"})
     assert refused.returncode == 125 and refused.stdout == b""

@@ -20,7 +20,7 @@ from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, OffloadError
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
 from ..local_run import exec_here, shell_argv
 from ..remote_env import remote_environment
-from ..ui import notice
+from ..ui import notice, once
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -57,15 +57,16 @@ def plan(ws: workspace.Workspace, backend: str | None,
     if reason:
         if backend is not None or settings.when_no_budget == "refuse":
             raise OffloadError(reason)
-        return Plan(settings, None, f"running locally: {reason}")
+        return Plan(settings, None, once(f"running locally: {reason}"))
     return Plan(settings, chosen)
 
 
 def budget_fallback(settings: config.Settings, exc: BudgetExhausted) -> str | None:
-    """The notice for running locally when the budget is spent, or None: refuse."""
+    """The notice for running locally when the budget is spent ("" when it was said within
+    the hour), or None: refuse."""
     if settings.when_no_budget == "refuse":
         return None
-    return f"running locally: {exc.one_line()}"
+    return once(f"running locally: {exc.one_line()}")
 
 
 def sync_notices(report: RunReport) -> list[str]:
