@@ -21,13 +21,10 @@ from .budget import Ledger
 from .errors import BackendError, BackendUnavailable, BadInput, BudgetExhausted, OffloadError
 from .gateway import Gateway, Streams, fd_sink
 from .remote_env import remote_environment
+from .ui import notice
 
 MODES = ("auto", "modal", "local")
 Notify = Callable[[str], None]
-
-
-def _stderr_notice(message: str) -> None:
-    print(f"modal-offload: {message}", file=sys.stderr, flush=True)
 
 
 def _is_int(value: Any) -> bool:
@@ -121,7 +118,7 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
 
 def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
               allow_local_fallback: bool = True, force_mode: str | None = None,
-              *, notify: Notify = _stderr_notice, ledger: Ledger | None = None) -> dict[str, Any]:
+              *, notify: Notify = notice, ledger: Ledger | None = None) -> dict[str, Any]:
     mode = force_mode or os.environ.get("PRIMARY_MODAL_MODE") or "auto"
     if mode not in MODES:
         raise BadInput(f"unknown mode {mode!r}", f"use one of: {', '.join(MODES)}")

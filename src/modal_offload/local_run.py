@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import paths
+from .ui import notice
 
 BYPASS_MARKER = "MODAL_OFFLOAD_BYPASS"
 
@@ -34,11 +35,9 @@ def exec_here(argv: Sequence[str]) -> int:
     try:
         os.execvpe(argv[0], list(argv), env)
     except FileNotFoundError:
-        print(f"modal-offload: {argv[0]}: command not found", flush=True,
-              file=__import__("sys").stderr)
+        notice(f"{argv[0]}: command not found")
         return 127
     except PermissionError:
-        print(f"modal-offload: {argv[0]}: permission denied", flush=True,
-              file=__import__("sys").stderr)
+        notice(f"{argv[0]}: permission denied")
         return 126
     return 0  # not reached
