@@ -27,3 +27,16 @@ def test_exec_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert out.returncode == 2 and out.stderr.count(b"\n") == 1, args
     outside = cli("exec", "--", "true", cwd=tmp_path)
     assert outside.returncode == 2 and b"not inside a workspace" in outside.stderr
+
+
+def test_session_status_and_stop_on_the_local_backend(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / ".modal-offload.toml").write_text("")
+    env = {"MODAL_OFFLOAD_BACKEND": "local"}
+    assert b"no live local session" in cli("session", "status", cwd=ws, env=env).stdout
+    assert cli("exec", "--", "true", cwd=ws, env=env).returncode == 0
+    status = cli("session", "status", cwd=ws, env=env)
+    assert status.returncode == 0 and b"alive" in status.stdout
+    assert cli("session", "stop", cwd=ws, env=env).stdout.startswith(b"stopped local session")
+    assert b"no live local session" in cli("session", "status", cwd=ws, env=env).stdout

@@ -21,7 +21,7 @@ from . import paths
 from .backends._base import Backend, Process, Session, SessionSpec
 from .budget import Ledger, Meter
 from .config import Settings
-from .errors import BackendError, BudgetExhausted, OffloadError
+from .errors import BackendError, BudgetExhausted
 from .fileio import exclusive
 from .workspace import Workspace
 
@@ -185,8 +185,6 @@ class Gateway:
             if sync_back:
                 with self._sync_guard(session):
                     report.sync_back = sync.back()
-        except OffloadError:
-            raise
         except OSError as exc:
             raise BackendError(f"{self.backend.name} backend failed: {exc}",
                                "retry; `modal-offload session stop` resets the session") from exc
@@ -243,12 +241,3 @@ class Gateway:
         for t in pumps:
             t.join()
         return code, timed_out.is_set()
-
-    def stop_session(self, purpose: str = "exec") -> bool:
-        spec = session_spec(self.settings, self.workspace, purpose, self.settings.max_min_per_day)
-        session = self.backend.find_session(spec)
-        if session is None:
-            return False
-        session.terminate()
-        return True
-

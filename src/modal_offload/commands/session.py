@@ -6,23 +6,21 @@ import json
 import time
 
 from .. import config, workspace
-from ..backends._base import SessionInfo, get_backend
+from ..backends._base import Backend, Session, get_backend
 from ..gateway import session_spec
 
 
-def _infos(backend_name: str | None) -> tuple[str, list[SessionInfo]]:
+def _sessions(backend_name: str | None) -> tuple[Backend, list[Session]]:
+    """The live sessions of this workspace: heavy and exec share one when sized alike."""
     ws = workspace.require()
     settings = config.load(ws.root, {"backend": backend_name} if backend_name else None)
     backend = get_backend(settings.backend)
-    found: dict[str, SessionInfo] = {}
+    found: dict[str, Session] = {}
     for purpose in ("exec", "heavy"):
         spec = session_spec(settings, ws, purpose, settings.max_min_per_day)
-        if spec.name in found:
-            continue
-        session = backend.find_session(spec)
-        if session is not None:
-            found[spec.name] = session.info()
-    return backend.name, list(found.values())
+        if spec.name not in found and (session := backend.find_session(spec)) is not None:
+            found[spec.name] = session
+    return backend, list(found.values())
 
 
 def _age(since: float | None) -> str:
@@ -33,12 +31,13 @@ def _age(since: float | None) -> str:
 
 
 def status(backend: str | None = None, as_json: bool = False) -> int:
-    name, infos = _infos(backend)
+    chosen, sessions = _sessions(backend)
+    infos = [s.info() for s in sessions]
     if as_json:
         print(json.dumps([vars(i) for i in infos], indent=2, default=str))
         return 0
     if not infos:
-        print(f"no live {name} session for this workspace")
+        print(f"no live {chosen.name} session for this workspace")
         return 0
     for info in infos:
         charged = info.detail.get("charged_min")
@@ -50,17 +49,10 @@ def status(backend: str | None = None, as_json: bool = False) -> int:
 
 
 def stop(backend: str | None = None) -> int:
-    ws = workspace.require()
-    settings = config.load(ws.root, {"backend": backend} if backend else None)
-    chosen = get_backend(settings.backend)
-    stopped = 0
-    for purpose in ("exec", "heavy"):
-        session = chosen.find_session(session_spec(settings, ws, purpose,
-                                                   settings.max_min_per_day))
-        if session is not None:
-            session.terminate()
-            print(f"stopped {chosen.name} session {session.name}")
-            stopped += 1
-    if not stopped:
+    chosen, sessions = _sessions(backend)
+    for session in sessions:
+        session.terminate()
+        print(f"stopped {chosen.name} session {session.name}")
+    if not sessions:
         print(f"no live {chosen.name} session for this workspace")
     return 0
