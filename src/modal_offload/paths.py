@@ -3,15 +3,21 @@
 Each location resolves as: explicit environment override, then the platform default
 (platformdirs), so tests can redirect everything by setting HOME / XDG_* and the
 `MODAL_OFFLOAD_*_DIR` variables. No other module may call `Path.home()`.
+
+Importing this module costs nothing beyond `os`/`sys`: pathlib (~10 ms) and platformdirs
+load on first use, because the session host's thin client, which runs for every routed
+command, needs `runtime_dir_str()` and nothing else (issue #8).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
-import platformdirs
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
 
 APP = "modal-offload"
 WORKSPACE_CONFIG_NAME = ".modal-offload.toml"
@@ -19,13 +25,25 @@ SHIMS_DIRNAME = ".modal-shims"
 IGNORE_FILE_NAME = ".modal-offloadignore"
 
 
+def _path(text: str) -> Path:
+    from pathlib import Path
+
+    return Path(text)
+
+
+def _platform_dir(kind: str) -> Path:
+    import platformdirs
+
+    return _path(getattr(platformdirs, f"user_{kind}_dir")(APP))
+
+
 def home() -> Path:
-    return Path(os.environ.get("HOME") or Path.home())
+    return _path(os.environ.get("HOME") or os.path.expanduser("~"))
 
 
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)
-    return Path(value).expanduser() if value else None
+    return _path(os.path.expanduser(value)) if value else None
 
 
 def usage_file() -> Path:
@@ -34,30 +52,36 @@ def usage_file() -> Path:
 
 
 def cache_dir() -> Path:
-    return _env_path("MODAL_OFFLOAD_CACHE_DIR") or Path(platformdirs.user_cache_dir(APP))
+    return _env_path("MODAL_OFFLOAD_CACHE_DIR") or _platform_dir("cache")
 
 
 def state_dir() -> Path:
-    return _env_path("MODAL_OFFLOAD_STATE_DIR") or Path(platformdirs.user_state_dir(APP))
+    return _env_path("MODAL_OFFLOAD_STATE_DIR") or _platform_dir("state")
 
 
 def config_dir() -> Path:
-    return _env_path("MODAL_OFFLOAD_CONFIG_DIR") or Path(platformdirs.user_config_dir(APP))
+    return _env_path("MODAL_OFFLOAD_CONFIG_DIR") or _platform_dir("config")
 
 
 def user_config_file() -> Path:
     return config_dir() / "config.toml"
 
 
-def runtime_dir() -> Path:
-    """Per-user folder for the session host's socket (kept 0700 by its creator)."""
-    override = _env_path("MODAL_OFFLOAD_RUNTIME_DIR")
+def runtime_dir_str(environ: Mapping[str, str] | None = None) -> str:
+    """Per-user folder for the session host's socket (kept 0700 by its creator), as a
+    plain string and for a given environment: what the thin client needs."""
+    env = os.environ if environ is None else environ
+    override = env.get("MODAL_OFFLOAD_RUNTIME_DIR")
     if override:
-        return override
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg and Path(xdg).is_dir():
-        return Path(xdg) / APP
-    return Path(f"/tmp/{APP}-{os.getuid()}")
+        return os.path.expanduser(override)
+    xdg = env.get("XDG_RUNTIME_DIR")
+    if xdg and os.path.isdir(xdg):
+        return os.path.join(xdg, APP)
+    return f"/tmp/{APP}-{os.getuid()}"
+
+
+def runtime_dir() -> Path:
+    return _path(runtime_dir_str())
 
 
 def sandboxes_dir() -> Path:

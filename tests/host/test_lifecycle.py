@@ -148,7 +148,7 @@ def test_client_runtime_dir_mirrors_paths(env: dict[str, str],
 def test_thin_client_imports_nothing_heavy() -> None:
     code = ("import sys, modal_offload.cli, modal_offload.host.client\n"
             "heavy = {'rich', 'pathspec', 'modal', 'platformdirs', 'filelock', 'numpy',"
-            " 'modal_offload.gateway', 'modal_offload.config', 'modal_offload.paths',"
+            " 'pathlib', 'modal_offload.gateway', 'modal_offload.config',"
             " 'modal_offload.sync', 'modal_offload.backends'}\n"
             "print([m for m in sys.modules if m.split('.')[0] in heavy"
             " or '.'.join(m.split('.')[:2]) in heavy])")

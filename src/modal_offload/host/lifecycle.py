@@ -2,7 +2,7 @@
 
 Light on purpose (cheap stdlib modules only: no pathlib/platformdirs, ~18 ms; no
 contextlib, typing, hashlib or json, ~15 ms more, all on every routed command).
-`runtime_dir()` mirrors `paths.runtime_dir()`; a test keeps the two in step.
+Locations come from `paths.runtime_dir_str()`, which imports nothing heavy.
 
 One host serves one *configuration*: the socket name carries a hash of the environment
 that decides where the ledger, state and credentials live and which interpreter runs us,
@@ -21,12 +21,13 @@ import sys
 import time
 import zlib
 
+from .. import paths
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
-APP = "modal-offload"
 START_TIMEOUT_SECONDS = 15.0
 CONNECT_TIMEOUT_SECONDS = 5.0
 # Variables that decide which files and credentials the host would use.
@@ -42,15 +43,7 @@ class HostUnavailable(Exception):
     """The host cannot be reached or started; the caller runs in-process instead."""
 
 
-def runtime_dir(environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    override = env.get("MODAL_OFFLOAD_RUNTIME_DIR")
-    if override:
-        return os.path.expanduser(override)
-    xdg = env.get("XDG_RUNTIME_DIR")
-    if xdg and os.path.isdir(xdg):
-        return os.path.join(xdg, APP)
-    return f"/tmp/{APP}-{os.getuid()}"
+runtime_dir = paths.runtime_dir_str  # one implementation, also for the thin client
 
 
 def config_key(environ: Mapping[str, str] | None = None) -> str:
