@@ -39,3 +39,11 @@ def ledger(home: Path) -> dict[str, Any]:
 def local_backend_env() -> dict[str, str]:
     """The local sandbox stands in for the remote: auto/modal modes run for real."""
     return {"MODAL_OFFLOAD_BACKEND": "local"}
+
+
+def spawn_cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
+              stderr: int | None = subprocess.PIPE) -> subprocess.Popen[bytes]:
+    """The real CLI running in the background, stdout (and stderr) piped, no stdin."""
+    return subprocess.Popen([sys.executable, "-m", "modal_offload", *args], cwd=cwd,
+                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=stderr, stdin=subprocess.DEVNULL)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.conftest import Target
-from tests.helpers import REPO, cli
+from tests.helpers import REPO, cli, spawn_cli
 
 PY = "python3"
 
@@ -86,11 +86,9 @@ def test_command_not_found_is_127(target: Target) -> None:
 
 
 def test_output_is_streamed_live(target: Target) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modal_offload", "exec", "--", PY, "-u", "-c",
-         "import time; print('first', flush=True); time.sleep(4); print('second')"],
-        cwd=target.workspace, env={**os.environ, **target.env}, stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL)
+    proc = spawn_cli("exec", "--", PY, "-u", "-c",
+                     "import time; print('first', flush=True); time.sleep(4); print('second')",
+                     cwd=target.workspace, env=target.env, stderr=None)
     assert proc.stdout is not None
     start = time.monotonic()
     first = proc.stdout.readline()
@@ -105,11 +103,8 @@ def test_output_is_streamed_live(target: Target) -> None:
 def test_client_signal_stops_the_remote_process_group(target: Target, tmp_path: Path,
                                                       sig: int, code: int) -> None:
     token = f"sleeper-{os.getpid()}-{sig}-{time.time_ns()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modal_offload", "exec", "-c",
-         f"echo started; sh -c 'sleep 60; echo {token}' & wait"],
-        cwd=target.workspace, env={**os.environ, **target.env}, stdout=subprocess.PIPE,
-        stdin=subprocess.DEVNULL)
+    proc = spawn_cli("exec", "-c", f"echo started; sh -c 'sleep 60; echo {token}' & wait",
+                     cwd=target.workspace, env=target.env, stderr=None)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"started\n"
     proc.send_signal(sig)
@@ -163,11 +158,8 @@ def test_no_sync_back_leaves_the_local_tree_untouched(target: Target) -> None:
 
 def test_local_edit_during_the_run_is_kept_as_a_conflict(target: Target) -> None:
     ws = target.workspace
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modal_offload", "exec", "-c",
-         "echo started; sleep 2; echo remote > data/input.txt"],
-        cwd=ws, env={**os.environ, **target.env}, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    proc = spawn_cli("exec", "-c", "echo started; sleep 2; echo remote > data/input.txt",
+                     cwd=ws, env=target.env)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"started\n"
     (ws / "data" / "input.txt").write_text("local edit\n")

@@ -14,7 +14,7 @@ import pytest
 from grpclib import Status
 
 from testing.modal_emulator import ModalEmulator
-from tests.helpers import cli, ledger, make_workspace
+from tests.helpers import cli, ledger, make_workspace, spawn_cli
 
 ENV = {"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "0.5"}
 # Read at import: the autouse tmp_home fixture scrubs MODAL_* from the environment.
@@ -100,11 +100,9 @@ def test_dead_sandbox_is_replaced_and_resynced(modal_emulator: ModalEmulator, ws
 
 def test_sandbox_killed_mid_command(modal_emulator: ModalEmulator, ws: Path,
                                     tmp_home: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modal_offload", "exec", "-c",
-         "echo started; echo x > data/input.txt; touch made.txt; sleep 30"],
-        cwd=ws, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL)
+    proc = spawn_cli("exec", "-c",
+                     "echo started; echo x > data/input.txt; touch made.txt; sleep 30",
+                     cwd=ws, env=ENV)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"started\n"
     time.sleep(1.2)  # at least two heartbeats
@@ -118,11 +116,8 @@ def test_sandbox_killed_mid_command(modal_emulator: ModalEmulator, ws: Path,
 
 def test_rpc_errors_mid_command(modal_emulator: ModalEmulator, ws: Path,
                                 tmp_home: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modal_offload", "exec", "-c",
-         "echo started; sleep 1; echo remote > data/input.txt"],
-        cwd=ws, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL)
+    proc = spawn_cli("exec", "-c", "echo started; sleep 1; echo remote > data/input.txt",
+                     cwd=ws, env=ENV)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"started\n"
     # The next exec (the sync-back agent) fails with a status the client does not retry.
