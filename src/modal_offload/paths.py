@@ -149,6 +149,11 @@ def bash_env_script() -> Path:
     return shell_support_dir() / "bash_env.sh"
 
 
+def completion_dir() -> Path:
+    """Generated tab-completion scripts; zsh finds `_modal-offload` here through $fpath."""
+    return shell_support_dir() / "completion"
+
+
 def bash_profile_file() -> Path:
     """Login bash reads this *instead of* ~/.profile when it exists."""
     return home() / ".bash_profile"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from .. import config, paths, workspace
-from ..install import shell_bootstrap, shims
+from ..install import completion, shell_bootstrap, shims
 from ..install.blocks import Status
 
 
 def install() -> int:
     changed = shell_bootstrap.install()
+    changed += completion.install()  # tab completion for bash and zsh (issue 20)
     for path in changed:
         print(f"updated {path}")
     if not changed:
@@ -25,7 +26,7 @@ def install() -> int:
 
 def check() -> int:
     bad = 0
-    for item in shell_bootstrap.check():
+    for item in [*shell_bootstrap.check(), *completion.check()]:
         print(f"{item.status.value:8} {item.path}")
         bad += item.status is not Status.OK
     if bad:
@@ -34,7 +35,9 @@ def check() -> int:
 
 
 def uninstall() -> int:
-    changed = shell_bootstrap.uninstall()
+    # Completion first: its files live inside the folder shell_bootstrap removes when empty.
+    changed = completion.uninstall()
+    changed += shell_bootstrap.uninstall()
     for path in changed:
         print(f"removed our part of {path}")
     if not changed:

@@ -130,6 +130,20 @@ def install(path: Path, name: str, body: str, syntax: Syntax = HASH) -> bool:
     return True
 
 
+_ANY_BEGIN = r"(?P<name>[^\s>]+)(?P<flags>( \w+)*) >>>"
+
+
+def _next_block(text: str, syntax: Syntax) -> re.Match[str] | None:
+    """Our block starting at the very beginning of `text`, if any."""
+    return re.match(rf"{re.escape(syntax.open)}>>> modal-offload:{_ANY_BEGIN}", text)
+
+
+def _with_flags(text: str, begin: re.Match[str], flags: tuple[str, ...], syntax: Syntax) -> str:
+    merged = "".join(f" {f}" for f in dict.fromkeys((*begin.group("flags").split(), *flags)))
+    return f"{syntax.open}>>> modal-offload:{begin.group('name')}{merged} >>>" + \
+        text[begin.end():]
+
+
 def uninstall(path: Path, name: str, syntax: Syntax = HASH) -> bool:
     """Remove our block, undoing exactly what installing it did; True when changed."""
     text = _read(path)
@@ -139,7 +153,12 @@ def uninstall(path: Path, name: str, syntax: Syntax = HASH) -> bool:
     if found is None:
         return False
     before, after = text[:found.start], text[found.end:]
-    if "nl" in found.flags and before.endswith("\n") and not after:
+    following = _next_block(after, syntax)
+    if found.flags and following is not None:
+        # Another of our blocks follows directly: what this insertion changed (the file's
+        # creation, the added newline) is now undone with that block, whichever goes last.
+        after = _with_flags(after, following, found.flags, syntax)
+    elif "nl" in found.flags and before.endswith("\n") and not after:
         before = before[:-1]
     new = before + after
     if "created" in found.flags and new == "":
