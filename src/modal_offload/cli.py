@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
     Handler = Callable[[argparse.Namespace], int]
 
@@ -41,7 +41,7 @@ def _call(module: str, func: str, **fixed: Any) -> Handler:
 
 def _add_usage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("usage", help="show, reset or add to today's remote minutes")
-    acts = p.add_subparsers(dest="action", required=True)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = acts.add_parser("show", help="today's used, budget, remaining and the last 7 days")
     show.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
     show.set_defaults(handler=_call("usage", "show"))
@@ -98,7 +98,7 @@ def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _add_session(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("session", help="show or stop the workspace's remote session")
-    acts = p.add_subparsers(dest="action", required=True)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help_text in (("status", "show the session"), ("stop", "terminate the session")):
         a = acts.add_parser(name, help=help_text)
         _add_backend(a)
@@ -119,7 +119,7 @@ def _add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _add_installer(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
                    module: str, actions: Sequence[tuple[str, str]], help_text: str) -> None:
     p = sub.add_parser(name, help=help_text)
-    acts = p.add_subparsers(dest="action", required=True)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, action_help in actions:
         a = acts.add_parser(action, help=action_help)
         a.set_defaults(handler=_call(module, action.replace("-", "_")))
@@ -127,7 +127,7 @@ def _add_installer(sub: argparse._SubParsersAction[argparse.ArgumentParser], nam
 
 def _add_agents(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agents", help="agent runner, policy mirrors and enforcement hooks")
-    acts = p.add_subparsers(dest="action", required=True)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action, action_help in (
             ("install", "install the runner, the policy mirrors and the hooks"),
             ("check", "one line per item: installed, missing or drifted"),
@@ -159,9 +159,16 @@ def _add_completion(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    from .errors import exit_codes_help
+    from .errors import BAD_INPUT_EXIT, exit_codes_help
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        """Bad arguments get one line and exit 2, like every other bad input (not argparse's
+        usage block, which hides the line that says what is wrong)."""
+
+        def error(self, message: str) -> NoReturn:
+            self.exit(BAD_INPUT_EXIT, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+    parser: argparse.ArgumentParser = Parser(
         prog="modal-offload",
         description="Run heavy work and terminal commands remotely under a daily budget.",
         epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
