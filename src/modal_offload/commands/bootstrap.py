@@ -10,7 +10,7 @@ from ..install.blocks import Status
 def install() -> int:
     changed = shell_bootstrap.install()
     changed += completion.install()  # tab completion for bash and zsh (issue 20)
-    for path in changed:
+    for path in dict.fromkeys(changed):  # an rc file holding both blocks is named once
         print(f"updated {path}")
     if not changed:
         print("shell bootstrap already installed")
@@ -38,7 +38,7 @@ def uninstall() -> int:
     # Completion first: its files live inside the folder shell_bootstrap removes when empty.
     changed = completion.uninstall()
     changed += shell_bootstrap.uninstall()
-    for path in changed:
+    for path in dict.fromkeys(changed):
         print(f"removed our part of {path}")
     if not changed:
         print("shell bootstrap was not installed")
