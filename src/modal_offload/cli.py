@@ -65,7 +65,7 @@ def _add_backend(p: argparse.ArgumentParser) -> None:
 
 
 def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from .heavy import MODES
+    from .config import HEAVY_MODES as MODES
 
     p = sub.add_parser("heavy", help="run do_heavy_stuff(payload) remotely or locally")
     src = p.add_mutually_exclusive_group()
