@@ -24,8 +24,8 @@ from pathlib import Path
 
 from .. import paths, routing
 from ..config import Settings
-from ..local_run import BYPASS_MARKER, path_without_shims
 from ..errors import BadInput
+from ..local_run import BYPASS_MARKER, path_without_shims
 from . import owned, trust
 from .blocks import Status
 

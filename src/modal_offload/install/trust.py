@@ -160,7 +160,7 @@ def unregister(folder: Path) -> bool:
 def verdict(folder: Path) -> str | None:
     """What a shell decides about `folder`: None when it activates, else the reason. Runs the
     shell's own check (`_mo_trust`), so doctor and shells cannot disagree."""
-    script = f'. "$1"; if _mo_trust "$2"; then echo trusted; else echo "$_mo_why"; fi'
+    script = '. "$1"; if _mo_trust "$2"; then echo trusted; else echo "$_mo_why"; fi'
     out = subprocess.run(["sh", "-c", script, "sh", str(TEMPLATE), str(folder)],
                          capture_output=True, text=True, timeout=10, stdin=subprocess.DEVNULL)
     reason = out.stdout.strip() or out.stderr.strip() or f"the check exited {out.returncode}"
