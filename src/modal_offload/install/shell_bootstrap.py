@@ -79,9 +79,12 @@ def _owned_files() -> list[tuple[Path, str]]:
 
 
 def install() -> list[Path]:
-    """Write our two support files and a block in each rc file; returns changed files."""
-    changed = [path for path, text in _owned_files() if owned.write(path, text)]
+    """Write our two support files and a block in each rc file; returns changed files.
+    Every rc file is checked first: one we may not change (read-only) changes none."""
     body = block_body()
+    for rc in rc_files():
+        blocks.can_install(rc, BLOCK_NAME, body)
+    changed = [path for path, text in _owned_files() if owned.write(path, text)]
     changed += [rc for rc in rc_files() if blocks.install(rc, BLOCK_NAME, body)]
     return changed
 
@@ -89,6 +92,8 @@ def install() -> list[Path]:
 def uninstall() -> list[Path]:
     # Every candidate, not only rc_files(): ~/.bash_profile may have been deleted since.
     candidates = [*paths.shell_rc_files(), paths.bash_profile_file()]
+    for rc in candidates:
+        blocks.can_uninstall(rc, BLOCK_NAME)
     changed = [rc for rc in candidates if blocks.uninstall(rc, BLOCK_NAME)]
     for path, _ in _owned_files():
         if owned.remove(path):
