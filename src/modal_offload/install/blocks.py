@@ -2,9 +2,11 @@
 
 A block looks like (comment syntax per file type)::
 
-    # >>> modal-offload:NAME [flags] >>> managed by modal-offload; edit outside this block (modal-offload-owned: 6d0f3b1e SUM)
+    # >>> modal-offload:NAME [flags] >>> managed by modal-offload; edit outside this block (ID)
     ...body...
     # <<< modal-offload:NAME <<<
+
+where ID is `modal-offload-owned: 6d0f3b1e SUM` (see Ownership below).
 
 The flags record what the insertion itself changed (`created`: the file did not exist;
 `nl`: a newline was added to end the user's last line), so removal restores the file byte
@@ -12,7 +14,7 @@ for byte without any state kept elsewhere. Before the first edit of a file, a ba
 is kept under the backups folder.
 
 Ownership (issue 13): a block is ours only when its begin line carries our exact marker
-(`owned.MARKER`) and SUM, a hash of its name, flags and body. A block that merely looks like
+(`owned.MARKER`) and SUM, 12 hex digits of a hash of its name, flags and body. A block that merely looks like
 ours (copied from docs or someone's dotfiles, or written by hand) is never touched; one of ours
 whose body was edited since is repaired by install but never deleted by uninstall, which
 refuses with one line instead. Symlinked and read-only files: see `userfile`.
