@@ -14,10 +14,10 @@ for byte without any state kept elsewhere. Before the first edit of a file, a ba
 is kept under the backups folder.
 
 Ownership (issue 13): a block is ours only when its begin line carries our exact marker
-(`owned.MARKER`) and SUM, 12 hex digits of a hash of its name, flags and body. A block that merely looks like
-ours (copied from docs or someone's dotfiles, or written by hand) is never touched; one of ours
-whose body was edited since is repaired by install but never deleted by uninstall, which
-refuses with one line instead. Symlinked and read-only files: see `userfile`.
+(`owned.MARKER`) and SUM, 12 hex digits of a hash of its name, flags and body. A block that
+merely looks like ours (copied from docs or someone's dotfiles, or written by hand) is never
+touched; one of ours whose body was edited since is repaired by install but never deleted by
+uninstall, which refuses with one line instead. Symlinked and read-only files: see `userfile`.
 """
 
 from __future__ import annotations
