@@ -226,3 +226,15 @@ def test_the_shell_finds_the_registry_where_python_writes_it(
          "from modal_offload import paths; print(paths.shims_registry(), end='')"],
         env=env, capture_output=True, text=True, timeout=10)
     assert out.stdout == python.stdout, out.stderr
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_an_installed_workspace_reached_through_a_symlink_still_activates(
+        shell: str, tmp_path: Path, ws: Path, small_path: str) -> None:
+    env = shell_env(small_path)
+    install_shims(ws, env)
+    link = tmp_path / "link"
+    link.symlink_to(ws)
+    out = run([shell, "-c", f". '{ACTIVATE}'; command -v mo-probe"], link,
+              {**env, "PWD": str(link)})  # the logical path a shell keeps after `cd link`
+    assert out.stdout.strip() == f"{link}/.modal-shims/mo-probe", out.stderr
