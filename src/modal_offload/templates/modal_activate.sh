@@ -67,10 +67,10 @@ _mo_trust() {
   # Refused: a registry others can write, or anything in the folder that changed status
   # (content, mode, owner, a file added, removed or renamed) after the registry was written.
   # ctime cannot be set back without root, unlike mtime (tar -x, touch -d).
+  # (An assignment's status is its command substitution's: find's, without a second fork.)
   _mo_chk=$(find "$_mo_reg" "$1" \( -perm -0020 -o -perm -0002 -o -cnewer "$_mo_reg" \) \
-    -print -quit 2>/dev/null; echo "rc=$?")
+    -print -quit 2>/dev/null) && [ -z "$_mo_chk" ] && { unset _mo_chk; return 0; }
   case $_mo_chk in
-    rc=0) unset _mo_chk; return 0 ;;
     "$_mo_reg"*) _mo_why="the registry $_mo_reg is writable by others" ;;
     *) _mo_why="changed since \`modal-offload shims install\`" ;;
   esac
