@@ -41,8 +41,10 @@ def problems(folder: Path) -> list[str]:
         return [f"{folder} does not exist"]
     if not stat.S_ISDIR(st.st_mode):
         return [f"{folder} is not a plain folder"]
-    found = [f"{folder} is writable by others"] if st.st_mode & 0o022 else []
     uid = os.geteuid()
+    found = [f"{folder} is writable by others"] if st.st_mode & 0o022 else []
+    if st.st_uid != uid:
+        found.append(f"{folder} belongs to another user")
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         est = entry.stat(follow_symlinks=False)
         if not stat.S_ISREG(est.st_mode):
