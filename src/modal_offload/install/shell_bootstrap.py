@@ -9,8 +9,10 @@ with shims installed route automatically, interactive or not.
 
 The blocks only source `route.sh` (a file we own in the config dir); the activation logic
 itself is `templates/modal_activate.sh`, shared with scripts/activate_modal_only.sh.
-Which workspaces activate: those with our shims marker, found by walking up from $PWD in
-pure shell (a few `[ -f ]` tests, no subprocess).
+Which workspaces activate: the nearest one up from $PWD whose shims marker is there AND whose
+shims folder `shims install` recorded for this user, unchanged since (`install/trust.py`;
+pure shell plus one `find`, only inside a workspace with shims). Others are ignored with one
+line on stderr.
 """
 
 from __future__ import annotations
