@@ -238,3 +238,16 @@ def test_an_installed_workspace_reached_through_a_symlink_still_activates(
     out = run([shell, "-c", f". '{ACTIVATE}'; command -v mo-probe"], link,
               {**env, "PWD": str(link)})  # the logical path a shell keeps after `cd link`
     assert out.stdout.strip() == f"{link}/.modal-shims/mo-probe", out.stderr
+
+
+@pytest.mark.parametrize("marker", ["MODAL_OFFLOAD_BYPASS", "MODAL_OFFLOAD_REMOTE"])
+def test_inside_our_pipeline_shells_neither_check_nor_report(
+        marker: str, tmp_path: Path, ws: Path, small_path: str) -> None:
+    env = shell_env(small_path)
+    evidence = tmp_path / "evidence"
+    clone = _hostile_clone(tmp_path, tmp_path / "clone", evidence, "forged\n")
+    assert cli("shell-bootstrap", "install", cwd=ws, env=env).returncode == 0
+    # A local fallback's `bash -c` keeps its stderr byte for byte: no line of ours in it.
+    out = run(["bash", "-c", "ls >/dev/null; echo ok >&2"], clone,
+              {**env, "BASH_ENV": str(paths.bash_env_script()), marker: "1"})
+    assert out.stderr == "ok\n" and not evidence.exists()

@@ -58,9 +58,12 @@ case ${{BASH_ENV:-}} in
      export BASH_ENV MODAL_OFFLOAD_USER_BASH_ENV ;;
 esac
 {TEMPLATE.read_text(encoding="utf-8")}
-_mo_find_shims "${{PWD:-}}"
-if [ -n "$_mo_found" ]; then _mo_activate "$_mo_found"; fi
-unset _mo_found
+# Inside the remote or our own pipeline routing stays off: no trust check, no report.
+if [ "${{MODAL_OFFLOAD_REMOTE:-}}" != 1 ] && [ "${{MODAL_OFFLOAD_BYPASS:-}}" != 1 ]; then
+  _mo_find_shims "${{PWD:-}}"
+  if [ -n "$_mo_found" ]; then _mo_activate "$_mo_found"; fi
+  unset _mo_found
+fi
 """
 
 
