@@ -251,3 +251,22 @@ def test_inside_our_pipeline_shells_neither_check_nor_report(
     out = run(["bash", "-c", "ls >/dev/null; echo ok >&2"], clone,
               {**env, "BASH_ENV": str(paths.bash_env_script()), marker: "1"})
     assert out.stderr == "ok\n" and not evidence.exists()
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_installing_elsewhere_later_does_not_bless_an_earlier_change(
+        shell: str, tmp_path: Path, ws: Path, small_path: str) -> None:
+    env = shell_env(small_path)
+    install_shims(ws, env)
+    _past_registry()
+    evidence = tmp_path / "evidence"
+    with (ws / ".modal-shims" / "mo-probe").open("a") as fh:
+        fh.write(f"echo ran >> '{evidence}'\n")
+    other = make_workspace(tmp_path / "other")
+    out = cli("shims", "install", cwd=other, env=env)  # moves the registry's mtime forward
+    assert out.returncode == 0 and b"no longer trusted" in out.stdout
+    shell_out = run([shell, "-c", f". '{ACTIVATE}'; mo-probe; command -v mo-probe"], ws, env)
+    assert not evidence.exists() and ".modal-shims" not in shell_out.stdout
+    assert "not installed by you" in shell_out.stderr
+    assert run([shell, "-c", f". '{ACTIVATE}'; command -v mo-probe"], other, env
+               ).stdout.strip() == f"{other}/.modal-shims/mo-probe"
