@@ -114,6 +114,22 @@ def check_shims(ctx: Context) -> Row:
     return Row("shims", OK, f"{len(shims.installed(ctx.workspace.root))} in {folder}")
 
 
+def check_shim_trust(ctx: Context) -> Row:
+    """Shim folders shells would ignore here (not installed by this user, or changed since),
+    and recorded folders whose content changed (issue 13)."""
+    from .install import trust
+
+    bad = trust.untrusted_around(Path(os.getcwd()).resolve())
+    seen = {f.folder for f in bad}
+    bad += [f for f in trust.altered() if f.folder not in seen]
+    if bad:
+        return Row("shim trust", FAIL, "ignored by shells: " + "; ".join(
+            f"{f.folder} ({f.reason})" for f in bad),
+            "if a folder is yours: modal-offload shims install there; otherwise delete it")
+    return Row("shim trust", OK, f"{len(trust.read())} folder(s) installed by you; "
+               "no others in the way")
+
+
 def check_rc_blocks(ctx: Context) -> Row:
     from .install import completion, shell_bootstrap
 
@@ -199,7 +215,7 @@ def check_host(ctx: Context) -> Row:
 
 
 CHECKS: list[Check] = [check_version, check_credentials, check_backend, check_ledger,
-                       check_shims, check_rc_blocks, check_bash, check_zsh,
+                       check_shims, check_shim_trust, check_rc_blocks, check_bash, check_zsh,
                        check_agent_runner, check_host]
 
 

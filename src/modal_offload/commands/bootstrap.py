@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import config, paths, workspace
-from ..install import completion, shell_bootstrap, shims
+from ..install import completion, shell_bootstrap, shims, trust
 from ..install.blocks import Status
 
 
@@ -15,8 +15,9 @@ def install() -> int:
     if not changed:
         print("shell bootstrap already installed")
     ws = workspace.find()
-    if ws is not None and not paths.shims_marker(ws.root).is_file():
-        # The bootstrap only activates workspaces that have shims: make this one work now.
+    if ws is not None and trust.verdict(paths.shims_dir(ws.root)) is not None:
+        # The bootstrap only activates workspaces whose shims the user installed (a marker
+        # file a repository brought does not count): make this one work now.
         result = shims.install(ws.root, config.load(ws.root))
         print(f"installed {result.total} shim(s) in {paths.shims_dir(ws.root)}")
     print("open a new terminal (or `exec $SHELL -l`) for routing to take effect; "
