@@ -128,7 +128,8 @@ class Sandbox:
         cwd = self.workdir_path(workdir)
         if self.container is None:
             return argv, cwd
-        return self.container.exec_argv(argv, workdir or self.default_workdir), self.container.scratch
+        container_argv = self.container.exec_argv(argv, workdir or self.default_workdir)
+        return container_argv, self.container.scratch
 
     async def start(self) -> None:
         """Create the filesystem, start the entrypoint (if any) and arm the timeouts."""

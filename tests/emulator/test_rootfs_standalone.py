@@ -37,9 +37,19 @@ def test_stopping_the_emulator_ends_containers_without_leftovers(tmp_path: Path)
     _require_rootfs()
     marker = f"marker-{uuid.uuid4().hex}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "testing.modal_emulator", "--images", "rootfs",
-         "--base-dir", str(tmp_path)],
-        cwd=REPO, env=_clean_env(), stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "testing.modal_emulator",
+            "--images",
+            "rootfs",
+            "--base-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        env=_clean_env(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -58,8 +68,13 @@ def test_stopping_the_emulator_ends_containers_without_leftovers(tmp_path: Path)
             print(p.stdout.read().strip(), p.wait())
             """
         )
-        client = subprocess.run([sys.executable, "-c", script], env=_clean_env(**exports),
-                                capture_output=True, text=True, timeout=600)
+        client = subprocess.run(
+            [sys.executable, "-c", script],
+            env=_clean_env(**exports),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert client.returncode == 0, client.stderr
         assert client.stdout.split() == ["/usr/local/bin/python3", "0"]
         assert _host_pids_with(marker)

@@ -180,7 +180,9 @@ class LayerBuilder:
         layer_id = spec.layer_id
 
         async def build(staged: Path) -> LayerState:
-            await log(f"Building the Debian {spec.codename} root with mmdebstrap (once per machine)\n")
+            await log(
+                f"Building the Debian {spec.codename} root with mmdebstrap (once per machine)\n"
+            )
             root = staged / "diff"
             await self._stream([*spec.mmdebstrap_argv(str(root))], log, "mmdebstrap")
             env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -198,7 +200,9 @@ class LayerBuilder:
                 python_version=version,
             )
 
-        return await self._materialize(layer_id, f"FROM python:{spec.series}-slim-{spec.codename}", log, build)
+        return await self._materialize(
+            layer_id, f"FROM python:{spec.series}-slim-{spec.codename}", log, build
+        )
 
     # ---------------------------------------------------------------------------------- steps
 
@@ -361,7 +365,7 @@ class LayerBuilder:
     async def _stream(
         self, argv: list[str], log: LogFn, label: str | None, env: Mapping[str, str] | None = None
     ) -> int:
-        """Run `argv`, streaming its merged output into the build log; raise if `label` and it fails."""
+        """Run `argv`, output streamed to the build log; raise if `label` is set and it fails."""
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=subprocess.DEVNULL,
@@ -381,5 +385,7 @@ class LayerBuilder:
             await proc.wait()
             raise
         if label is not None and code != 0:
-            raise DockerfileError(f"modal emulator (rootfs): {label} failed with exit status {code}")
+            raise DockerfileError(
+                f"modal emulator (rootfs): {label} failed with exit status {code}"
+            )
         return code
