@@ -75,8 +75,9 @@ def modal_emulator_rootfs_server(
 
 
 # Build debian_slim through the real client, so that on a fresh machine the one slow build (the
-# Debian root, then apt-get install build-essential: minutes) happens here, once, and not
-# inside some test's timeout. Cached machine-wide, it takes about a second.
+# Debian root, then apt-get install build-essential: minutes) happens here, once; the first test
+# that sets this fixture up gets WARM_UP_TIMEOUT (see pytest_collection_modifyitems). Cached
+# machine-wide, it takes about a second.
 _WARM_UP = """
 import modal
 app = modal.App.lookup("modal-emulator-warm-up", create_if_missing=True)
@@ -84,7 +85,18 @@ modal.Image.debian_slim().build(app)
 """
 
 
-def warm_up(emu: EmulatorThread, timeout: float = 1800) -> None:
+WARM_UP_TIMEOUT = 1800
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: the first test that will really run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "modal_emulator_rootfs_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(WARM_UP_TIMEOUT))  # pytest-timeout's marker
+            return
+
+
+def warm_up(emu: EmulatorThread, timeout: float = WARM_UP_TIMEOUT - 60) -> None:
     out = subprocess.run(
         [sys.executable, "-c", _WARM_UP],
         env=emu.subprocess_env(),
