@@ -170,3 +170,14 @@ def test_reset_ends_running_sandboxes_without_leftovers(
     for scratch in scratches:
         assert not _mounts_mentioning(str(scratch))
         assert not scratch.exists()
+
+
+def test_a_sandbox_reaches_pypi_and_keeps_what_it_installs(
+    modal_emulator_rootfs: ModalEmulator, app_name: str
+) -> None:
+    # As on Modal: the network is open, and installs persist for the sandbox's lifetime only.
+    sb = _sandbox(app_name)
+    code, _, err = _run(sb, "pip", "install", "--quiet", "--root-user-action=ignore", "six")
+    assert code == 0, err
+    assert _run(sb, "python", "-c", "import six")[0] == 0
+    assert _run(_sandbox(app_name), "python", "-c", "import six")[0] == 1
