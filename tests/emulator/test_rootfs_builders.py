@@ -32,7 +32,7 @@ def test_builders_install_and_place_files(
         .apt_install("jq")
         .uv_pip_install("six")
         .pip_install_from_requirements(str(requirements))
-        .run_commands("echo built > /opt/built", "mkdir -p /opt/app")
+        .run_commands("echo built > /opt/built", "mkdir -p /opt/app", "rm /etc/issue")
         .add_local_dir(data, "/opt/data", copy=True)
         .workdir("/opt/app")
         .add_local_dir(pkg, "/root/mypkg")
@@ -43,6 +43,8 @@ def test_builders_install_and_place_files(
     assert _out(sb, "python", "-c", "import six, idna; print('ok')") == "ok\n"
     assert _out(sb, "cat", "/opt/built", "/opt/data/sub/x.txt") == "built\ncopied\n"
     assert _out(sb, "pwd") == "/opt/app\n"
+    # A file a later layer deleted stays deleted (overlay whiteouts in layer diffs).
+    assert _out(sb, "sh", "-c", "test -e /etc/issue || echo gone") == "gone\n"
     # add_local_dir(copy=False) is a mount placed at sandbox start, as on Modal.
     code = "import mypkg; print(mypkg.VALUE)"
     assert _out(sb, "python", "-c", code, workdir="/root") == "mounted\n"
