@@ -356,6 +356,10 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         assert req is not None
         sb = self._sandbox(req.sandbox_id)
         limits.check_name(req.name)
+        if sb.record.name == req.name:
+            # Idempotent, so the call is safe to retry (modal/sandbox/_sandbox.py:757-758).
+            await stream.send_message(api_pb2.SandboxSetNameResponse())
+            return
         if sb.record.name:
             _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} already has a name")
         if self.sandboxes.by_name(sb.record.app_id, req.name) is not None:
