@@ -35,6 +35,8 @@ gateway's meter while a command runs or by this backend for the gaps between com
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import posixpath
 import signal as _signal
 import threading
@@ -60,6 +62,17 @@ TAG_CREATED = "mo-created"
 TAG_TIMEOUT = "mo-timeout"
 TAG_IDLE = "mo-idle-timeout"
 RESET_HINT = "retry; `modal-offload session stop` resets the session"
+# Per stdin write: well under the client's 16 MiB (modal/io_streams.py:636), so memory per
+# write stays bounded; 2 MiB is the client's own limit for sandbox stdin (io_streams.py:633).
+STDIN_CHUNK_BYTES = 2 * 1024 * 1024
+# How often a running wait asks the control plane whether the sandbox still exists.
+WATCH_SECONDS = 5.0
+# After the control plane says the sandbox ended, how long the router may take to say so.
+GONE_GRACE_SECONDS = 2.0
+# Deadline of the short housekeeping execs (mkdir at creation, the signal sender).
+HOUSEKEEPING_TIMEOUT = 60
+
+log = logging.getLogger(__name__)
 
 # $0: pid file (relative to the working directory); "$@": the command. pid == pgid afterwards.
 _WRAPPER = ('echo $$ > "$0" || exit 125; read -r _ _ _ _ pg _ < /proc/$$/stat; '
@@ -123,13 +136,20 @@ class ModalProcess(Process):
         with self._stdin_lock:
             if self._stdin_closed:
                 return
+            view = memoryview(data)
             try:
-                self._proc.stdin.write(data)
-                self._proc.stdin.drain()
-            except Exception:
-                # The process exited or the sandbox went away: like a closed pipe, the rest of
-                # the input is not wanted; wait() reports what happened.
+                for start in range(0, len(view), STDIN_CHUNK_BYTES):
+                    self._proc.stdin.write(view[start:start + STDIN_CHUNK_BYTES])
+                    self._proc.stdin.drain()
+            except Exception as exc:
+                # Like a closed pipe, the rest of the input is lost; but the remote end must
+                # not wait for it: end the channel with EOF (best effort; if the sandbox is
+                # gone, wait() reports that).
+                log.debug("stdin write failed (%s); sending EOF", exc)
                 self._stdin_closed = True
+                with contextlib.suppress(Exception):
+                    self._proc.stdin.write_eof()
+                    self._proc.stdin.drain()
 
     def close_stdin(self) -> None:
         with self._stdin_lock:
@@ -158,21 +178,62 @@ class ModalProcess(Process):
     def wait(self) -> int:
         if self._exit is not None:
             return self._exit
-        with _modal_errors("waiting for the command"):
-            code = int(self._proc.wait())
+        code = self._watched_wait()
         with contextlib.suppress(OffloadError):
             # Bookkeeping only: a lock timeout must not turn a result into an error.
             records.mark_used(self._session.name, self._session.id)
+        if code == -1:
+            # The exec's deadline (just past the sandbox's own) passed without an answer:
+            # the client's convention for that is -1 (modal/container_process.py:180-184).
+            ended = self._session.ended_code()
+            if ended is not None:
+                raise self._session.died_error(ended)
+            raise BackendError(f"the Modal sandbox {self._session.id} stopped answering",
+                               RESET_HINT)
         if code == 137 or self._stream_error is not None:
             # A killed container also ends its execs with SIGKILL: tell that apart from a
             # command that was itself killed (e.g. out of memory), which is its own status.
             ended = self._session.ended_code()
             if ended is not None:
                 raise self._session.died_error(ended)
-        if code < 0:
-            code = 128 - code
         self._exit = code
         return code
+
+    def _watched_wait(self) -> int:
+        """The exit status, or an error once the sandbox is gone.
+
+        The client's wait retries an unreachable worker until the exec deadline, so it runs in
+        a helper thread while this one asks the control plane every WATCH_SECONDS whether the
+        sandbox still exists.
+        """
+        outcome: list[int | BaseException] = []
+
+        def target() -> None:
+            try:
+                outcome.append(int(self._proc.wait()))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=target, daemon=True, name="modal-exec-wait")
+        waiter.start()
+        while True:
+            waiter.join(WATCH_SECONDS)
+            if not waiter.is_alive():
+                break
+            ended = self._session.ended_code()
+            if ended is not None:
+                waiter.join(GONE_GRACE_SECONDS)
+                if waiter.is_alive():  # the worker vanished with it: nothing will answer
+                    raise self._session.died_error(ended)
+                break
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            # Once the sandbox has ended its router says NOT_FOUND: report the sandbox.
+            ended = self._session.ended_code()
+            if ended is not None:
+                raise self._session.died_error(ended) from result
+            raise translate(result, "waiting for the command") from result
+        return result
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         # Also after the leader exited: its group's stragglers must stop too (_base.py).
@@ -183,7 +244,8 @@ class ModalProcess(Process):
     def _send(self, name: str) -> None:
         with contextlib.suppress(Exception):
             self._session.sandbox.exec("sh", "-c", _KILLER, self._pid_name, name,
-                                       workdir=PIDS_DIR, text=False)
+                                       workdir=PIDS_DIR, text=False,
+                                       timeout=HOUSEKEEPING_TIMEOUT)
 
 
 class ModalSession(Session):
@@ -199,13 +261,19 @@ class ModalSession(Session):
         self.python = REMOTE_PYTHON
         self.fresh = fresh
 
+    def exec_timeout(self) -> int:
+        """An exec's deadline: the command cannot outlive its sandbox, so a little past the
+        sandbox's own end bounds every wait on the worker without ever cutting a command short."""
+        return max(1, math.ceil(self.record.deadline - time.time() + DEADLINE_SLACK_SECONDS))
+
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
         pid_name = uuid.uuid4().hex
         pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", cwd)
         with _modal_errors("starting the command"):
             try:
                 proc = self.sandbox.exec("sh", "-c", _WRAPPER, pid_file, *argv, workdir=cwd,
-                                         env=dict(env), text=False)
+                                         env=dict(env), text=False,
+                                         timeout=self.exec_timeout())
             except _modal().exception.Error as exc:
                 ended = self.ended_code()
                 if ended is not None:
@@ -231,7 +299,9 @@ class ModalSession(Session):
         with exclusive(records.lock_path(self.name)):
             _settle(self.record, time.time(), "stopped")
             with _modal_errors("terminating the sandbox"):
-                self.sandbox.terminate()
+                # Waited: the name stays taken until the sandbox has finished, and the next
+                # command must be able to create a new one under it.
+                self.sandbox.terminate(wait=True)
 
     def info(self) -> SessionInfo:
         record = records.load(self.name) or self.record
@@ -323,41 +393,70 @@ class ModalBackend(Backend):
 
     def open_session(self, spec: SessionSpec) -> Session:
         with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
-            now = time.time()
-            previous = records.load(spec.name)
-            sandbox = self._lookup(spec)
-            if sandbox is not None:
-                record = self._known(spec, sandbox)
-                if record.deadline <= now + spec.timeout_seconds + DEADLINE_SLACK_SECONDS:
-                    records.charge_gap(record, now)  # idle time billed since the last command
-                    record.idle_timeout_seconds = spec.idle_timeout_seconds
-                    records.store(record)
-                    return ModalSession(sandbox, record, fresh=False)
-                # Budget spent elsewhere since it was created: its deadline would overrun the
-                # cap, so it makes way for a sandbox with a smaller timeout.
-                _settle(record, now, "replaced: deadline past the budget cap")
-                sandbox.terminate()
-            elif previous is not None and not previous.settled:
-                _settle(previous, previous.latest_end(now), "found gone")
-            return self._create(spec)
+            session = self._reuse(spec)
+        if session is not None:
+            return session
+        # The first build of an image can take minutes: never under the session lock, or
+        # every concurrent first command would give up on it (fileio.LOCK_TIMEOUT_SECONDS).
+        # Identical builds started by several processes are one build on Modal's side.
+        with _modal_errors("building the image"):
+            app, image = self._built_image(spec)
+        with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
+            # Someone may have created it while the image was building.
+            return self._reuse(spec) or self._create(spec, app, image)
 
-    def _create(self, spec: SessionSpec) -> ModalSession:
+    def _reuse(self, spec: SessionSpec) -> ModalSession | None:
+        """The live session if it fits the budget cap; else clear the way for a new one.
+        Holds the session lock."""
+        now = time.time()
+        previous = records.load(spec.name)
+        sandbox = self._lookup(spec)
+        if sandbox is not None:
+            record = self._known(spec, sandbox)
+            if record.deadline <= now + spec.timeout_seconds + DEADLINE_SLACK_SECONDS:
+                records.charge_gap(record, now)  # idle time billed since the last command
+                record.idle_timeout_seconds = spec.idle_timeout_seconds
+                records.store(record)
+                return ModalSession(sandbox, record, fresh=False)
+            # Budget spent elsewhere since it was created: its deadline would overrun the
+            # cap, so it makes way for a sandbox with a smaller timeout. Waited, because it
+            # holds its name until it has finished.
+            _settle(record, now, "replaced: deadline past the budget cap")
+            sandbox.terminate(wait=True)
+        elif previous is not None and not previous.settled:
+            _settle(previous, previous.latest_end(now), "found gone")
+        return None
+
+    def _built_image(self, spec: SessionSpec) -> tuple[Any, Any]:
         modal = _modal()
         app = modal.App.lookup(spec.app_name, create_if_missing=True)
+        return app, build_image(spec).build(app)
+
+    def _create(self, spec: SessionSpec, app: Any, image: Any) -> ModalSession:
+        modal = _modal()
         created = time.time()
-        sandbox = modal.Sandbox.create(
-            app=app, name=spec.name, image=build_image(spec), cpu=spec.cpu,
-            memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
-            idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
-            env={"PYTHONPATH": "/root"},  # where add_local_python_source puts our package
-            tags=_tags(spec, created))
+        try:
+            sandbox = modal.Sandbox.create(
+                app=app, name=spec.name, image=image, cpu=spec.cpu,
+                memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
+                idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
+                env={"PYTHONPATH": "/root"},  # where add_local_python_source puts our package
+                tags=_tags(spec, created))
+        except modal.exception.AlreadyExistsError:
+            # Its holder was created or terminated (without waiting) by another machine.
+            session = self._reuse(spec)
+            if session is None:
+                raise BackendError(f"the Modal sandbox name {spec.name} is still taken by a "
+                                   "sandbox that is shutting down", "retry in a few seconds")
+            return session
         record = records.SandboxRecord(
             name=spec.name, sandbox_id=sandbox.object_id, created_at=created,
             timeout_seconds=int(spec.timeout_seconds),
             idle_timeout_seconds=int(spec.idle_timeout_seconds), accounted_until=time.time())
         records.store(record)
         # The wrapper's pid files need their folder; "/" as cwd keeps the path relative.
-        code = sandbox.exec("mkdir", "-p", PIDS_DIR.lstrip("/"), workdir="/").wait()
+        code = sandbox.exec("mkdir", "-p", PIDS_DIR.lstrip("/"), workdir="/",
+                            timeout=HOUSEKEEPING_TIMEOUT).wait()
         if code != 0:
             raise BackendError(f"could not prepare the Modal sandbox (mkdir exit {code})",
                                RESET_HINT)
