@@ -86,6 +86,8 @@ class FaultInjector:
         # Injected network latency (seconds): every RPC waits one round trip before it is
         # handled, every further message of a stream half of one (see `_LatencyStream`).
         self.rtt: float = 0.0
+        # Seconds every ImageGetOrCreate takes, standing in for a long first image build.
+        self.image_build_delay: float = 0.0
 
     def fail_next(
         self,
@@ -136,6 +138,7 @@ class FaultInjector:
         self.stdio_delay = 0.0
         self.stdio_chunk_size = 64 * 1024
         self.rtt = 0.0
+        self.image_build_delay = 0.0
 
 
 class _LatencyStream:

@@ -4,6 +4,8 @@ blobs and secrets. Mixed into `ControlPlaneServicer`; they only keep records (se
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import TYPE_CHECKING, NoReturn
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -81,6 +83,8 @@ class ObjectRpcs:
         req = await stream.recv_message()
         assert req is not None
         image = self.objects.get_or_create_image(req)
+        if self.emu.faults.image_build_delay > 0:
+            await asyncio.sleep(self.emu.faults.image_build_delay)  # fault: a slow first build
         # Report a finished build straight away, so the client never needs ImageJoinStreaming.
         await stream.send_message(
             api_pb2.ImageGetOrCreateResponse(

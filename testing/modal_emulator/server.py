@@ -308,6 +308,10 @@ class ModalEmulator:
         await sb.drain()
         return sb.record.snapshot()
 
+    def set_image_build_delay(self, seconds: float) -> None:
+        """Make every image build take `seconds` (a long first build on Modal)."""
+        self.faults.image_build_delay = seconds
+
     def set_rtt(self, ms: float) -> None:
         """Inject `ms` of round-trip time into every RPC and stream message (see README)."""
         self.faults.rtt = ms / 1000

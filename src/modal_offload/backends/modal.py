@@ -27,6 +27,9 @@ Signals
   SIGINT, as non-interactive shells make them) is killed, so Ctrl-C really stops the command.
   The wrapper's paths are relative to the exec's working directory, because only working
   directories (not argv) name sandbox paths reliably (the in-repo emulator maps those alone).
+  A command's folder under the workspace may not exist remotely (an ignored or never-synced
+  folder), and an exec whose workdir is missing does not start at all: such execs start in
+  the workspace root and the wrapper creates and enters the folder first.
 
 Metering: see `_modal_records` (each instant of a sandbox's life is charged once, by the
 gateway's meter while a command runs or by this backend for the gaps between commands).
@@ -37,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import posixpath
 import signal as _signal
 import threading
@@ -74,8 +78,11 @@ HOUSEKEEPING_TIMEOUT = 60
 
 log = logging.getLogger(__name__)
 
-# $0: pid file (relative to the working directory); "$@": the command. pid == pgid afterwards.
-_WRAPPER = ('echo $$ > "$0" || exit 125; read -r _ _ _ _ pg _ < /proc/$$/stat; '
+# $0: pid file (relative to the working directory); $1: folder to enter (relative, "." for
+# none), created if missing; the rest: the command. pid == pgid afterwards.
+_WRAPPER = ('echo $$ > "$0" || exit 125; '
+            '[ "$1" = . ] || { mkdir -p -- "$1" && cd -- "$1"; } || exit 125; shift; '
+            'read -r _ _ _ _ pg _ < /proc/$$/stat; '
             '[ "$pg" = "$$" ] || ! command -v setsid >/dev/null || exec setsid "$@"; '
             'exec "$@"')
 # $0: pid file name (in PIDS_DIR); $1: signal name. Waits briefly for a wrapper that has not
@@ -90,6 +97,10 @@ _KILLER = ('sig=$1; i=0; while [ ! -s "$0" ]; do i=$((i+1)); [ $i -gt 50 ] && ex
 def _modal() -> Any:
     import modal  # the only import of modal in the package: ~0.35 s, so never at top level
 
+    if "MODAL_LOGLEVEL" not in os.environ:
+        # The client warns on stderr while it retries (e.g. an unreachable worker); we act on
+        # those situations ourselves and report them in one line. MODAL_LOGLEVEL restores it.
+        logging.getLogger("modal-client").setLevel(logging.ERROR)
     return modal
 
 
@@ -268,10 +279,14 @@ class ModalSession(Session):
 
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
         pid_name = uuid.uuid4().hex
-        pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", cwd)
+        workdir, enter = cwd, "."
+        if cwd.startswith(self.root + "/"):
+            workdir, enter = self.root, posixpath.relpath(cwd, self.root)
+        pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", workdir)
         with _modal_errors("starting the command"):
             try:
-                proc = self.sandbox.exec("sh", "-c", _WRAPPER, pid_file, *argv, workdir=cwd,
+                proc = self.sandbox.exec("sh", "-c", _WRAPPER, pid_file, enter, *argv,
+                                         workdir=workdir,
                                          env=dict(env), text=False,
                                          timeout=self.exec_timeout())
             except _modal().exception.Error as exc:
