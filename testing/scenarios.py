@@ -10,6 +10,7 @@ really built, i.e. on Modal or in the emulator's rootfs mode.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -105,10 +106,8 @@ class Run:
     def cleanup(self) -> None:
         """Stop every session the scenario opened (never raises)."""
         for ws in self.workspaces:
-            try:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
                 self.cli("session", "stop", cwd=ws, timeout=180)
-            except (OSError, subprocess.SubprocessError):
-                pass
 
 
 def expect(condition: bool, what: str, out: subprocess.CompletedProcess[bytes] | None = None,

@@ -58,7 +58,8 @@ def _profile_name(config: dict[str, Any]) -> tuple[str, str | None]:
     active = [name for name, values in config.items() if values.get("active", False) is True]
     name = os.environ.get("MODAL_PROFILE") or (active[0] if active else "default")
     if sum(bool(values.get("active", False)) for values in config.values()) > 1:
-        return name, f"more than one Modal profile is active in {path}: run `modal profile activate`"
+        return name, (f"more than one Modal profile is active in {path}: "
+                      "run `modal profile activate`")
     if len(config) > 1 and not active and name == "default":
         return name, f"no Modal profile is active in {path}: run `modal profile activate`"
     return name, None

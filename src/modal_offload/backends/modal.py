@@ -459,12 +459,13 @@ class ModalBackend(Backend):
                 idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
                 env={"PYTHONPATH": "/root"},  # where add_local_python_source puts our package
                 tags=_tags(spec, created))
-        except modal.exception.AlreadyExistsError:
+        except modal.exception.AlreadyExistsError as exc:
             # Its holder was created or terminated (without waiting) by another machine.
             session = self._reuse(spec)
             if session is None:
                 raise BackendError(f"the Modal sandbox name {spec.name} is still taken by a "
-                                   "sandbox that is shutting down", "retry in a few seconds")
+                                   "sandbox that is shutting down",
+                                   "retry in a few seconds") from exc
             return session
         record = records.SandboxRecord(
             name=spec.name, sandbox_id=sandbox.object_id, created_at=created,
