@@ -161,6 +161,7 @@ class Sandbox:
     async def start(self) -> None:
         """Create the filesystem, start the entrypoint (if any) and arm the timeouts."""
         map_sandbox_path(self.root, SANDBOX_HOME).mkdir(parents=True, exist_ok=True)
+        self.workdir_path(None)  # the sandbox's workdir exists from the start, as WORKDIR does
         if self.record.entrypoint_args:
             argv, cwd = self._command(self.record.entrypoint_args, None)
             self.entrypoint = ManagedProcess(argv)
