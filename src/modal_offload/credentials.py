@@ -3,14 +3,14 @@
 Resolves exactly as the `modal` client does (modal 1.6.4; a test compares the two):
 
 * the config file is MODAL_CONFIG_PATH or ~/.modal.toml, one table per profile, not read at all
-  inside a Modal container (MODAL_IS_REMOTE=1) (modal/config.py:132,143-169);
+  inside a Modal container (MODAL_IS_REMOTE=1) (modal/config.py:123,126-130,188-210);
 * the profile is MODAL_PROFILE, else the one with `active = true`, else "default", even when
-  the only profile has another name (modal/config.py:273-278,309); more than one active
-  profile, or several profiles with none active and no MODAL_PROFILE, is an error
-  (modal/config.py:293-306);
+  the only profile has another name (modal/config.py:270-276,314); more than one active
+  profile, or several profiles with none active while the choice is "default", is an error
+  (modal/config.py:296-311);
 * every setting is `MODAL_<KEY>` from the environment if that variable exists (even empty),
   else the profile's value, key by key: a token id in the environment and its secret in the
-  file is a valid pair (modal/config.py:441-487);
+  file is a valid pair (modal/config.py:440-488);
 * token credentials (token_id + token_secret) or OAuth ones (oauth_refresh_token +
   oauth_client_id + exactly one of oauth_client_secret / oauth_jwt_key), never both
   (modal/client.py:372-411); the JWT key needs the client's `oauth` extra (pyjwt and

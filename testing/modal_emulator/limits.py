@@ -15,7 +15,7 @@ Sources (also listed in README.md):
   the emulator uses 64 cores and 344064 MiB (336 GiB), a documented best reading, so that
   absurd requests fail as they would on Modal. A limit below the request is refused by the
   client (modal/_resources.py:25,39).
-* names: `check_object_name` (modal/_utils/name_utils.py:70-78, rule at :25-33): at most 64
+* names: `check_object_name` (modal/_utils/name_utils.py:69-78, rule at :26-33): at most 64
   characters of [a-zA-Z0-9-_.], and not shaped like an App id. The client checks on create
   (modal/sandbox/_common.py:436); the server checks again (also for SandboxSetName).
 * tags: the client does not check Sandbox tags; the rule Modal states for tags

@@ -195,7 +195,7 @@ class ModalProcess(Process):
             records.mark_used(self._session.name, self._session.id)
         if code == -1:
             # The exec's deadline (just past the sandbox's own) passed without an answer:
-            # the client's convention for that is -1 (modal/container_process.py:180-184).
+            # the client's convention for that is -1 (modal/container_process.py:181-185).
             ended = self._session.ended_code()
             if ended is not None:
                 raise self._session.died_error(ended)
