@@ -102,3 +102,15 @@ def test_first_image_build_holds_no_session_lock(modal_emulator: ModalEmulator,
     assert building()
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+@pytest.mark.parametrize("name, value", [("MODAL_TIMEOUT_SECONDS", "86401"),
+                                         ("MODAL_CPU", "65"), ("MODAL_MEMORY_MB", "400000"),
+                                         ("MODAL_OFFLOAD_IDLE_TIMEOUT", "90000")])
+def test_settings_past_modals_limits_are_bad_input(modal_emulator: ModalEmulator, ws: Path,
+                                                   name: str, value: str) -> None:
+    out = cli("exec", "--", "true", cwd=ws, env={**ENV, name: value})
+    assert out.returncode == 2, out.stderr  # bad input
+    assert out.stderr.count(b"\n") == 1 and name.encode() in out.stderr
+    assert b"Modal's limit" in out.stderr
+    assert modal_emulator.sandboxes() == []  # refused before anything was created
