@@ -110,7 +110,7 @@ def test_first_image_build_holds_no_session_lock(modal_emulator: ModalEmulator,
 def test_settings_past_modals_limits_are_bad_input(modal_emulator: ModalEmulator, ws: Path,
                                                    name: str, value: str) -> None:
     out = cli("exec", "--", "true", cwd=ws, env={**ENV, name: value})
-    assert out.returncode == 2, out.stderr  # bad input
+    assert out.returncode == 125, out.stderr  # exec: its own failure, not the command's
     assert out.stderr.count(b"\n") == 1 and name.encode() in out.stderr
     assert b"Modal's limit" in out.stderr
     assert modal_emulator.sandboxes() == []  # refused before anything was created
