@@ -9,25 +9,36 @@ File format (version 2), a superset of the original toolkit's `{"day", "used_min
 
 `day`/`used_min` always mirror today's entry so the original scripts keep reading it.
 Every read-modify-write holds an exclusive lock and replaces the file atomically; a file
-that does not parse is never taken as zero (that would lift the cap).
+that does not parse, or has a field of the wrong type, is never taken as zero (that would
+lift the cap): it is a corrupt ledger (exit 5). A version-2 file whose history lacks the
+day at the top level (an older tool updated only `day`/`used_min`) keeps that figure.
+
+A charge that cannot be written (a full or failing disk) is retried, then kept pending
+(`PendingCharges`) and the next remote run refuses until it is written (#13).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
+import os
 import re
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths
-from .errors import CorruptLedger, OffloadError
+from . import paths, private
+from .errors import BudgetExhausted, CorruptLedger, OffloadError
 from .fileio import atomic_write_text, exclusive
+
+CHARGE_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 0.2
 
 VERSION = 2
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -64,34 +75,70 @@ class Snapshot:
         return out
 
 
+def _minutes(value: Any) -> float | None:
+    """`value` as minutes when it is a finite number >= 0 (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        minutes = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return minutes if math.isfinite(minutes) and minutes >= 0 else None
+
+
 def _finite_minutes(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value >= 0)
+    return _minutes(value) is not None
+
+
+def _check_minutes_map(value: Any, what: str) -> None:
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and _finite_minutes(v) for k, v in value.items()):
+        raise ValueError(f"{what} is not an object of minutes")
+
+
+def _check_list_of_objects(value: Any, what: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} is not a list of objects")
+
+
+def _check_entry(key: Any, entry: Any) -> None:
+    """Every field a writer later reads or updates has the type it expects."""
+    if not (isinstance(key, str) and _DAY.match(key) and isinstance(entry, dict)
+            and _finite_minutes(entry.get("used_min"))):
+        raise ValueError(f"history entry {key!r} is malformed")
+    if "by_source" in entry:
+        _check_minutes_map(entry["by_source"], f"history {key} by_source")
+    for name in ("notes", "resets"):
+        if name in entry:
+            _check_list_of_objects(entry[name], f"history {key} {name}")
 
 
 def _validate(data: Any) -> dict[str, Any]:
     """Return the data upgraded to the current version, or raise ValueError."""
     if not isinstance(data, dict):
         raise ValueError("top level is not an object")
-    day, used = data.get("day"), data.get("used_min")
+    day, used = data.get("day"), _minutes(data.get("used_min"))
     if not isinstance(day, str) or not _DAY.match(day):
         raise ValueError("'day' is missing or not YYYY-MM-DD")
-    if not isinstance(used, (int, float)) or not _finite_minutes(used):
+    if used is None:
         raise ValueError("'used_min' is missing or not a number >= 0")
     version = data.get("version", 1)
-    if version == 1:
+    if version == 1 and not isinstance(version, bool):
         # The original toolkit's file: one day, no history. Upgrade in this one place.
-        return {"version": VERSION, "day": day, "used_min": float(used),
-                "history": {day: {"used_min": float(used), "by_source": {}}}}
-    if version != VERSION:
+        return {"version": VERSION, "day": day, "used_min": used,
+                "history": {day: {"used_min": used, "by_source": {}}}}
+    if version != VERSION or isinstance(version, bool):
         raise ValueError(f"unknown version {version!r} (this tool reads up to {VERSION})")
     history = data.get("history")
     if not isinstance(history, dict):
         raise ValueError("'history' is not an object")
     for key, entry in history.items():
-        if not (isinstance(key, str) and _DAY.match(key) and isinstance(entry, dict)
-                and _finite_minutes(entry.get("used_min"))):
-            raise ValueError(f"history entry {key!r} is malformed")
+        _check_entry(key, entry)
+    # The top-level figure mirrors its day's entry; when they disagree (an older tool
+    # rewrote only the top level, or the entry is missing) the larger one counts: a cap is
+    # never lifted by a lost history entry.
+    entry = history.setdefault(day, {"used_min": 0.0, "by_source": {}})
+    entry["used_min"] = max(float(entry["used_min"]), used)
     return data
 
 
@@ -111,9 +158,16 @@ class Ledger:
 
     def _load(self) -> dict[str, Any]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            # Not through a symlink planted in a shared folder, never another user's file:
+            # whoever owns the ledger decides our cap (#13).
+            fd = private.open_owned(str(self.path), os.O_RDONLY)
+            with open(fd, encoding="utf-8") as fh:
+                text = fh.read()
         except FileNotFoundError:
             return {"version": VERSION, "day": self._today(), "used_min": 0.0, "history": {}}
+        except private.NotPrivate as exc:
+            raise CorruptLedger(f"usage ledger refused: {exc}",
+                                "or set PRIMARY_MODAL_USAGE_FILE to a file of yours") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise CorruptLedger(
                 f"usage ledger {self.path} is unreadable ({exc.__class__.__name__})",
@@ -123,6 +177,8 @@ class Ledger:
             return _validate(json.loads(text))
         except ValueError as exc:  # JSONDecodeError is a ValueError
             raise self._corrupt(str(exc).split("\n")[0]) from None
+        except RecursionError:
+            raise self._corrupt("nested too deeply") from None
 
     def _store(self, data: dict[str, Any]) -> None:
         today = self._today()
@@ -159,6 +215,21 @@ class Ledger:
                      "note": note})
             self._store(data)
             return self._snapshot(data)
+
+    def charge_many(self, charges: list[tuple[str, float]]) -> None:
+        """Charge several (source, minutes) at once; the caller holds the ledger's lock."""
+        data = self._load()
+        entry = data["history"].setdefault(self._today(), {"used_min": 0.0, "by_source": {}})
+        by_source = entry.setdefault("by_source", {})
+        for source, minutes in charges:
+            entry["used_min"] = float(entry["used_min"]) + minutes
+            by_source[source] = float(by_source.get(source, 0.0)) + minutes
+        self._store(data)
+
+    def settle_pending(self) -> None:
+        """Before a remote run: write charges a failing disk kept pending, or refuse
+        (ChargePending) while they cannot be written."""
+        PendingCharges(self.path).settle(self)
 
     def refund(self, minutes: float, source: str) -> Snapshot:
         """Give back prepaid minutes a meter did not use (never below zero)."""
@@ -218,6 +289,7 @@ class Meter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.deferred: str | None = None  # the notice when the final charge was kept pending
 
     @property
     def charged_min(self) -> float:
@@ -253,10 +325,29 @@ class Meter:
         return self
 
     def stop(self) -> float:
+        """Settle the exact elapsed time. Never raises for a ledger that cannot be written:
+        the charge is retried, then kept pending and `deferred` says so in one line."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._settle(time.monotonic())
+        until = time.monotonic()
+        for attempt in range(CHARGE_ATTEMPTS):
+            try:
+                self._settle(until)
+                return self.charged_min
+            except (OSError, OffloadError) as exc:
+                self.error = exc
+                if attempt + 1 < CHARGE_ATTEMPTS:
+                    time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+        why = _why(self.error)
+        delta_min = (until - self._paid_until) / 60.0
+        self._paid_until = until
+        if delta_min <= 0:  # an unused prepaid part we could not give back: over-charged
+            return self.charged_min
+        where = PendingCharges(self.ledger.path).add(delta_min, self.source)
+        self.deferred = (f"{delta_min:.2f} min of remote time could not be written to "
+                         f"{self.ledger.path} ({why}); kept {where}, and remote runs refuse "
+                         "until it is written")
         return self.charged_min
 
     def __enter__(self) -> Meter:
@@ -264,3 +355,108 @@ class Meter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _why(exc: BaseException | None) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OffloadError):
+        return exc.message
+    return exc.__class__.__name__ if exc is not None else "unknown error"
+
+
+class ChargePending(BudgetExhausted):
+    """Remote time is not yet written to the ledger: the cap cannot be checked, so no
+    remote run until it is (the local fallback applies, as for a used-up budget)."""
+
+
+_MEMORY: dict[str, dict[str, float]] = {}  # ledger path -> source -> minutes (this process)
+_MEMORY_LOCK = threading.Lock()
+_SEQUENCE = itertools.count()
+
+
+class PendingCharges:
+    """Minutes a full or failing disk kept out of the ledger (issue #13).
+
+    Each deferral is one small file, written once and never rewritten, in the runtime
+    folder (private and verified; a tmpfs on most Linux systems, so a full home disk does
+    not stop it): `pending-<ledger hash>-<pid>-<n>.json`. When even that cannot be written
+    the minutes stay in this process's memory: the session host keeps them across
+    commands; an in-process run says to add them by hand. `settle` writes them all to the
+    ledger under its lock and then deletes exactly the files it read, so two processes
+    never charge one deferral twice and a deferral made meanwhile is not lost.
+    """
+
+    def __init__(self, ledger_path: Path) -> None:
+        self.ledger_path = str(ledger_path)
+        key = zlib.crc32(self.ledger_path.encode(errors="surrogateescape"))
+        self.folder = paths.runtime_dir_str()
+        self.prefix = f"pending-{key:08x}-"
+
+    def add(self, minutes: float, source: str) -> str:
+        """Keep `minutes`; returns where, for the notice."""
+        data = json.dumps({"ledger": self.ledger_path, "source": source, "min": minutes})
+        name = f"{self.prefix}{os.getpid()}-{next(_SEQUENCE)}.json"
+        try:
+            private.make_private_dir(self.folder)
+            atomic_write_text(Path(self.folder) / name, data + "\n", mode=0o600)
+            return f"in {self.folder}"
+        except (OSError, private.NotPrivate):
+            pass
+        with _MEMORY_LOCK:
+            by_source = _MEMORY.setdefault(self.ledger_path, {})
+            by_source[source] = by_source.get(source, 0.0) + minutes
+        return ("in this process's memory (if it exits first, add them with "
+                f"`modal-offload usage add {minutes:.2f}`)")
+
+    def _files(self) -> list[tuple[Path, str, float]]:
+        try:
+            if not private.verify_private_dir(self.folder):
+                return []
+            names = [n for n in os.listdir(self.folder) if n.startswith(self.prefix)]
+        except (OSError, private.NotPrivate):
+            return []
+        out = []
+        for name in sorted(names):
+            path = Path(self.folder) / name
+            try:
+                item = json.loads(path.read_text(encoding="utf-8"))
+                if (isinstance(item, dict) and isinstance(item.get("source"), str)
+                        and _finite_minutes(item.get("min"))):
+                    out.append((path, item["source"], float(item["min"])))
+            except (OSError, ValueError):
+                continue  # being written (not yet renamed into place) or foreign: skip
+        return out
+
+    def total(self) -> float:
+        with _MEMORY_LOCK:
+            memory = sum(_MEMORY.get(self.ledger_path, {}).values())
+        return memory + sum(minutes for _, _, minutes in self._files())
+
+    def settle(self, ledger: Ledger) -> None:
+        """Write every pending charge to `ledger`, or raise ChargePending."""
+        if not self.total():
+            return
+        try:
+            with exclusive(ledger.path):
+                files = self._files()
+                with _MEMORY_LOCK:
+                    memory = dict(_MEMORY.get(self.ledger_path, {}))
+                charges = [(source, minutes) for _, source, minutes in files]
+                charges += list(memory.items())
+                ledger.charge_many(charges)
+                with _MEMORY_LOCK:
+                    left = _MEMORY.get(self.ledger_path, {})
+                    for source, minutes in memory.items():
+                        left[source] = left.get(source, 0.0) - minutes
+                        if left[source] <= 1e-12:
+                            del left[source]
+                for path, _, _ in files:
+                    path.unlink(missing_ok=True)
+        except (OSError, OffloadError) as exc:
+            if isinstance(exc, CorruptLedger):
+                raise
+            raise ChargePending(
+                f"{self.total():.2f} min of remote time are not yet written to the usage "
+                f"ledger {ledger.path} ({_why(exc)})",
+                "free disk space or fix the file, then run again") from None
