@@ -123,11 +123,13 @@ def _validate(data: Any) -> dict[str, Any]:
     if used is None:
         raise ValueError("'used_min' is missing or not a number >= 0")
     version = data.get("version", 1)
-    if version == 1 and not isinstance(version, bool):
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"'version' is not an integer: {version!r}")
+    if version == 1:
         # The original toolkit's file: one day, no history. Upgrade in this one place.
         return {"version": VERSION, "day": day, "used_min": used,
                 "history": {day: {"used_min": used, "by_source": {}}}}
-    if version != VERSION or isinstance(version, bool):
+    if version != VERSION:
         raise ValueError(f"unknown version {version!r} (this tool reads up to {VERSION})")
     history = data.get("history")
     if not isinstance(history, dict):
