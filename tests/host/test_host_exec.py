@@ -12,6 +12,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import cli, ledger, spawn_cli
 from tests.host.helpers import alive, host_pids, wait_for
 
@@ -197,25 +199,34 @@ def _pid_in(folder: Path, name: str) -> int:
     return int((folder / name).read_text())
 
 
+@pytest.mark.parametrize("how", ["host-client-killed", "in-process-hangup"])
 def test_a_vanished_client_stops_everything_and_syncs_nothing(
-        host_env: dict[str, str], ws: Path, tmp_home: Path) -> None:
+        host_env: dict[str, str], ws: Path, tmp_home: Path, how: str) -> None:
     """Issue #13 class 8: a command that ignores SIGHUP, and a `nohup` child, are killed
-    after a short grace; what they wrote is never applied to the laptop."""
+    after a short grace; what they wrote is never applied to the laptop. Through the host
+    the client is killed outright; in-process its terminal hangs up (SIGHUP)."""
+    in_process = how == "in-process-hangup"
     proc = spawn_cli("exec", "-c",
                      "trap 'echo hup > hup.txt' HUP; nohup sh -c 'echo $$ > child.pid;"
                      " while :; do sleep 0.1; done' >/dev/null 2>&1 & echo $$ > leader.pid;"
                      " echo started; while :; do date > alive.txt; sleep 0.1; done",
-                     cwd=ws)
+                     cwd=ws, env={"MODAL_OFFLOAD_HOST": "0" if in_process else "1"})
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"started\n"
     sandbox = _sandbox(tmp_home)
     leader, child = _pid_in(sandbox, "leader.pid"), _pid_in(sandbox, "child.pid")
-    proc.kill()  # like a closed terminal: the host sees the connection drop
-    proc.wait()
+    if in_process:
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=30) == 128 + signal.SIGHUP
+    else:
+        proc.kill()  # the host sees the connection drop
+        proc.wait()
     # The remote got the hang-up, then SIGKILL of its whole group: nothing runs on.
     assert wait_for(lambda: (sandbox / "hup.txt").exists(), 15)
     assert wait_for(lambda: not alive(leader) and not alive(child), 15)
-    assert wait_for(lambda: "active commands: 0" in cli("host", "status").stdout.decode(), 15)
+    if not in_process:
+        assert wait_for(lambda: "active commands: 0" in cli("host", "status").stdout.decode(),
+                        15)
     # ... and the run synced nothing back: nobody is there to review it.
     for name in ("hup.txt", "alive.txt", "leader.pid", "child.pid"):
         assert not (ws / name).exists(), name
