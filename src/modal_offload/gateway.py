@@ -83,7 +83,9 @@ class RemoteRun:
 
     def __init__(self, hangup_grace: float = HANGUP_GRACE_SECONDS) -> None:
         self._process: Process | None = None
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler (in-process exec) may interrupt the main thread while
+        # it holds this lock in `_attach`, and then takes it again.
+        self._lock = threading.RLock()
         self.client_signal: int | None = None
         self.client_gone = False
         self._signals_seen = 0
@@ -237,8 +239,8 @@ class Gateway:
 
     def _sync_back(self, session: Session, sync: Any, report: RunReport) -> None:
         """Once the command has run, its exit code is what the caller must get: a sync
-        back that fails (a full disk, a dropped connection) becomes a notice; the changes
-        stay in the session and the next sync back brings them (#13)."""
+        back that fails (a full disk, a dropped connection) becomes a notice, and the
+        changes stay in the remote session (#13)."""
         try:
             with self._sync_guard(session):
                 report.sync_back = sync.back()
