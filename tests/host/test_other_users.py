@@ -1,29 +1,30 @@
 """Issue #13, class 1: another local user must never receive our commands.
 
 The attacker is real: a forked child that switches to another uid (as root can), creates
-`/tmp/modal-offload-<our uid>` (the runtime folder when XDG_RUNTIME_DIR is unset) and
-listens on the socket name our client computes. The client must refuse it, run the command
+`/tmp/modal-offload-<our uid>` (the runtime folder when XDG_RUNTIME_DIR is unset; in a
+private mount namespace with its own /tmp) and listens on the socket name our client
+computes. The client must refuse it, run the command
 in-process with one notice, and never send it argv, environment or file descriptors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from modal_offload import paths
 from modal_offload.host import lifecycle
-from tests.helpers import cli
+from tests.helpers import REPO, cli
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another uid")
@@ -84,45 +85,63 @@ class FakeHost:
         return b"".join(chunks)
 
 
-@pytest.fixture
-def tmp_runtime(monkeypatch: pytest.MonkeyPatch, tmp_home: Path) -> Iterator[str]:
-    """No XDG_RUNTIME_DIR (cron, su, macOS): the client falls back to /tmp."""
-    monkeypatch.delenv("XDG_RUNTIME_DIR")
-    folder = f"/tmp/modal-offload-{os.getuid()}"
-    assert paths.runtime_dir_str() == folder
-    saved = None
-    if os.path.lexists(folder):  # a real user's folder on a developer machine: keep it
-        saved = folder + f".saved-by-test-{os.getpid()}"
-        os.rename(folder, saved)
-    yield folder
-    if os.path.isdir(folder) and not os.path.islink(folder):
-        shutil.rmtree(folder, ignore_errors=True)
-    elif os.path.lexists(folder):
-        os.unlink(folder)
-    if saved is not None:
-        os.rename(saved, folder)
+# Runs in a private mount namespace whose /tmp is an overlay of the real one: the real
+# /tmp/modal-offload-<uid> of this machine (maybe in use) is never touched.
+ATTACK = r"""
+import json, os, subprocess, sys
+for cmd in ("mount -t tmpfs tmpfs /mnt", "mkdir /mnt/upper /mnt/work",
+            "chmod 1777 /mnt/upper", "mount -t overlay overlay"
+            " -o lowerdir=/tmp,upperdir=/mnt/upper,workdir=/mnt/work /tmp"):
+    subprocess.run(cmd.split(), check=True)
+import shutil, tempfile
+from modal_offload.host import lifecycle
+from tests.host.test_other_users import FakeHost
+mode, scratch = int(sys.argv[1]), tempfile.mkdtemp(dir="/tmp")
+home, ws = scratch + "/home", scratch + "/ws"
+os.makedirs(ws + "/data")
+open(ws + "/.modal-offload.toml", "w").close()
+with open(ws + "/data/input.txt", "w") as fh:
+    fh.write("hello\n")
+env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+       "HOME": home, "MODAL_OFFLOAD_HOST": "1", "MODAL_OFFLOAD_BACKEND": "local",
+       "MODAL_TOKEN_SECRET": "as-very-secret"}  # no XDG_RUNTIME_DIR: cron, su, macOS
+folder = f"/tmp/modal-offload-{os.getuid()}"
+assert lifecycle.runtime_dir(env) == folder
+shutil.rmtree(folder, ignore_errors=True)  # in this namespace's overlay only
+fake = FakeHost(folder, os.path.basename(lifecycle.Location(env).socket), mode)
+result = {}
+try:
+    out = subprocess.run([sys.executable, "-m", "modal_offload", "exec", "--", "cat",
+                          "data/input.txt"], cwd=ws, env=env, capture_output=True, timeout=20)
+    result = {"rc": out.returncode, "out": out.stdout.decode(), "err": out.stderr.decode()}
+except subprocess.TimeoutExpired:
+    pass  # a client that talked to the fake host waits for it forever
+finally:
+    result["seen"] = fake.stop().decode(errors="replace")
+print(json.dumps(result))
+"""
 
 
 @needs_root
+@pytest.mark.skipif(not shutil.which("unshare") or not os.path.isdir("/mnt"),
+                    reason="needs unshare(1) and /mnt for a private overlay of /tmp")
 @pytest.mark.parametrize("mode", [0o700, 0o777], ids=["private-folder", "open-folder"])
-def test_a_fake_host_of_another_user_gets_nothing(host_env: dict[str, str], ws: Path,
-                                                  tmp_runtime: str, mode: int) -> None:
-    sock_name = os.path.basename(lifecycle.Location().socket)
-    fake = FakeHost(tmp_runtime, sock_name, mode)
-    out = None
-    try:
-        out = cli("exec", "--", "cat", "data/input.txt", cwd=ws, timeout=20)
-    except subprocess.TimeoutExpired:
-        pass  # a client that talked to the fake host waits for it forever
-    finally:
-        seen = fake.stop()
+def test_a_fake_host_of_another_user_gets_nothing(mode: int) -> None:
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
+                           "-c", ATTACK, str(mode)], cwd=REPO, capture_output=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                              [os.environ.get("PYTHONPATH", ""), str(REPO)]).strip(os.pathsep)},
+                          timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    result = json.loads(done.stdout)
     # The other user got nothing at all: no connection, no argv, no environment, no fds.
-    assert seen == b"", seen[:400]
+    assert result["seen"] == "", result["seen"][:400]
     # The command still ran, in-process, with one line saying why.
-    assert out is not None, "the client hung talking to another user's host"
-    assert out.returncode == 0 and out.stdout == b"hello\n", out.stderr
-    assert out.stderr.count(b"\n") == 1
-    assert b"running in-process" in out.stderr and b"not a folder owned by this user" in out.stderr
+    assert "rc" in result, "the client hung talking to another user's host"
+    assert result["rc"] == 0 and result["out"] == "hello\n", result["err"]
+    assert result["err"].count("\n") == 1
+    assert "running in-process" in result["err"]
+    assert "not a folder owned by this user" in result["err"]
 
 
 @needs_root
