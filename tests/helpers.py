@@ -47,3 +47,15 @@ def spawn_cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
     return subprocess.Popen([sys.executable, "-m", "modal_offload", *args], cwd=cwd,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=stderr, stdin=subprocess.DEVNULL)
+
+
+def private_mounts_work() -> bool:
+    """True when this process may mount in a private namespace (root with CAP_SYS_ADMIN,
+    unshare(1) installed): tests that need a tiny or private filesystem use one."""
+    import shutil
+
+    if os.getuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "mount", "-t",
+                            "tmpfs", "tmpfs", "/mnt"], capture_output=True)
+    return probe.returncode == 0

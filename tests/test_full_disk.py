@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import make_workspace
+from tests.helpers import make_workspace, private_mounts_work
 from tests.host.helpers import stop_hosts
 
 SCENARIO = r"""
@@ -44,8 +43,8 @@ print(json.dumps(steps))
 """
 
 
-@pytest.mark.skipif(os.getuid() != 0 or not shutil.which("unshare"),
-                    reason="needs root and unshare(1) to mount a tiny filesystem")
+@pytest.mark.skipif(not private_mounts_work(),
+                    reason="needs root, unshare(1) and mount rights for a tiny filesystem")
 @pytest.mark.parametrize("host", ["0", "1"], ids=["in-process", "through-host"])
 def test_a_full_disk_keeps_the_exit_code_and_the_charge(tmp_path: Path, tmp_home: Path,
                                                         host: str) -> None:

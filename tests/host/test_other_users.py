@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from modal_offload.host import lifecycle
-from tests.helpers import REPO, cli
+from tests.helpers import REPO, cli, private_mounts_work
 
 NOBODY = 65534
 needs_root = pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another uid")
@@ -122,9 +122,8 @@ print(json.dumps(result))
 """
 
 
-@needs_root
-@pytest.mark.skipif(not shutil.which("unshare") or not os.path.isdir("/mnt"),
-                    reason="needs unshare(1) and /mnt for a private overlay of /tmp")
+@pytest.mark.skipif(not private_mounts_work(),
+                    reason="needs root, unshare(1) and mount rights for a private /tmp")
 @pytest.mark.parametrize("mode", [0o700, 0o777], ids=["private-folder", "open-folder"])
 def test_a_fake_host_of_another_user_gets_nothing(mode: int) -> None:
     done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
