@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modal_offload import budget, paths
-from modal_offload.budget import ChargePending, Ledger, PendingCharges
+from modal_offload import budget, paths, pending
+from modal_offload.budget import Ledger
+from modal_offload.pending import ChargePending, PendingCharges
 
 
 @settings(max_examples=40, deadline=None,
@@ -49,7 +50,7 @@ def test_no_room_anywhere_keeps_them_in_memory_and_refuses(
     blocker.mkdir()
     broken.settle_pending()
     assert broken.snapshot().used_min == 2.5
-    assert budget._MEMORY.get(str(broken.path), {}) == {}
+    assert pending._MEMORY.get(str(broken.path), {}) == {}
 
 
 def test_a_meter_that_cannot_write_defers_and_says_so(tmp_path: Path) -> None:

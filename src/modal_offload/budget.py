@@ -14,27 +14,25 @@ lift the cap): it is a corrupt ledger (exit 5). A version-2 file whose history l
 day at the top level (an older tool updated only `day`/`used_min`) keeps that figure.
 
 A charge that cannot be written (a full or failing disk) is retried, then kept pending
-(`PendingCharges`) and the next remote run refuses until it is written (#13).
+(`pending.py`) and the next remote run refuses until it is written (#13).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import json
 import math
 import os
 import re
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import paths, private
-from .errors import BudgetExhausted, CorruptLedger, OffloadError
+from .errors import CorruptLedger, OffloadError
 from .fileio import atomic_write_text, exclusive
 
 CHARGE_ATTEMPTS = 3
@@ -86,13 +84,13 @@ def _minutes(value: Any) -> float | None:
     return minutes if math.isfinite(minutes) and minutes >= 0 else None
 
 
-def _finite_minutes(value: Any) -> bool:
+def finite_minutes(value: Any) -> bool:
     return _minutes(value) is not None
 
 
 def _check_minutes_map(value: Any, what: str) -> None:
     if not isinstance(value, dict) or not all(
-            isinstance(k, str) and _finite_minutes(v) for k, v in value.items()):
+            isinstance(k, str) and finite_minutes(v) for k, v in value.items()):
         raise ValueError(f"{what} is not an object of minutes")
 
 
@@ -104,7 +102,7 @@ def _check_list_of_objects(value: Any, what: str) -> None:
 def _check_entry(key: Any, entry: Any) -> None:
     """Every field a writer later reads or updates has the type it expects."""
     if not (isinstance(key, str) and _DAY.match(key) and isinstance(entry, dict)
-            and _finite_minutes(entry.get("used_min"))):
+            and finite_minutes(entry.get("used_min"))):
         raise ValueError(f"history entry {key!r} is malformed")
     if "by_source" in entry:
         _check_minutes_map(entry["by_source"], f"history {key} by_source")
@@ -231,6 +229,8 @@ class Ledger:
     def settle_pending(self) -> None:
         """Before a remote run: write charges a failing disk kept pending, or refuse
         (ChargePending) while they cannot be written."""
+        from .pending import PendingCharges
+
         PendingCharges(self.path).settle(self)
 
     def refund(self, minutes: float, source: str) -> Snapshot:
@@ -341,14 +341,16 @@ class Meter:
                 self.error = exc
                 if attempt + 1 < CHARGE_ATTEMPTS:
                     time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
-        why = _why(self.error)
+        reason = why(self.error)
         delta_min = (until - self._paid_until) / 60.0
         self._paid_until = until
         if delta_min <= 0:  # an unused prepaid part we could not give back: over-charged
             return self.charged_min
+        from .pending import PendingCharges
+
         where = PendingCharges(self.ledger.path).add(delta_min, self.source)
         self.deferred = (f"{delta_min:.2f} min of remote time could not be written to "
-                         f"{self.ledger.path} ({why}); kept {where}, and remote runs refuse "
+                         f"{self.ledger.path} ({reason}); kept {where}, and remote runs refuse "
                          "until it is written")
         return self.charged_min
 
@@ -359,106 +361,10 @@ class Meter:
         self.stop()
 
 
-def _why(exc: BaseException | None) -> str:
+def why(exc: BaseException | None) -> str:
+    """A failed ledger write's reason, short enough for a one-line notice."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, OffloadError):
         return exc.message
     return exc.__class__.__name__ if exc is not None else "unknown error"
-
-
-class ChargePending(BudgetExhausted):
-    """Remote time is not yet written to the ledger: the cap cannot be checked, so no
-    remote run until it is (the local fallback applies, as for a used-up budget)."""
-
-
-_MEMORY: dict[str, dict[str, float]] = {}  # ledger path -> source -> minutes (this process)
-_MEMORY_LOCK = threading.Lock()
-_SEQUENCE = itertools.count()
-
-
-class PendingCharges:
-    """Minutes a full or failing disk kept out of the ledger (issue #13).
-
-    Each deferral is one small file, written once and never rewritten, in the runtime
-    folder (private and verified; a tmpfs on most Linux systems, so a full home disk does
-    not stop it): `pending-<ledger hash>-<pid>-<n>.json`. When even that cannot be written
-    the minutes stay in this process's memory: the session host keeps them across
-    commands; an in-process run says to add them by hand. `settle` writes them all to the
-    ledger under its lock and then deletes exactly the files it read, so two processes
-    never charge one deferral twice and a deferral made meanwhile is not lost.
-    """
-
-    def __init__(self, ledger_path: Path) -> None:
-        self.ledger_path = str(ledger_path)
-        key = zlib.crc32(self.ledger_path.encode(errors="surrogateescape"))
-        self.folder = paths.runtime_dir_str()
-        self.prefix = f"pending-{key:08x}-"
-
-    def add(self, minutes: float, source: str) -> str:
-        """Keep `minutes`; returns where, for the notice."""
-        data = json.dumps({"ledger": self.ledger_path, "source": source, "min": minutes})
-        name = f"{self.prefix}{os.getpid()}-{next(_SEQUENCE)}.json"
-        try:
-            private.make_private_dir(self.folder)
-            atomic_write_text(Path(self.folder) / name, data + "\n", mode=0o600)
-            return f"in {self.folder}"
-        except (OSError, private.NotPrivate):
-            pass
-        with _MEMORY_LOCK:
-            by_source = _MEMORY.setdefault(self.ledger_path, {})
-            by_source[source] = by_source.get(source, 0.0) + minutes
-        return ("in this process's memory (if it exits first, add them with "
-                f"`modal-offload usage add {minutes:.2f}`)")
-
-    def _files(self) -> list[tuple[Path, str, float]]:
-        try:
-            if not private.verify_private_dir(self.folder):
-                return []
-            names = [n for n in os.listdir(self.folder) if n.startswith(self.prefix)]
-        except (OSError, private.NotPrivate):
-            return []
-        out = []
-        for name in sorted(names):
-            path = Path(self.folder) / name
-            try:
-                item = json.loads(path.read_text(encoding="utf-8"))
-                if (isinstance(item, dict) and isinstance(item.get("source"), str)
-                        and _finite_minutes(item.get("min"))):
-                    out.append((path, item["source"], float(item["min"])))
-            except (OSError, ValueError):
-                continue  # being written (not yet renamed into place) or foreign: skip
-        return out
-
-    def total(self) -> float:
-        with _MEMORY_LOCK:
-            memory = sum(_MEMORY.get(self.ledger_path, {}).values())
-        return memory + sum(minutes for _, _, minutes in self._files())
-
-    def settle(self, ledger: Ledger) -> None:
-        """Write every pending charge to `ledger`, or raise ChargePending."""
-        if not self.total():
-            return
-        try:
-            with exclusive(ledger.path):
-                files = self._files()
-                with _MEMORY_LOCK:
-                    memory = dict(_MEMORY.get(self.ledger_path, {}))
-                charges = [(source, minutes) for _, source, minutes in files]
-                charges += list(memory.items())
-                ledger.charge_many(charges)
-                with _MEMORY_LOCK:
-                    left = _MEMORY.get(self.ledger_path, {})
-                    for source, minutes in memory.items():
-                        left[source] = left.get(source, 0.0) - minutes
-                        if left[source] <= 1e-12:
-                            del left[source]
-                for path, _, _ in files:
-                    path.unlink(missing_ok=True)
-        except (OSError, OffloadError) as exc:
-            if isinstance(exc, CorruptLedger):
-                raise
-            raise ChargePending(
-                f"{self.total():.2f} min of remote time are not yet written to the usage "
-                f"ledger {ledger.path} ({_why(exc)})",
-                "free disk space or fix the file, then run again") from None
