@@ -42,6 +42,10 @@ class HostUnavailable(Exception):
     """The host cannot be reached or started; the caller runs in-process instead."""
 
 
+def _not_private(exc: private.NotPrivate) -> HostUnavailable:
+    return HostUnavailable(f"{exc}; set MODAL_OFFLOAD_RUNTIME_DIR to a private folder of yours")
+
+
 runtime_dir = paths.runtime_dir_str  # one implementation, also for the thin client
 
 
@@ -71,7 +75,7 @@ class Location:
         try:
             private.make_private_dir(self.dir)
         except private.NotPrivate as exc:
-            raise HostUnavailable(str(exc)) from None
+            raise _not_private(exc) from None
 
     def read_pidfile(self) -> dict[str, Any] | None:
         import json  # not on the exec path
@@ -116,7 +120,7 @@ def connect(location: Location) -> _socket.socket | None:
         if not private.verify_private_dir(location.dir):
             return None
     except private.NotPrivate as exc:
-        raise HostUnavailable(str(exc)) from None
+        raise _not_private(exc) from None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT_SECONDS)
     try:
