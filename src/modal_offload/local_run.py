@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import paths
-from .localonly import BYPASS_MARKER
+from .localonly import BYPASS_MARKER as BYPASS_MARKER  # shims.py imports it from here
 from .ui import notice
 
 

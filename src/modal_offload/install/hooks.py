@@ -48,8 +48,11 @@ def spec(agent: str, base: Path) -> JsonSpec:
     """Our hook entry in `base`, the agent's settings file (see `settings_path`)."""
     command = hook_command(agent)
     if agent == "claude":
+        # onFailure "block": a hook that times out or crashes refuses the call (2.1.332; older
+        # releases ignore the key and fail open on a timeout: docs/agent-hooks.md).
         entry = {"matcher": "Bash",
-                 "hooks": [{"type": "command", "command": command, "timeout": TIMEOUT_S}]}
+                 "hooks": [{"type": "command", "command": command, "timeout": TIMEOUT_S,
+                            "onFailure": "block"}]}
         return JsonSpec(base, items=((("hooks", "PreToolUse"), entry),), ours=_is_ours)
     if agent == "codex":
         entry = {"matcher": "^Bash$",
@@ -59,7 +62,7 @@ def spec(agent: str, base: Path) -> JsonSpec:
         entry = {"matcher": "run_shell_command",
                  "hooks": [{"name": "modal-offload", "type": "command", "command": command,
                             "timeout": TIMEOUT_S * 1000}]}  # Gemini counts milliseconds
-        return JsonSpec(base, values={("tools", "enableHooks"): True},
+        return JsonSpec(base, values={("hooksConfig", "enabled"): True},
                         items=((("hooks", "BeforeTool"), entry),), ours=_is_ours)
     if agent == "cursor":
         flat: dict[str, Any] = {"command": command, "timeout": TIMEOUT_S, "failClosed": True}
