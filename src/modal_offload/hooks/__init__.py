@@ -145,7 +145,7 @@ def answer(agent: str, verdicts: list[Verdict], call: Call | None,
     except Unsupported:
         parsed = None
     cwd = str(payload.get("cwd") or os.getcwd())
-    rules = claude_rules.load(claude_rules.settings_files(cwd, root, os.environ))
+    rules = claude_rules.load(*claude_rules.settings_files(cwd, root, os.environ))
     decision, why = claude_rules.decide(original, parsed, str(payload.get("permission_mode", "")),
                                         rules)
     if decision == "deny":

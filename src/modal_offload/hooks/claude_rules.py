@@ -33,23 +33,47 @@ class Rules:
     unreadable: list[str] = field(default_factory=list)
 
 
-def settings_files(cwd: str, root: str | None, environ: Mapping[str, str]) -> list[str]:
+def settings_files(cwd: str, root: str | None, environ: Mapping[str, str]
+                   ) -> tuple[list[str], list[str]]:
+    """(every settings file that may hold rules, the project ones among them whose folder
+    Claude does not trust)."""
     user = environ.get("CLAUDE_CONFIG_DIR") or os.path.join(environ.get("HOME", "/"), ".claude")
     out = [MANAGED, os.path.join(user, "settings.json")]
+    untrusted: list[str] = []
     folder = os.path.abspath(cwd)
     stop = os.path.abspath(root) if root else folder
     while True:
-        out += [os.path.join(folder, ".claude", "settings.json"),
-                os.path.join(folder, ".claude", "settings.local.json")]
+        project = [os.path.join(folder, ".claude", "settings.json"),
+                   os.path.join(folder, ".claude", "settings.local.json")]
+        out += project
+        if not trusted(folder, environ):
+            untrusted += project
         parent = os.path.dirname(folder)
         if folder == stop or parent == folder or not folder.startswith(stop):
             break
         folder = parent
-    return out
+    return out, untrusted
 
 
-def load(files: Iterable[str]) -> Rules:
+def trusted(folder: str, environ: Mapping[str, str]) -> bool:
+    """Has the user accepted Claude's trust dialog for `folder`? Until then Claude ignores a
+    project's `permissions.allow` ("Ignoring N permissions.allow entries from
+    .claude/settings.json: this workspace has not been trusted", 2.1.332), and so do we."""
+    config = environ.get("CLAUDE_CONFIG_DIR")
+    path = (os.path.join(config, ".claude.json") if config
+            else os.path.join(environ.get("HOME", "/"), ".claude.json"))
+    try:
+        with open(path, encoding="utf-8") as f:
+            projects = json.load(f).get("projects", {})
+        return projects.get(os.path.abspath(folder), {}).get("hasTrustDialogAccepted") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load(files: Iterable[str], untrusted: Iterable[str] = ()) -> Rules:
+    """The Bash rules in `files`; `allow` entries of files in `untrusted` are skipped."""
     rules = Rules()
+    skip_allow = set(untrusted)
     for path in files:
         try:
             with open(path, encoding="utf-8") as f:
@@ -63,6 +87,8 @@ def load(files: Iterable[str]) -> Rules:
         if not isinstance(perms, dict):
             continue
         for key in ("deny", "ask", "allow"):
+            if key == "allow" and path in skip_allow:
+                continue
             entries = perms.get(key)
             if not isinstance(entries, list):
                 continue

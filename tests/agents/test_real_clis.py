@@ -1,0 +1,206 @@
+"""The real agent CLIs (pinned, from npm) run headless against a scripted model on loopback,
+with our hooks installed by `modal-offload agents install`: what actually ran, through which
+door, with which output and exit code. Selected with `-m real_cli` (.ci/run runs it after
+`make test`). A tool that cannot be installed here is reported as unverified (skipped with the
+reason), never claimed.
+
+Proof that a command went through the runner: the runner's gateway (local sandbox backend)
+runs it with MODAL_OFFLOAD_REMOTE=1, so `printenv MODAL_OFFLOAD_REMOTE` prints `1` there and
+nothing here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modal_offload.install import jsonc
+from testing import agent_clis
+from tests.helpers import cli, local_backend_env
+
+pytestmark = pytest.mark.real_cli
+
+ROUTED = "printenv MODAL_OFFLOAD_REMOTE | sed s/1/routed-1/; exit 3"
+DENIED = "rm -rf victim"
+GIT = "git status --short -- untracked.txt | head -5"
+
+
+def tool(name: str) -> Path:
+    path, why = agent_clis.install(name)
+    if path is None:
+        pytest.skip(f"{name} {agent_clis.PINS[name][1]}: unverified here ({why})")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Mock:
+    port: int
+    log: Path
+    proc: subprocess.Popen[bytes]
+
+    def results(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        lines = [json.loads(x) for x in self.log.read_text().splitlines()]
+        return [x["data"]["text"] for x in lines if x["kind"] == "tool_result"]
+
+
+@pytest.fixture
+def mock(tmp_path: Path) -> Iterator[Any]:
+    started: list[Mock] = []
+
+    def start(commands: list[str]) -> Mock:
+        port = free_port()
+        spec = tmp_path / f"commands-{port}.json"
+        spec.write_text(json.dumps(commands))
+        log = tmp_path / f"mock-{port}.jsonl"
+        proc = subprocess.Popen([sys.executable, "-m", "testing.agent_mock", str(port),
+                                 str(spec), str(log)], cwd=agent_clis.REPO,
+                                stdin=subprocess.DEVNULL)
+        m = Mock(port, log, proc)
+        started.append(m)
+        for _ in range(200):  # bounded: the server binds within a few hundred ms
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return m
+            if proc.poll() is not None:
+                raise RuntimeError("mock model server exited")
+            subprocess.run(["sleep", "0.05"], check=True)
+        raise RuntimeError("mock model server did not listen")
+
+    yield start
+    for m in started:
+        m.proc.terminate()
+        m.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def ws(tmp_path: Path, tmp_home: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / ".modal-offload.toml").write_text("")
+    (root / "victim").mkdir()
+    (root / "victim" / "keep.txt").write_text("precious\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, env=env)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, env=env)
+    subprocess.run(["git", "commit", "-qm", "init"], cwd=root, check=True, env=env)
+    (root / "untracked.txt").write_text("x\n")
+    done = cli("agents", "install", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return root
+
+
+def agent_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **local_backend_env(), **extra}
+
+
+def run_agent(argv: list[str], cwd: Path, env: dict[str, str],
+              timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    # Own process group: a CLI that leaves helpers behind (Cline's hub) is ended with it.
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+# ---------------------------------------------------------------- Claude Code
+def claude_settings(ws: Path, home: Path, allow: list[str], deny: list[str]) -> None:
+    path = ws / ".claude" / "settings.json"
+    data: Any = jsonc.loads(path.read_text())
+    data["permissions"] = {"allow": allow, "deny": deny}
+    path.write_text(json.dumps(data, indent=2))
+    # The user has accepted Claude's trust dialog here (else project allow rules are ignored).
+    (home / ".claude.json").write_text(json.dumps(
+        {"projects": {str(ws): {"hasTrustDialogAccepted": True}}}))
+
+
+def run_claude(ws: Path, port: int) -> subprocess.CompletedProcess[str]:
+    env = agent_env(ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}",
+                    ANTHROPIC_API_KEY="sk-placeholder",
+                    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
+    return run_agent([str(tool("claude")), "-p", "run", "--output-format", "stream-json",
+                      "--verbose"], ws, env)
+
+
+def test_claude_routes_keeps_git_local_and_keeps_the_users_deny_rule(
+        ws: Path, tmp_home: Path, mock: Any) -> None:
+    claude_settings(ws, tmp_home, allow=["Bash(printenv:*)", "Bash(git status:*)"],
+                    deny=["Bash(rm -rf:*)"])
+    m = mock([ROUTED, DENIED, GIT, "ls -d victim"])
+    done = run_claude(ws, m.port)
+    assert done.returncode == 0, done.stderr[-2000:]
+    routed, denied, git, unlisted = m.results()
+    # Ran through the runner (the remote marker is set there), exact stdout and exit code.
+    assert routed == "Exit code 3\nrouted-1"
+    # The user's deny rule applies to the command as the model wrote it.
+    assert "deny: Bash(rm -rf:*)" in denied
+    assert (ws / "victim" / "keep.txt").read_text() == "precious\n"
+    # git stays local (the remote copy has no .git): it sees the real repository.
+    assert git == "?? untracked.txt"
+    # No allow rule covers `ls`: Claude asks, as it would have without us (print mode: refused).
+    assert "modal-agent-runner -c 'ls -d victim'" in unlisted
+    assert "no Claude Code allow rule covers it" in unlisted
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    denials = [d["tool_input"]["command"] for d in result["permission_denials"]]
+    assert denials[0] == DENIED and "modal-agent-runner -c 'ls -d victim'" in denials[1]
+
+
+def hook_entry(ws: Path, settings: str, event: str) -> dict[str, Any]:
+    data: Any = jsonc.loads((ws / settings).read_text())
+    entry: dict[str, Any] = data["hooks"][event][-1]["hooks"][0]
+    return entry
+
+
+def rewrite_hook(ws: Path, settings: str, event: str, prefix: str, timeout: int) -> None:
+    path = ws / settings
+    data: Any = jsonc.loads(path.read_text())
+    entry = data["hooks"][event][-1]["hooks"][0]
+    entry["command"] = prefix + entry["command"]
+    entry["timeout"] = timeout
+    path.write_text(json.dumps(data, indent=2))
+
+
+@pytest.mark.parametrize("failure", ["timeout", "no-interpreter"])
+def test_claude_failing_hook_blocks(ws: Path, tmp_home: Path, mock: Any, failure: str) -> None:
+    claude_settings(ws, tmp_home, allow=["Bash(touch:*)"], deny=[])
+    assert hook_entry(ws, ".claude/settings.json", "PreToolUse")["onFailure"] == "block"
+    if failure == "timeout":
+        rewrite_hook(ws, ".claude/settings.json", "PreToolUse", "sleep 5; ", 1)
+    else:
+        entry_cmd = hook_entry(ws, ".claude/settings.json", "PreToolUse")["command"]
+        rewrite_hook(ws, ".claude/settings.json", "PreToolUse",
+                     "", 30)
+        path = ws / ".claude" / "settings.json"
+        path.write_text(path.read_text().replace(entry_cmd.split()[0], "/nonexistent/python"))
+    m = mock(["touch ran-anyway"])
+    done = run_claude(ws, m.port)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result,) = m.results()
+    assert not (ws / "ran-anyway").exists(), result
+    assert "hook" in result.lower()
