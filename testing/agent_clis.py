@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 # name: (npm package, exact version, bin name)
 PINS: dict[str, tuple[str, str, str]] = {
     "claude": ("@anthropic-ai/claude-code", "2.1.332", "claude"),
+    "claude-2.1.197": ("@anthropic-ai/claude-code", "2.1.197", "claude"),
     "gemini": ("@google/gemini-cli", "0.61.0", "gemini"),
     "codex": ("@openai/codex", "0.171.0", "codex"),
     "cline": ("cline", "3.0.65", "cline"),
@@ -31,7 +32,8 @@ def cache_dir() -> Path:
 
 def binary(name: str) -> Path:
     package, version, bin_name = PINS[name]
-    return cache_dir() / f"{name}-{version}" / "node_modules" / ".bin" / bin_name
+    folder = name if name.endswith(version) else f"{name}-{version}"
+    return cache_dir() / folder / "node_modules" / ".bin" / bin_name
 
 
 def install(name: str) -> tuple[Path | None, str]:

@@ -140,20 +140,24 @@ def claude_settings(ws: Path, home: Path, allow: list[str], deny: list[str]) -> 
         {"projects": {str(ws): {"hasTrustDialogAccepted": True}}}))
 
 
-def run_claude(ws: Path, port: int) -> subprocess.CompletedProcess[str]:
+CLAUDES = ["claude", "claude-2.1.197"]
+
+
+def run_claude(ws: Path, port: int, name: str = "claude") -> subprocess.CompletedProcess[str]:
     env = agent_env(ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}",
                     ANTHROPIC_API_KEY="sk-placeholder",
                     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1")
-    return run_agent([str(tool("claude")), "-p", "run", "--output-format", "stream-json",
+    return run_agent([str(tool(name)), "-p", "run", "--output-format", "stream-json",
                       "--verbose"], ws, env)
 
 
+@pytest.mark.parametrize("name", CLAUDES)
 def test_claude_routes_keeps_git_local_and_keeps_the_users_deny_rule(
-        ws: Path, tmp_home: Path, mock: Any) -> None:
+        ws: Path, tmp_home: Path, mock: Any, name: str) -> None:
     claude_settings(ws, tmp_home, allow=["Bash(printenv:*)", "Bash(git status:*)"],
                     deny=["Bash(rm -rf:*)"])
     m = mock([ROUTED, DENIED, GIT, "ls -d victim"])
-    done = run_claude(ws, m.port)
+    done = run_claude(ws, m.port, name)
     assert done.returncode == 0, done.stderr[-2000:]
     routed, denied, git, unlisted = m.results()
     # Ran through the runner (the remote marker is set there), exact stdout and exit code.
@@ -186,8 +190,10 @@ def rewrite_hook(ws: Path, settings: str, event: str, prefix: str, timeout: int)
     path.write_text(json.dumps(data, indent=2))
 
 
+@pytest.mark.parametrize("name", CLAUDES)
 @pytest.mark.parametrize("failure", ["timeout", "no-interpreter"])
-def test_claude_failing_hook_blocks(ws: Path, tmp_home: Path, mock: Any, failure: str) -> None:
+def test_claude_failing_hook_blocks(ws: Path, tmp_home: Path, mock: Any, failure: str,
+                                    name: str) -> None:
     claude_settings(ws, tmp_home, allow=["Bash(touch:*)"], deny=[])
     assert hook_entry(ws, ".claude/settings.json", "PreToolUse")["onFailure"] == "block"
     if failure == "timeout":
@@ -199,8 +205,90 @@ def test_claude_failing_hook_blocks(ws: Path, tmp_home: Path, mock: Any, failure
         path = ws / ".claude" / "settings.json"
         path.write_text(path.read_text().replace(entry_cmd.split()[0], "/nonexistent/python"))
     m = mock(["touch ran-anyway"])
-    done = run_claude(ws, m.port)
+    done = run_claude(ws, m.port, name)
     assert done.returncode == 0, done.stderr[-2000:]
     (result,) = m.results()
+    if name == "claude-2.1.197" and failure == "timeout":
+        # 2.1.197 has no `onFailure`: a timed-out hook is cancelled and the command runs.
+        # This pins that known gap (README: partly) so a change in it is noticed.
+        assert (ws / "ran-anyway").exists()
+        return
     assert not (ws / "ran-anyway").exists(), result
     assert "hook" in result.lower()
+
+
+# ---------------------------------------------------------------- Gemini CLI
+def gemini_script(path: Path, commands: list[str]) -> Path:
+    """Gemini's own replay file (`--fake-responses-non-strict`): one shell call per command,
+    then final text, then answers for its side calls (next-speaker check, token counts)."""
+    usage = {"promptTokenCount": 10, "candidatesTokenCount": 5, "totalTokenCount": 15}
+
+    def turn(part: dict[str, Any]) -> dict[str, Any]:
+        return {"method": "generateContentStream", "response": [{"candidates": [{
+            "content": {"role": "model", "parts": [part]}, "finishReason": "STOP",
+            "index": 0}], "usageMetadata": usage}]}
+
+    lines = [turn({"functionCall": {"name": "run_shell_command",
+                                    "args": {"command": c, "description": "test"}}})
+             for c in commands]
+    lines.append(turn({"text": "ALLDONE"}))
+    for _ in range(10):
+        lines.append({"method": "generateContent", "response": {"candidates": [{"content": {
+            "role": "model", "parts": [{"text": '{"reasoning":"x","next_speaker":"user"}'}]},
+            "finishReason": "STOP", "index": 0}]}})
+        lines.append({"method": "countTokens", "response": {"totalTokens": 10}})
+    path.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def gemini_trust(home: Path, ws: Path) -> None:
+    (home / ".gemini").mkdir(exist_ok=True)
+    (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(ws): "TRUST_FOLDER"}))
+
+
+def run_gemini(ws: Path, home: Path, commands: list[str]) -> list[str]:
+    """The function responses Gemini sent back to the model, from its chat record."""
+    script = gemini_script(ws.parent / "gemini-replay.jsonl", commands)
+    done = run_agent([str(tool("gemini")), "-p", "run tests", "--yolo", "-o", "stream-json",
+                      "--fake-responses-non-strict", str(script)], ws,
+                     agent_env(GEMINI_API_KEY="placeholder"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = []
+    for chat in sorted((home / ".gemini" / "tmp").glob("*/chats/session-*.jsonl")):
+        for line in chat.read_text().splitlines():
+            for part in json.loads(line).get("content", []) or []:
+                response = part.get("functionResponse") if isinstance(part, dict) else None
+                if response and response.get("id") not in {r[0] for r in out}:
+                    out.append((response["id"], str(response["response"].get(
+                        "output", response["response"].get("error", "")))))
+    return [text for _, text in out]
+
+
+def test_gemini_routes_and_keeps_git_local(ws: Path, tmp_home: Path) -> None:
+    gemini_trust(tmp_home, ws)
+    routed, git = run_gemini(ws, tmp_home, [ROUTED, GIT])
+    assert "Output: routed-1\nExit Code: 3\n" in routed
+    assert "modified by a hook" in routed
+    assert "Output: ?? untracked.txt\n" in git
+
+
+@pytest.mark.parametrize("failure", ["runner-missing", "no-interpreter", "timeout"])
+def test_gemini_failing_hook(ws: Path, tmp_home: Path, failure: str) -> None:
+    gemini_trust(tmp_home, ws)
+    settings = ".gemini/settings.json"
+    if failure == "runner-missing":
+        (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
+    elif failure == "no-interpreter":
+        entry_cmd = hook_entry(ws, settings, "BeforeTool")["command"]
+        path = ws / settings
+        path.write_text(path.read_text().replace(entry_cmd.split()[0], "/nonexistent/python"))
+    else:
+        rewrite_hook(ws, settings, "BeforeTool", "sleep 5; ", 1000)
+    (result,) = run_gemini(ws, tmp_home, ["touch ran-anyway"])
+    if failure == "timeout":
+        # Gemini CLI 0.61 cancels a timed-out hook and runs the tool (no fail-closed
+        # option): pinned here, README says partly.
+        assert (ws / "ran-anyway").exists()
+        return
+    assert not (ws / "ran-anyway").exists(), result
+    assert "blocked" in result.lower()
