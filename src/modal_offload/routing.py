@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from .config import Settings
-from .localonly import command_name, runtime_rule, static_rule  # noqa: F401  (one policy)
+from .localonly import command_name as command_name  # re-exported for route
+from .localonly import runtime_rule, static_rule
 
 
 @dataclass(frozen=True)
