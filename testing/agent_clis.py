@@ -2,7 +2,7 @@
 
     python -m testing.agent_clis install     # what .ci/run does before the real-CLI tier
 
-The folder is `$MODAL_OFFLOAD_AGENT_CLI_CACHE`, else `<repo>/.cache/agent-clis` (ignored by
+The folder is `$AGENT_CLIS_CACHE` (not a MODAL_* name: the test fixture scrubs those), else `<repo>/.cache/agent-clis` (ignored by
 git); each tool gets its own npm prefix `<name>-<version>`, so a pin change installs anew.
 """
 
@@ -26,7 +26,7 @@ PINS: dict[str, tuple[str, str, str]] = {
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("MODAL_OFFLOAD_AGENT_CLI_CACHE")
+    env = os.environ.get("AGENT_CLIS_CACHE")
     return Path(env) if env else REPO / ".cache" / "agent-clis"
 
 

@@ -140,7 +140,7 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _send(self, status: int, body: bytes, ctype: str = "application/json") -> None:
@@ -152,17 +152,17 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(body)
             self.close_connection = True
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:
             if "models" in self.path:
                 self._send(200, json.dumps({"object": "list", "data": [
                     {"id": "mock-model", "object": "model"}]}).encode())
             else:
                 self._send(200, b"{}")
 
-        def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
+        def do_HEAD(self) -> None:
             self._send(200, b"")
 
-        def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")

@@ -366,3 +366,68 @@ def test_codex_failing_hook(ws: Path, tmp_home: Path, mock: Any, failure: str) -
         return
     assert not (ws / "ran-anyway").exists(), result
     assert "blocked" in result.lower() or "hook" in result.lower(), result
+
+
+# ---------------------------------------------------------------- Cline CLI
+def run_cline(ws: Path, home: Path, mock: Any, commands: list[str]) -> tuple[list[str], str]:
+    """(the tool results the model got, Cline's --json event stream)."""
+    m = mock(commands)
+    binary = tool("cline")
+    env = agent_env(CLINE_HUB_PORT=str(free_port()), CLINE_NO_AUTO_UPDATE="1")
+    auth = run_agent([str(binary), "auth", "openai-compatible", "-k", "placeholder", "-m",
+                      "mock-model", "-b", f"http://127.0.0.1:{m.port}/v1"], ws, env)
+    assert auth.returncode == 0, auth.stderr[-2000:]
+    try:
+        done = run_agent([str(binary), "--json", "run the command"], ws, env)
+    finally:
+        stop_cline_hub(home)
+    results: list[str] = m.results()
+    return results, done.stdout
+
+
+def stop_cline_hub(home: Path) -> None:
+    """Cline 3.x leaves a hub daemon running after the CLI exits: end the ones started with
+    this test's HOME (and only those)."""
+    marker = b"HOME=" + str(home).encode() + b"\0"
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (b"--cline-hub-daemon" in (proc / "cmdline").read_bytes()
+                    and marker in (proc / "environ").read_bytes()):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except OSError:
+            continue
+
+
+def cline_result(text: str) -> dict[str, Any]:
+    (item,) = json.loads(text)
+    assert isinstance(item, dict)
+    return item
+
+
+def test_cline_rewrites_run_commands_and_keeps_git_local(ws: Path, tmp_home: Path,
+                                                         mock: Any) -> None:
+    (routed, git), events = run_cline(ws, tmp_home, mock, [ROUTED, GIT])
+    routed_item = cline_result(routed)
+    assert routed_item["query"].endswith(
+        "modal-agent-runner -c 'printenv MODAL_OFFLOAD_REMOTE | sed s/1/routed-1/; exit 3'")
+    assert routed_item["result"] == "[Command exited with code 3]\nrouted-1\n"
+    assert cline_result(git) == {"query": GIT, "result": "?? untracked.txt\n",
+                                 "success": True}
+    assert '"finishReason":"completed"' in events.replace(" ", "")
+
+
+@pytest.mark.parametrize("failure", ["runner-missing", "no-interpreter"])
+def test_cline_failing_hook_blocks(ws: Path, tmp_home: Path, mock: Any, failure: str) -> None:
+    script = ws / ".clinerules" / "hooks" / "PreToolUse"
+    if failure == "runner-missing":
+        (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
+    else:
+        text = script.read_text()
+        python = next(line for line in text.splitlines() if "modal_offload.hooks" in line)
+        script.write_text(text.replace(python.split()[0], "/nonexistent/python"))
+    results, events = run_cline(ws, tmp_home, mock, ["touch ran-anyway"])
+    assert not (ws / "ran-anyway").exists(), (results, events[-2000:])
+    assert results == []  # `cancel` stops the run before the command (Cline has no per-call
+    # block short of rewriting)
