@@ -2,8 +2,9 @@
 
     python -m testing.agent_clis install     # what .ci/run does before the real-CLI tier
 
-The folder is `$AGENT_CLIS_CACHE` (not a MODAL_* name: the test fixture scrubs those), else `<repo>/.cache/agent-clis` (ignored by
-git); each tool gets its own npm prefix `<name>-<version>`, so a pin change installs anew.
+The folder is `$AGENT_CLIS_CACHE` (not a MODAL_* name: the test fixture scrubs those), else
+`<repo>/.cache/agent-clis` (ignored by git); each tool gets its own npm prefix
+`<name>-<version>`, so a pin change installs anew.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def cache_dir() -> Path:
 
 
 def binary(name: str) -> Path:
-    package, version, bin_name = PINS[name]
+    _package, version, bin_name = PINS[name]
     folder = name if name.endswith(version) else f"{name}-{version}"
     return cache_dir() / folder / "node_modules" / ".bin" / bin_name
 
@@ -61,11 +62,9 @@ def main() -> int:
     if sys.argv[1:] != ["install"]:
         print("usage: python -m testing.agent_clis install", file=sys.stderr)
         return 2
-    failed = 0
     for name in PINS:
         path, why = install(name)
         print(f"{name}: {path}" if path else f"{name}: unverified ({why})")
-        failed += path is None
     return 0  # a tool that cannot install is reported by the tests as unverified
 
 

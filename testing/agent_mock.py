@@ -174,11 +174,11 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b'{"input_tokens": 10}')
                 return
             if path.endswith("/messages"):
-                results, reply = anthropic_results(body), anthropic_reply
+                results = anthropic_results(body)
             elif path.endswith("/responses"):
-                results, reply = responses_results(body), None
+                results = responses_results(body)
             elif path.endswith("/chat/completions"):
-                results, reply = chat_results(body), None
+                results = chat_results(body)
             else:
                 self._send(404, b'{"error": "unknown path"}')
                 return
@@ -196,7 +196,7 @@ def make_handler(script: Script) -> type[BaseHTTPRequestHandler]:
                             {"type": "text", "text": "DONE"}], "stop_reason": "end_turn",
                         "usage": {"input_tokens": 10, "output_tokens": 5}}).encode())
                     return
-                payload = reply(body, command, n)
+                payload = anthropic_reply(body, command, n)
             elif path.endswith("/responses"):
                 payload = responses_reply(command, n)
             else:

@@ -11,6 +11,7 @@ nothing here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,10 +123,8 @@ def run_agent(argv: list[str], cwd: Path, env: dict[str, str],
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
@@ -253,7 +252,7 @@ def run_gemini(ws: Path, home: Path, commands: list[str]) -> list[str]:
                       "--fake-responses-non-strict", str(script)], ws,
                      agent_env(GEMINI_API_KEY="placeholder"))
     assert done.returncode == 0, done.stderr[-2000:]
-    out = []
+    out: list[tuple[str, str]] = []
     for chat in sorted((home / ".gemini" / "tmp").glob("*/chats/session-*.jsonl")):
         for line in chat.read_text().splitlines():
             for part in json.loads(line).get("content", []) or []:
