@@ -55,17 +55,3 @@ def test_live_check(ws: Path) -> None:
     assert cli("agents", "uninstall", "--only", "runner", cwd=ws).returncode == 0
     missing = cli("agents", "check", "--only", "runner", "--live", cwd=ws)
     assert missing.returncode != 0 and b"missing   runner" in missing.stdout
-
-
-def test_gemini_bash_wrapper_routes_bash_c(ws: Path) -> None:
-    assert cli("agents", "install", "--only", "runner", cwd=ws).returncode == 0
-    assert cli("agents", "install", "--only", "policy", cwd=ws).returncode == 0
-    wrapper = ws / ".gemini" / "bin" / "bash"
-    env = {**os.environ, **local_backend_env()}
-    done = subprocess.run([str(wrapper), "-c", 'echo "remote=$MODAL_OFFLOAD_REMOTE"; exit 5'],
-                          cwd=ws, env=env, capture_output=True, timeout=120)
-    assert (done.stdout, done.returncode) == (b"remote=1\n", 5)
-    plain = subprocess.run([str(wrapper), "--version"], capture_output=True, timeout=30)
-    assert plain.returncode == 0 and b"bash" in plain.stdout.lower()
-    env_text = (ws / ".gemini" / ".env").read_text()
-    assert f"PATH={ws / '.gemini' / 'bin'}:" in env_text and "GEMINI_YOLO_MODE=false" in env_text

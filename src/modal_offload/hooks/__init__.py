@@ -85,6 +85,13 @@ def _cline_call(payload: dict[str, Any]) -> Call | None:
     return Call(list(commands), tool_input, multi=True)
 
 
+def _cwd(payload: Mapping[str, Any]) -> str:
+    """The agent's current folder: the payload's `cwd` when it is one, else ours (every tool
+    starts its hooks in the project folder)."""
+    given = payload.get("cwd")
+    return given if isinstance(given, str) and os.path.isdir(given) else os.getcwd()
+
+
 def _settings(cwd: str) -> tuple[Lists, str | None, str | None]:
     """The user's routing lists, the workspace root, and a reason everything stays local."""
     from pathlib import Path
@@ -144,7 +151,7 @@ def answer(agent: str, verdicts: list[Verdict], call: Call | None,
         parsed = parse(original, os.environ)
     except Unsupported:
         parsed = None
-    cwd = str(payload.get("cwd") or os.getcwd())
+    cwd = _cwd(payload)
     rules = claude_rules.load(*claude_rules.settings_files(cwd, root, os.environ))
     decision, why = claude_rules.decide(original, parsed, str(payload.get("permission_mode", "")),
                                         rules)
@@ -172,7 +179,7 @@ def run(argv: list[str], stdin_text: str) -> tuple[str, str, int]:
         call = shell_call(agent, payload)
         if call is None:
             return answer(agent, [], None, {}, None)
-        cwd = str(payload.get("cwd") or os.getcwd())
+        cwd = _cwd(payload)
         lists, root, local_reason = _settings(cwd)
         if local_reason is not None:
             return answer(agent, [Verdict("pass", local_reason)], call, payload, root)
