@@ -77,8 +77,13 @@ def parse(command: str, environ: Mapping[str, str] | None = None) -> list[Comman
 
 
 def _parse_list(st: _State, i: int, closer: str | None) -> int:
-    """Commands separated by operators until `closer` (returned index is past it) or the end."""
+    """Commands separated by operators until `closer` (returned index is past it) or the end.
+
+    `last` tracks what came before, so that what bash rejects (`;` or `|` with no command
+    before it, `a |` at the end, `()`) is refused here too."""
     text = st.text
+    last = "start"  # "start" | "command" | "op" (needs a command next) | "sep" (after ; or &)
+    seen = False  # any command in this list yet
     while True:
         i = _skip_blanks(text, i)
         if i >= len(text):
@@ -86,6 +91,8 @@ def _parse_list(st: _State, i: int, closer: str | None) -> int:
                 raise Unsupported(f"missing {closer!r}")
             if st.pending_heredocs:
                 raise Unsupported("unterminated here-document")
+            if last == "op":
+                raise Unsupported("operator without a command after it")
             return i
         c = text[i]
         if c == "#":
@@ -94,20 +101,25 @@ def _parse_list(st: _State, i: int, closer: str | None) -> int:
             continue
         if c == "\n":
             i = _read_heredocs(st, i + 1)
+            last = "op" if last == "op" else "start"
             continue
         if text.startswith(";;", i):
             raise Unsupported("';;' outside case")
         if c in ";&|":
-            i += 2 if text.startswith(("&&", "||", "|&"), i) else 1
+            if last != "command":
+                raise Unsupported(f"{c!r} without a command before it")
+            op_len = 2 if text.startswith(("&&", "||", "|&"), i) else 1
+            last = "sep" if op_len == 1 and c in ";&" else "op"
+            i += op_len
             continue
         if c == ")":
-            if closer != ")":
-                raise Unsupported("unbalanced ')'")
+            if closer != ")" or last == "op" or not seen:
+                raise Unsupported("unbalanced or empty '( )'")
             return i + 1
-        if c == "(":
-            i = _parse_list(st, i + 1, closer=")")
-            continue
-        i = _parse_command(st, i)
+        if last == "command":
+            raise Unsupported("a command directly after another")
+        i = _parse_list(st, i + 1, closer=")") if c == "(" else _parse_command(st, i)
+        last, seen = "command", True
 
 
 def _skip_blanks(text: str, i: int) -> int:
@@ -140,7 +152,7 @@ def _parse_command(st: _State, start: int) -> int:
             if op in ("<<", "<<-"):
                 i = _heredoc_operator(st, i, strip_tabs=op == "<<-")
                 continue
-            if i >= len(text) or text[i] in _METACHARS:
+            if i >= len(text) or text[i] in _METACHARS or text[i] == "#":
                 raise Unsupported("redirection without a target")
             _, i = _parse_word(st, i)
             continue
@@ -155,7 +167,7 @@ def _parse_command(st: _State, start: int) -> int:
         word, i = _parse_word(st, i)
         if in_assignments and _ASSIGNMENT.match(word.raw):
             continue
-        if in_assignments and not words and word.raw in RESERVED:
+        if in_assignments and not words and word.raw.replace("\\\n", "") in RESERVED:
             raise Unsupported(f"shell keyword {word.raw!r}")
         if text.startswith("(", i) and not words:
             raise Unsupported("function definition")
@@ -167,6 +179,8 @@ def _parse_command(st: _State, start: int) -> int:
 
 
 def _heredoc_operator(st: _State, i: int, strip_tabs: bool) -> int:
+    if i >= len(st.text) or st.text[i] in _METACHARS or st.text[i] == "#":
+        raise Unsupported("here-document without a delimiter")
     word, end = _parse_word(st, i)
     raw = word.raw
     if word.value is None or not raw:
