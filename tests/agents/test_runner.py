@@ -55,3 +55,16 @@ def test_live_check(ws: Path) -> None:
     assert cli("agents", "uninstall", "--only", "runner", cwd=ws).returncode == 0
     missing = cli("agents", "check", "--only", "runner", "--live", cwd=ws)
     assert missing.returncode != 0 and b"missing   runner" in missing.stdout
+
+
+def test_live_check_runs_a_probe_through_every_installed_hook(ws: Path, tmp_home: Path) -> None:
+    assert cli("agents", "install", cwd=ws).returncode == 0
+    done = cli("agents", "check", "--only", "hooks", "--live", cwd=ws, env=local_backend_env())
+    out = done.stdout.decode()
+    for agent in ("claude", "gemini", "codex", "cursor", "cline"):
+        assert f"ok        {agent} hook live  (hook routed the probe" in out, out
+    assert "unverified without a model" in out
+    # A hook that no longer routes is reported, with the reason.
+    (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
+    broken = cli("agents", "check", "--only", "hooks", "--live", cwd=ws, env=local_backend_env())
+    assert broken.returncode != 0 and b"drifted   claude hook live" in broken.stdout

@@ -154,6 +154,14 @@ def items(root: Path | None, user: bool) -> list[Item]:
     return out
 
 
+def live_targets(root: Path | None, user: bool) -> list[tuple[str, Path]]:
+    """(agent, the file that holds our hook) for `agents check --live`."""
+    out = [(agent, settings_path(agent, root, user))
+           for agent in ("claude", "gemini", "codex", "cursor")]
+    cline = cline_path(root, user)
+    return out + ([("cline", cline)] if cline is not None else [])
+
+
 def next_steps(root: Path | None, user: bool) -> list[str]:
     """What the user must do once, per tool, before its hook runs (empty when done)."""
     out = []
