@@ -220,3 +220,34 @@ def test_what_the_parser_accepts_bash_agrees_is_syntax(runner: str, text: str) -
         return
     done = subprocess.run(["bash", "-n"], input=text.encode(), capture_output=True, timeout=10)
     assert done.returncode == 0, (text, done.stderr)
+
+
+def test_antigravity_md_says_what_the_hooks_do(tmp_path: Path) -> None:
+    """Every form and name the policy text prescribes gets the verdict the text promises."""
+    import re
+
+    from modal_offload.install.policy import template
+
+    home = tmp_path / "home"
+    runner = home / ".local" / "bin" / "modal-agent-runner"
+    runner.parent.mkdir(parents=True)
+    runner.write_text("#!/bin/sh\n")
+    runner.chmod(0o755)
+    env = {"HOME": str(home)}
+    text = template()
+    rules = {m.group(1): m.group(2) for m in re.finditer(r"\n(\d)\. (.*?)(?=\n\d\. |\Z)", text,
+                                                         re.S)}
+    forms = re.findall(r"`(\$HOME/\.local/bin/modal-agent-runner [^`]*)`", rules["1"])
+    assert len(forms) == 2
+    for form in forms:
+        command = form.replace("'<raw command string>'", "'pytest -q'").replace(
+            "<binary> <args...>", "pytest -q")
+        assert decide(command, str(runner), env).action == "pass", command  # never re-wrapped
+    local, routed = rules["3"].split("Shells,")
+    for name in re.findall(r"`([a-z-]+)`", local.split("The list is")[0]):
+        assert decide(f"{name} x", str(runner), env).action == "pass", name
+    for name in ["bash", "sudo", "env", "eval", "source", "time", "xargs"]:
+        assert name in routed or name == "bash"
+        assert decide(f"{name} pytest", str(runner), env).action == "rewrite", name
+    assert decide("git status | head", str(runner), env).action == "pass"
+    assert decide("cd sub && git diff", str(runner), env).action == "pass"
