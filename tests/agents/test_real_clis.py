@@ -245,12 +245,21 @@ def gemini_trust(home: Path, ws: Path) -> None:
     (home / ".gemini" / "trustedFolders.json").write_text(json.dumps({str(ws): "TRUST_FOLDER"}))
 
 
+def gemini_user_env(home: Path) -> None:
+    """The user's key lives in ~/.gemini/.env: it must still load with our hook installed
+    (a workspace .gemini/.env would shadow it; we write none)."""
+    (home / ".gemini").mkdir(exist_ok=True)
+    (home / ".gemini" / ".env").write_text("GEMINI_API_KEY=placeholder-from-user-env\n")
+
+
 def run_gemini(ws: Path, home: Path, commands: list[str]) -> list[str]:
     """The function responses Gemini sent back to the model, from its chat record."""
     script = gemini_script(ws.parent / "gemini-replay.jsonl", commands)
+    gemini_user_env(home)
+    env = agent_env()
+    env.pop("GEMINI_API_KEY", None)
     done = run_agent([str(tool("gemini")), "-p", "run tests", "--yolo", "-o", "stream-json",
-                      "--fake-responses-non-strict", str(script)], ws,
-                     agent_env(GEMINI_API_KEY="placeholder"))
+                      "--fake-responses-non-strict", str(script)], ws, env)
     assert done.returncode == 0, done.stderr[-2000:]
     out: list[tuple[str, str]] = []
     for chat in sorted((home / ".gemini" / "tmp").glob("*/chats/session-*.jsonl")):
@@ -269,6 +278,22 @@ def test_gemini_routes_and_keeps_git_local(ws: Path, tmp_home: Path) -> None:
     assert "Output: routed-1\nExit Code: 3\n" in routed
     assert "modified by a hook" in routed
     assert "Output: ?? untracked.txt\n" in git
+
+
+def test_gemini_untrusted_folder_is_reported_with_the_fix(ws: Path, tmp_home: Path) -> None:
+    # Gemini 0.61 loads no workspace settings (so no hook) in an untrusted folder; headless it
+    # refuses to start at all. `agents check` says so and how to trust it.
+    script = gemini_script(ws.parent / "gemini-replay.jsonl", [ROUTED])
+    done = run_agent([str(tool("gemini")), "-p", "run tests", "--yolo", "-o", "stream-json",
+                      "--fake-responses-non-strict", str(script)], ws,
+                     agent_env(GEMINI_API_KEY="placeholder"))
+    assert done.returncode != 0 and "not running in a trusted directory" in done.stderr
+    check = cli("agents", "check", "--only", "hooks", cwd=ws)
+    assert b"untrusted gemini hook" in check.stdout and b"TRUST_FOLDER" in check.stdout
+    gemini_trust(tmp_home, ws)
+    (routed,) = run_gemini(ws, tmp_home, [ROUTED])
+    assert "Output: routed-1\nExit Code: 3\n" in routed
+    assert b"ok        gemini hook" in cli("agents", "check", "--only", "hooks", cwd=ws).stdout
 
 
 @pytest.mark.parametrize("failure", ["runner-missing", "no-interpreter", "timeout"])
