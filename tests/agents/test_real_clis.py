@@ -29,7 +29,7 @@ from modal_offload.install import jsonc
 from testing import agent_clis
 from tests.helpers import cli, local_backend_env
 
-pytestmark = pytest.mark.real_cli
+pytestmark = [pytest.mark.real_cli, pytest.mark.timeout(900)]
 
 ROUTED = "printenv MODAL_OFFLOAD_REMOTE | sed s/1/routed-1/; exit 3"
 DENIED = "rm -rf victim"
