@@ -164,3 +164,26 @@ def test_policy_edits_reach_every_mirror(ws: Path) -> None:
     assert "Never push on Fridays" in settings["geminicodeassist.rules"]
     assert cli("agents", "uninstall", cwd=ws).returncode == 0
     assert canonical.exists()  # edited by its owner: kept
+
+
+def test_an_upgrade_removes_what_older_versions_installed(ws: Path) -> None:
+    """Issue 7 wrote `.rules/codex.rules`, a Cline rules copy, `.gemini/.env` and a bash
+    wrapper; none is read by its tool. Install removes them, leaving the user's bytes."""
+    from modal_offload.install import blocks, owned
+
+    (ws / ".gemini").mkdir(exist_ok=True)
+    (ws / ".gemini" / ".env").write_text("GEMINI_MODEL=pro\n")
+    before = snapshot(ws)
+    blocks.install(ws / ".rules" / "codex.rules", "policy", "old policy\n", blocks.MARKDOWN)
+    blocks.install(ws / ".gemini" / ".env", "policy", "PATH=/x:${PATH}\n", blocks.HASH)
+    owned.write(ws / ".clinerules" / "modal-offload.md", f"<!-- {owned.MARKER} -->\nold\n")
+    owned.write(ws / ".gemini" / "bin" / "bash", f"#!/bin/sh\n# {owned.MARKER}\n", 0o755)
+    stale = cli("agents", "check", "--only", "policy", cwd=ws)
+    assert stale.returncode != 0 and b"drifted   old .gemini/.env" in stale.stdout
+    assert cli("agents", "install", cwd=ws).returncode == 0
+    assert not (ws / ".rules" / "codex.rules").exists()
+    assert (ws / ".gemini" / ".env").read_text() == "GEMINI_MODEL=pro\n"
+    assert not (ws / ".gemini" / "bin").exists() or not any((ws / ".gemini" / "bin").iterdir())
+    assert not (ws / ".clinerules" / "modal-offload.md").exists()
+    assert cli("agents", "uninstall", cwd=ws).returncode == 0
+    assert snapshot(ws) == before

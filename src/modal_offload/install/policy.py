@@ -103,6 +103,40 @@ def _json_item(label: str, spec_of: Callable[[], JsonSpec]) -> Item:
                 lambda: json_uninstall(spec_of()))
 
 
+# What issue 7 installed and issue 14 dropped (docs/agent-hooks.md says why): install and
+# uninstall remove them, so an upgrade leaves every file as the user had it.
+LEGACY_BLOCKS = ((".rules/codex.rules", blocks.MARKDOWN), (".clinerules", blocks.MARKDOWN),
+                 (".gemini/.env", blocks.HASH))
+LEGACY_OWNED = (".clinerules/modal-offload.md", ".gemini/bin/bash")
+
+
+def _legacy_item(path: Path, label: str, syntax: blocks.Syntax | None) -> Item:
+    def remove() -> bool:
+        if syntax is None:
+            return path.is_file() and owned.remove(path)
+        return path.is_file() and blocks.uninstall(path, BLOCK, syntax)
+
+    def check() -> tuple[Status, str]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+            return Status.OK, f"{path} (nothing left from older versions)"
+        present = (owned.MARKER in text) if syntax is None else \
+            blocks.find(text, BLOCK, syntax) is not None
+        if present:
+            return Status.DRIFTED, (f"{path} holds what an older version installed; "
+                                    "`modal-offload agents install` removes it")
+        return Status.OK, f"{path} (nothing left from older versions)"
+
+    return Item("policy", label, remove, check, remove)
+
+
+def legacy_items(root: Path) -> list[Item]:
+    out = [_legacy_item(root / rel, f"old {rel}", syntax) for rel, syntax in LEGACY_BLOCKS]
+    out += [_legacy_item(root / rel, f"old {rel}", None) for rel in LEGACY_OWNED]
+    return out
+
+
 def workspace_items(root: Path) -> list[Item]:
     canonical = root / CANONICAL
     items = [Item("policy", f"policy {CANONICAL}",
@@ -115,6 +149,7 @@ def workspace_items(root: Path) -> list[Item]:
     vscode = root / ".vscode" / "settings.json"
     items.append(_json_item("gemini code assist .vscode/settings.json",
                             lambda: vscode_spec(vscode, policy_text(root))))
+    items += legacy_items(root)
     return items
 
 
@@ -147,5 +182,6 @@ def user_items(root: Path | None) -> list[Item]:
 
 def created_folders(root: Path) -> list[Path]:
     """Folders our workspace files may have made, for pruning after uninstall."""
-    rels = [".rules", ".roo/rules", ".kilocode/rules", ".cursor/rules", ".vscode"]
+    rels = [".rules", ".roo/rules", ".kilocode/rules", ".cursor/rules", ".vscode",
+            ".gemini/bin", ".gemini"]
     return [root / r for r in rels]
