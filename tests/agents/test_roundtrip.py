@@ -187,3 +187,18 @@ def test_an_upgrade_removes_what_older_versions_installed(ws: Path) -> None:
     assert not (ws / ".clinerules" / "modal-offload.md").exists()
     assert cli("agents", "uninstall", cwd=ws).returncode == 0
     assert snapshot(ws) == before
+
+
+def test_an_upgraded_gemini_settings_file_comes_back_exactly(ws: Path, tmp_home: Path) -> None:
+    from modal_offload.install import hooks as hook_specs
+    from modal_offload.install import jsonfile
+
+    path = ws / ".gemini" / "settings.json"
+    before = path.read_bytes()
+    old = hook_specs.spec("gemini", path)
+    issue7 = jsonfile.JsonSpec(path, values={("tools", "enableHooks"): True}, items=old.items,
+                               ours=old.ours)
+    assert jsonfile.install(issue7)
+    assert cli("agents", "install", "--only", "hooks", cwd=ws).returncode == 0
+    assert cli("agents", "uninstall", "--only", "hooks", cwd=ws).returncode == 0
+    assert path.read_bytes() == before
