@@ -45,8 +45,8 @@ def _our_index(entries: Any) -> tuple[int, int] | None:
 
 def codex(settings: Path, project: Path | None) -> tuple[Status, str]:
     """Has the user approved our Codex hook (and trusted the project)?"""
-    how = (f"run `codex` in {project or paths.home()} once and choose \"Trust all and "
-           "continue\" under \"Hooks need review\" (or review it with /hooks)")
+    how = (f"run `codex` in {project or paths.home()} once, trust the folder if it asks, and "
+           "choose \"Trust all and continue\" under \"Hooks need review\" (or use /hooks)")
     try:
         data: Any = jsonc.loads(settings.read_text(encoding="utf-8"))
         index = _our_index(data.get("hooks", {}).get("PreToolUse"))

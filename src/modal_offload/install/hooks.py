@@ -133,8 +133,8 @@ def _check(agent: str, spec_of: Any, root: Path | None, user: bool) -> tuple[Sta
     if agent == "gemini" and not user and root is not None:
         return hook_trust.gemini(root)
     if agent == "cursor":
-        return Status.UNVERIFIED, (f"{detail}; Cursor's CLI is not on npm, so this hook is "
-                                   "not tested against the real tool")
+        return Status.UNVERIFIED, ("Cursor's CLI is not on npm, so this hook is not tested "
+                                   "against the real tool")
     return status, detail
 
 

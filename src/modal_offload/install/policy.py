@@ -110,31 +110,37 @@ LEGACY_BLOCKS = ((".rules/codex.rules", blocks.MARKDOWN), (".clinerules", blocks
 LEGACY_OWNED = (".clinerules/modal-offload.md", ".gemini/bin/bash")
 
 
-def _legacy_item(path: Path, label: str, syntax: blocks.Syntax | None) -> Item:
+def _legacy_left(path: Path, syntax: blocks.Syntax | None) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+        return False
+    return (owned.MARKER in text) if syntax is None else \
+        blocks.find(text, BLOCK, syntax) is not None
+
+
+def legacy_item(root: Path) -> Item:
+    """One item for everything older versions wrote that no tool reads."""
+    found: list[tuple[Path, blocks.Syntax | None]] = [(root / rel, s) for rel, s in LEGACY_BLOCKS]
+    found += [(root / rel, None) for rel in LEGACY_OWNED]
+
     def remove() -> bool:
-        if syntax is None:
-            return path.is_file() and owned.remove(path)
-        return path.is_file() and blocks.uninstall(path, BLOCK, syntax)
+        changed = False
+        for path, syntax in found:
+            if syntax is None:
+                changed |= path.is_file() and owned.remove(path)
+            else:
+                changed |= path.is_file() and blocks.uninstall(path, BLOCK, syntax)
+        return changed
 
     def check() -> tuple[Status, str]:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
-            return Status.OK, f"{path} (nothing left from older versions)"
-        present = (owned.MARKER in text) if syntax is None else \
-            blocks.find(text, BLOCK, syntax) is not None
-        if present:
-            return Status.DRIFTED, (f"{path} holds what an older version installed; "
+        left = [str(p.relative_to(root)) for p, syntax in found if _legacy_left(p, syntax)]
+        if left:
+            return Status.DRIFTED, (f"{', '.join(left)} hold what an older version installed; "
                                     "`modal-offload agents install` removes it")
-        return Status.OK, f"{path} (nothing left from older versions)"
+        return Status.OK, ""
 
-    return Item("policy", label, remove, check, remove)
-
-
-def legacy_items(root: Path) -> list[Item]:
-    out = [_legacy_item(root / rel, f"old {rel}", syntax) for rel, syntax in LEGACY_BLOCKS]
-    out += [_legacy_item(root / rel, f"old {rel}", None) for rel in LEGACY_OWNED]
-    return out
+    return Item("policy", "nothing left from older versions", remove, check, remove)
 
 
 def workspace_items(root: Path) -> list[Item]:
@@ -149,7 +155,7 @@ def workspace_items(root: Path) -> list[Item]:
     vscode = root / ".vscode" / "settings.json"
     items.append(_json_item("gemini code assist .vscode/settings.json",
                             lambda: vscode_spec(vscode, policy_text(root))))
-    items += legacy_items(root)
+    items.append(legacy_item(root))
     return items
 
 
