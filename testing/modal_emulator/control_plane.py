@@ -16,10 +16,12 @@ from grpclib.server import Stream
 from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
+from . import limits
 from .faults import fill_unimplemented
 from .object_rpcs import ObjectRpcs
-from .objects import DEFAULT_ENVIRONMENT, image_builder_version
+from .objects import DEFAULT_ENVIRONMENT
 from .records import SandboxRecord
+from .rootfs import ContainerError
 from .sandboxes import Sandbox
 
 if TYPE_CHECKING:
@@ -60,7 +62,7 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
     ) -> None:
         await stream.recv_message()
         await stream.send_message(
-            api_pb2.ClientHelloResponse(image_builder_version=image_builder_version())
+            api_pb2.ClientHelloResponse(image_builder_version=self.emu.image_builder_version)
         )
 
     async def AuthTokenGet(
@@ -97,7 +99,10 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         app = self.objects.apps.get(req.app_id)
         if app is None:
             _abort(Status.NOT_FOUND, f"App {req.app_id} not found")
+        limits.check_sandbox(d)
+        limits.check_tags({t.tag_name: t.tag_value for t in req.tags})
         name = d.name if d.HasField("name") else None
+        # A terminated sandbox holds its name until it has finished (README, "Names").
         if name and self.sandboxes.by_name(app.app_id, name) is not None:
             _abort(
                 Status.ALREADY_EXISTS,
@@ -159,6 +164,14 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         image = self.objects.images.get(d.image_id)
         sb = Sandbox(record, image_workdir=image.workdir if image else None)
         record.root.mkdir(parents=True, exist_ok=True)
+        if self.emu.rootfs is not None:
+            # rootfs mode: the sandbox runs in its built image (record.root holds its upper dir).
+            try:
+                sb.attach_container(await self.emu.rootfs.container(d.image_id, record.root))
+            except LookupError as exc:
+                _abort(Status.FAILED_PRECONDITION, str(exc))
+            except ContainerError as exc:
+                _abort(Status.INTERNAL, str(exc))
         self.emu.materialize_mounts(record.root, [*record.mount_ids])
         self.sandboxes.add(sb)
         await sb.start()
@@ -266,9 +279,9 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         if sb.result is not None:
             resp.existing_result.CopyFrom(sb.result)
         else:
-            await sb.finish(
-                GenericResult.GENERIC_STATUS_TERMINATED, "terminate", exception="Sandbox terminated"
-            )
+            # Returns at once; the sandbox finishes (and frees its name) a little later, which
+            # `terminate(wait=True)` waits for (modal/sandbox/_sandbox.py:1091-1095).
+            sb.request_terminate(self.emu.terminate_seconds)
         await stream.send_message(resp)
 
     async def SandboxListV2(
@@ -339,8 +352,10 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         req = await stream.recv_message()
         assert req is not None
         sb = self._sandbox(req.sandbox_id)
+        tags = {t.tag_name: t.tag_value for t in req.tags}
+        limits.check_tags(tags)
         # Replaces the whole tag set, as documented for `Sandbox.set_tags`.
-        sb.record.tags = {t.tag_name: t.tag_value for t in req.tags}
+        sb.record.tags = tags
         await stream.send_message(empty_pb2.Empty())
 
     async def SandboxSetName(
@@ -349,6 +364,11 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         req = await stream.recv_message()
         assert req is not None
         sb = self._sandbox(req.sandbox_id)
+        limits.check_name(req.name)
+        if sb.record.name == req.name:
+            # Idempotent, so the call is safe to retry (modal/sandbox/_sandbox.py:757-758).
+            await stream.send_message(api_pb2.SandboxSetNameResponse())
+            return
         if sb.record.name:
             _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} already has a name")
         if self.sandboxes.by_name(sb.record.app_id, req.name) is not None:

@@ -4,6 +4,9 @@ A sandbox's filesystem root "/" is a scratch directory `<base_dir>/<sandbox_id>/
 sandbox paths used as working directories are mapped into it (``/workspace/sub`` ->
 ``<root>/workspace/sub``), created on demand. argv is never rewritten: a command that names an
 absolute path such as ``cat /etc/hostname`` sees the host's file.
+
+In image mode rootfs a sandbox has a `Container` (rootfs/container.py): its root is the
+container's "/", and every process runs inside the container, so paths are container paths.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modal_proto import api_pb2
 
 from . import ids
 from .process import ManagedProcess, OutputBuffer
 from .records import ExecRecord, SandboxRecord
+
+if TYPE_CHECKING:
+    from .rootfs import Container
 
 GenericResult = api_pb2.GenericResult
 
@@ -34,7 +41,11 @@ _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class SandboxFinishedError(Exception):
-    """The sandbox has already terminated."""
+    """The sandbox has already terminated (or is terminating)."""
+
+
+class WorkdirMissingError(Exception):
+    """An exec asked for a working directory that does not exist in the sandbox."""
 
 
 def map_sandbox_path(root: Path, sandbox_path: str) -> Path:
@@ -69,6 +80,8 @@ class Sandbox:
         self.root = record.root
         self.default_workdir = record.workdir or image_workdir or DEFAULT_WORKDIR
         self.result: api_pb2.GenericResult | None = None
+        # Set by SandboxTerminateV2: the sandbox is shutting down but still holds its name.
+        self.terminating = False
         self.done = asyncio.Event()
         self.entrypoint: ManagedProcess | None = None
         # Sandbox-level stdio when there is no entrypoint: empty streams that end with the sandbox.
@@ -81,6 +94,15 @@ class Sandbox:
         self._activity = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        # rootfs mode: the sandbox's container; processes run inside it (see rootfs/).
+        self.container: Container | None = None
+
+    def attach_container(self, container: Container) -> None:
+        """Run this sandbox's processes inside `container`; its "/" becomes the root."""
+        self.container = container
+        self.root = self.record.root = container.root
+        if not self.record.workdir:
+            self.default_workdir = container.image.workdir
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -97,6 +119,8 @@ class Sandbox:
         return self.entrypoint.stderr if self.entrypoint else self._idle_stderr
 
     def env_for(self, extra: Mapping[str, str] = {}) -> dict[str, str]:
+        if self.container is not None:
+            return self.container.env(self.record.env, extra)
         env = base_env()
         env["HOME"] = str(map_sandbox_path(self.root, SANDBOX_HOME))
         env.update(self.record.env)
@@ -104,16 +128,47 @@ class Sandbox:
         return env
 
     def workdir_path(self, sandbox_path: str | None) -> Path:
-        path = map_sandbox_path(self.root, sandbox_path or self.default_workdir)
-        path.mkdir(parents=True, exist_ok=True)
+        """The host folder for an exec's working directory. The sandbox's own workdir is
+        created with the sandbox (as Docker's WORKDIR is); an exec's must already exist."""
+        if sandbox_path is None:
+            path = map_sandbox_path(self.root, self.default_workdir)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        path = map_sandbox_path(self.root, sandbox_path)
+        if not path.is_dir():
+            raise WorkdirMissingError(sandbox_path)
         return path
+
+    def request_terminate(self, seconds: float) -> None:
+        """SandboxTerminateV2: the sandbox finishes `seconds` later and keeps its name (and
+        refuses new execs) until then. Idempotent."""
+        if self.result is not None or self.terminating:
+            return
+        self.terminating = True
+
+        async def later() -> None:
+            await asyncio.sleep(seconds)  # the container's shutdown, not a sync
+            await self.finish(
+                GenericResult.GENERIC_STATUS_TERMINATED, "terminate", exception="Sandbox terminated"
+            )
+
+        self._timers.append(asyncio.create_task(later()))
+
+    def _command(self, argv: list[str], workdir: str | None) -> tuple[list[str], Path]:
+        """(argv, host cwd) that run `argv` in the sandbox with working directory `workdir`."""
+        cwd = self.workdir_path(workdir)
+        if self.container is None:
+            return argv, cwd
+        container_argv = self.container.exec_argv(argv, workdir or self.default_workdir)
+        return container_argv, self.container.scratch
 
     async def start(self) -> None:
         """Create the filesystem, start the entrypoint (if any) and arm the timeouts."""
         map_sandbox_path(self.root, SANDBOX_HOME).mkdir(parents=True, exist_ok=True)
-        cwd = self.workdir_path(None)
+        self.workdir_path(None)  # the sandbox's workdir exists from the start, as WORKDIR does
         if self.record.entrypoint_args:
-            self.entrypoint = ManagedProcess(self.record.entrypoint_args)
+            argv, cwd = self._command(self.record.entrypoint_args, None)
+            self.entrypoint = ManagedProcess(argv)
             await self.entrypoint.start(cwd=cwd, env=self.env_for())
             self._spawn(self._watch_entrypoint(self.entrypoint))
         # Without an entrypoint a Modal sandbox just sleeps until terminated or timed out.
@@ -139,6 +194,12 @@ class Sandbox:
         rec.exit_code = exitcode
         for proc in self._processes():
             proc.signal_group(signal.SIGKILL)
+        if self.container is not None:
+            self.container.stop()
+            # /proc/<pid 1>/root is gone (and the pid may be reused): point at the scratch dir,
+            # which is removed once the container is gone.
+            self.root = self.record.root = self.container.scratch
+            self._spawn(self.container.wait_stopped())
         await self._idle_stdout.close()
         await self._idle_stderr.close()
         self.done.set()
@@ -161,6 +222,8 @@ class Sandbox:
             await proc.wait_drained()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.container is not None:
+            await self.container.wait_stopped()
 
     def _processes(self) -> Iterable[ManagedProcess]:
         if self.entrypoint is not None:
@@ -231,10 +294,10 @@ class Sandbox:
         """Start an exec; a repeated `exec_id` (client retry) returns the existing process."""
         if exec_id in self.execs:
             return self.execs[exec_id]
-        if self.result is not None:
+        if self.result is not None or self.terminating:
             raise SandboxFinishedError(self.sandbox_id)
-        cwd = self.workdir_path(workdir)
-        proc = ManagedProcess(argv)
+        command, cwd = self._command(argv, workdir)
+        proc = ManagedProcess(command)
         # Register before the first await so a concurrent retry with the same id is deduplicated.
         self.execs[exec_id] = proc
         record = ExecRecord(

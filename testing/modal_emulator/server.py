@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import threading
+import time
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import grpclib.server
 from grpclib import Status
@@ -30,8 +32,10 @@ from .client_env import is_client_var
 from .control_plane import ControlPlaneServicer
 from .faults import FaultInjector, InstrumentedService, service_methods
 from .netutil import bind_tcp
-from .objects import ImageRecord, ObjectStore
+from .objects import ImageRecord, ObjectStore, image_builder_version
 from .records import CallRecord, SandboxRecord
+from .rootfs import IMAGE_BUILDER_VERSION as ROOTFS_BUILDER_VERSION
+from .rootfs import RootfsRuntime
 from .router import RouterServicer
 from .sandboxes import SandboxRegistry, map_sandbox_path
 
@@ -43,6 +47,7 @@ TOKEN_ID = "ak-modalemulator"
 TOKEN_SECRET = "as-modalemulator"
 # How long stop()/reset() wait for killed processes to release their pipes.
 _DRAIN_TIMEOUT = 5.0
+ImageMode = Literal["host", "rootfs"]
 
 
 class _GrpcServer(grpclib.server.Server):
@@ -73,16 +78,36 @@ class ModalEmulator:
     """An in-process stand-in for Modal's API, good enough for the real client's Sandbox paths."""
 
     def __init__(
-        self, base_dir: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 0
+        self,
+        base_dir: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        images: ImageMode = "host",
+        rtt_ms: float = 0.0,
+        terminate_seconds: float = 0.5,
     ) -> None:
+        """`images="host"`: images are records only and sandboxes run host processes;
+        `images="rootfs"`: images are built for real and sandboxes run isolated inside them
+        (Linux and root only, see rootfs/)."""
+        if images not in ("host", "rootfs"):
+            raise ValueError(f"images must be 'host' or 'rootfs', got {images!r}")
         self.base_dir = Path(base_dir)
         self.host = host
         self.port = port
+        self.images = images
         self.objects = ObjectStore()
+        self.rootfs = RootfsRuntime(self.objects) if images == "rootfs" else None
         self.registry = SandboxRegistry()
         self.faults = FaultInjector(
             service_methods(ModalClientBase) | service_methods(TaskCommandRouterBase)
         )
+        self.faults.rtt = rtt_ms / 1000
+        self._rtt_default = self.faults.rtt
+        # How long a terminated sandbox takes to finish; it keeps its name until then (README).
+        self.terminate_seconds = terminate_seconds
+        # Task ids whose worker vanished: the router no longer answers for them.
+        self.vanished_tasks: set[str] = set()
         self._calls: list[CallRecord] = []
         self._calls_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -92,6 +117,13 @@ class ModalEmulator:
         self.client_dir = self.base_dir / "_client"
 
     # ===================================================================== lifecycle (on the loop)
+
+    @property
+    def image_builder_version(self) -> str:
+        """What ClientHello / EnvironmentGetOrCreate tell the client; it picks the Dockerfile
+        lines from it (debian_slim's Debian release: modal/_image.py ~2806). Lazy: the host
+        mode's value imports `modal`."""
+        return ROOTFS_BUILDER_VERSION if self.rootfs is not None else image_builder_version()
 
     @property
     def url(self) -> str:
@@ -141,9 +173,20 @@ class ModalEmulator:
 
     # ===================================================================== helpers for servicers
 
-    def _record_call(self, call: CallRecord) -> None:
+    def _record_call(self, call: CallRecord) -> Callable[[], None]:
+        """Log `call`; the returned function stamps its end time."""
         with self._calls_lock:
-            self._calls.append(call)
+            calls = self._calls
+            index = len(calls)
+            calls.append(call)
+
+        def ended() -> None:
+            with self._calls_lock:
+                # A reset in between replaced the list: the old entry is gone, nothing to stamp.
+                if calls is self._calls and index < len(calls) and calls[index] is call:
+                    calls[index] = dataclasses.replace(call, ended_at=time.time())
+
+        return ended
 
     def blob_url(self, blob_id: str) -> str:
         return f"http://{self.host}:{self._blob_server.port}/blobs/{blob_id}"
@@ -252,8 +295,10 @@ class ModalEmulator:
     ) -> SandboxRecord:
         """Kill a sandbox as if its container died: SIGKILL every process group, mark it finished.
 
-        In-flight execs end with signal 9 (the client reports 137); `Sandbox.wait()` sees
-        `status` (TERMINATED by default: returncode 137, SandboxTerminatedError).
+        The task is gone, so the router answers NOT_FOUND for its execs: an in-flight
+        `ContainerProcess.wait()` raises `NotFoundError`, as the client expects
+        (modal/sandbox/_task_command_router_client.py:889); `Sandbox.wait()` sees `status`
+        (TERMINATED by default: returncode 137, SandboxTerminatedError).
         """
         return self._run_async(lambda: self.kill_sandbox_async(id_or_name, status=status))
 
@@ -264,6 +309,42 @@ class ModalEmulator:
         await sb.finish(status, "killed", exception="Sandbox killed by fault injection")
         await sb.drain()
         return sb.record.snapshot()
+
+    def vanish_worker(self, id_or_name: str) -> SandboxRecord:
+        """The sandbox's task AND its worker are gone: the control plane reports the sandbox
+        terminated, but the router stops answering (UNAVAILABLE, which the client retries):
+        a `ContainerProcess.wait()` without an exec deadline retries forever, as the client
+        warns (modal/sandbox/_task_command_router_client.py:891-893)."""
+        return self._run_async(lambda: self.vanish_worker_async(id_or_name))
+
+    async def vanish_worker_async(self, id_or_name: str) -> SandboxRecord:
+        sb = self.registry.find(id_or_name)
+        self.vanished_tasks.add(sb.task_id)
+        await sb.finish(
+            GenericResult.GENERIC_STATUS_TERMINATED, "killed", exception="Worker lost"
+        )
+        await sb.drain()
+        return sb.record.snapshot()
+
+    def set_image_build_delay(self, seconds: float) -> None:
+        """Make every image build take `seconds` (a long first build on Modal)."""
+        self.faults.image_build_delay = seconds
+
+    def set_rtt(self, ms: float) -> None:
+        """Inject `ms` of round-trip time into every RPC and stream message (see README)."""
+        self.faults.rtt = ms / 1000
+
+    def sequential_round_trips(self, calls: list[CallRecord] | None = None) -> int:
+        """The most calls of `calls` (default: the whole log) that ran one after another, each
+        starting after the previous one ended: the round trips a client paid in sequence."""
+        chain = 0
+        last_end = float("-inf")
+        finished = [c for c in (self.calls() if calls is None else calls) if c.ended_at]
+        for call in sorted(finished, key=lambda c: c.ended_at or 0.0):
+            if call.at >= last_end:
+                chain += 1
+                last_end = call.ended_at or 0.0
+        return chain
 
     def fail_next(
         self,
@@ -316,7 +397,9 @@ class ModalEmulator:
     async def reset_async(self, base_dir: str | os.PathLike[str] | None = None) -> None:
         await self._terminate_all("reset")
         self.registry.clear()
+        self.vanished_tasks.clear()
         self.faults.clear()
+        self.faults.rtt = self._rtt_default
         with self._calls_lock:
             self._calls.clear()
         if base_dir is not None:

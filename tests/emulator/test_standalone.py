@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from testing.modal_emulator.client_env import is_client_var
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +32,8 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
             "0",
             "--base-dir",
             str(tmp_path),
+            "--rtt-ms",
+            "150",
         ],
         cwd=REPO,
         env=_clean_env(),
@@ -47,11 +51,15 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
         assert exports["MODAL_SERVER_URL"] == url
         script = textwrap.dedent(
             """
+            import time
             import modal
             app = modal.App.lookup("standalone", create_if_missing=True)
             sb = modal.Sandbox.create(app=app, workdir="/w", timeout=60)
             p = sb.exec("sh", "-c", "echo hello > f.txt && cat f.txt")
             print(p.stdout.read().strip(), p.wait())
+            started = time.monotonic()
+            sb.exec("true").wait()  # warm: start + wait, each one injected round trip
+            print(time.monotonic() - started >= 0.3)
             sb.terminate()
             """
         )
@@ -63,7 +71,7 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
             timeout=60,
         )
         assert client.returncode == 0, client.stderr
-        assert client.stdout.split() == ["hello", "0"]
+        assert client.stdout.split() == ["hello", "0", "True"]
         # The sandbox's scratch filesystem lives under --base-dir.
         assert [p.read_text() for p in tmp_path.glob("sb-*/w/f.txt")] == ["hello\n"]
     finally:
@@ -73,6 +81,8 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
             server.stdout.close()
 
 
+# Also verifies image mode rootfs, which on a fresh machine first builds debian_slim (minutes).
+@pytest.mark.timeout(1800)
 def test_verify_script_passes_for_the_pinned_client() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "testing.modal_emulator.verify"],
@@ -80,7 +90,7 @@ def test_verify_script_passes_for_the_pinned_client() -> None:
         env=_clean_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=1700,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "unimplemented RPCs called: none" in result.stdout

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from ..localonly import REPOSITORY, RUNNER_NAME, RUNS_OTHER_COMMANDS, command_name, static_rule
 from ..shellparse import Command, Unsupported, parse
 
-FIX_RUNNER = ("Fix: `modal-offload agents install` (or `make agent-runner-install`), then retry.")
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -97,8 +95,10 @@ def decide(command: str, runner: str, environ: Mapping[str, str],
                                     f"in one call: `{runner} -c '<command>'`")
     problem = runner_problem(runner)
     if problem:
+        from ..installation import fix  # stdlib only; loaded just for this message
+
         return Verdict("block", f"modal-offload: {problem}; terminal commands here must run "
-                                f"through it. {FIX_RUNNER}")
+                                f"through it. Fix: `{fix('agent-runner')}`, then retry.")
     if kinds is None and RUNNER_NAME in command:
         return Verdict("block", f"modal-offload: cannot parse this command ({unsupported}) "
                                 "and it names the runner; call the runner once, as "
