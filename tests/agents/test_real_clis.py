@@ -34,6 +34,8 @@ pytestmark = [pytest.mark.real_cli, pytest.mark.timeout(900)]
 ROUTED = "printenv MODAL_OFFLOAD_REMOTE | sed s/1/routed-1/; exit 3"
 DENIED = "rm -rf victim"
 GIT = "git status --short -- untracked.txt | head -5"
+# The form ANTIGRAVITY.md tells agents to type: must run once through the runner, unwrapped.
+RUNNER_FORM = "$HOME/.local/bin/modal-agent-runner -c 'printenv MODAL_OFFLOAD_REMOTE'"
 
 
 def tool(name: str) -> Path:
@@ -274,10 +276,13 @@ def run_gemini(ws: Path, home: Path, commands: list[str]) -> list[str]:
 
 def test_gemini_routes_and_keeps_git_local(ws: Path, tmp_home: Path) -> None:
     gemini_trust(tmp_home, ws)
-    routed, git = run_gemini(ws, tmp_home, [ROUTED, GIT])
+    routed, git, runner_form = run_gemini(ws, tmp_home, [ROUTED, GIT, RUNNER_FORM])
     assert "Output: routed-1\nExit Code: 3\n" in routed
     assert "modified by a hook" in routed
     assert "Output: ?? untracked.txt\n" in git
+    assert "modified by a hook" not in git
+    # The runner typed by the agent is left alone (not wrapped a second time) and runs remotely.
+    assert "Output: 1\n" in runner_form and "modified by a hook" not in runner_form
 
 
 def test_gemini_untrusted_folder_is_reported_with_the_fix(ws: Path, tmp_home: Path) -> None:
