@@ -191,20 +191,25 @@ def rewrite_hook(ws: Path, settings: str, event: str, prefix: str, timeout: int)
     path.write_text(json.dumps(data, indent=2))
 
 
+def break_interpreter(ws: Path, settings: str, event: str) -> None:
+    """Point our hook command at an interpreter that does not exist."""
+    python = hook_entry(ws, settings, event)["command"].split()[0]
+    path = ws / settings
+    path.write_text(path.read_text().replace(python, "/nonexistent/python"))
+
+
 @pytest.mark.parametrize("name", CLAUDES)
-@pytest.mark.parametrize("failure", ["timeout", "no-interpreter"])
+@pytest.mark.parametrize("failure", ["timeout", "no-interpreter", "runner-missing"])
 def test_claude_failing_hook_blocks(ws: Path, tmp_home: Path, mock: Any, failure: str,
                                     name: str) -> None:
     claude_settings(ws, tmp_home, allow=["Bash(touch:*)"], deny=[])
     assert hook_entry(ws, ".claude/settings.json", "PreToolUse")["onFailure"] == "block"
     if failure == "timeout":
         rewrite_hook(ws, ".claude/settings.json", "PreToolUse", "sleep 5; ", 1)
+    elif failure == "no-interpreter":
+        break_interpreter(ws, ".claude/settings.json", "PreToolUse")
     else:
-        entry_cmd = hook_entry(ws, ".claude/settings.json", "PreToolUse")["command"]
-        rewrite_hook(ws, ".claude/settings.json", "PreToolUse",
-                     "", 30)
-        path = ws / ".claude" / "settings.json"
-        path.write_text(path.read_text().replace(entry_cmd.split()[0], "/nonexistent/python"))
+        (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
     m = mock(["touch ran-anyway"])
     done = run_claude(ws, m.port, name)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -308,9 +313,7 @@ def test_gemini_failing_hook(ws: Path, tmp_home: Path, failure: str) -> None:
     if failure == "runner-missing":
         (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
     elif failure == "no-interpreter":
-        entry_cmd = hook_entry(ws, settings, "BeforeTool")["command"]
-        path = ws / settings
-        path.write_text(path.read_text().replace(entry_cmd.split()[0], "/nonexistent/python"))
+        break_interpreter(ws, settings, "BeforeTool")
     else:
         rewrite_hook(ws, settings, "BeforeTool", "sleep 5; ", 1000)
     (result,) = run_gemini(ws, tmp_home, ["touch ran-anyway"])
@@ -382,9 +385,7 @@ def test_codex_failing_hook(ws: Path, tmp_home: Path, mock: Any, failure: str) -
     if failure == "runner-missing":
         (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
     elif failure == "no-interpreter":
-        entry_cmd = hook_entry(ws, settings, "PreToolUse")["command"]
-        path = ws / settings
-        path.write_text(path.read_text().replace(entry_cmd.split()[0], "/nonexistent/python"))
+        break_interpreter(ws, settings, "PreToolUse")
     else:
         rewrite_hook(ws, settings, "PreToolUse", "sleep 5; ", 1)
     (result,) = run_codex(ws, tmp_home, mock, ["touch ran-anyway"])
