@@ -13,7 +13,8 @@ STATE = (".local", ".cache", ".run")  # our own state and backups live there
 
 
 def _lines(result: object) -> list[str]:
-    return result.stdout.decode().splitlines()  # type: ignore[attr-defined]
+    out: str = result.stdout.decode()  # type: ignore[attr-defined]
+    return out.splitlines()
 
 
 def approve_codex_and_trust_gemini(home: Path, ws: Path, hooks_json: Path) -> None:
