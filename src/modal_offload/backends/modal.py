@@ -53,6 +53,7 @@ ROOT = "/workspace"
 STATE_DIR = "/var/lib/modal-offload"
 PIDS_DIR = f"{STATE_DIR}/pids"
 REMOTE_PYTHON = "python"
+PACKAGE_DIR = "/root"  # add_local_python_source puts our package here (modal/mount.py:39,724)
 # How far past the budget cap a live sandbox's deadline may lie before it is replaced: covers
 # the rounding of whole-second timeouts and heartbeat granularity, not real overspend.
 DEADLINE_SLACK_SECONDS = 5.0
@@ -197,6 +198,7 @@ class ModalSession(Session):
         self.root = ROOT
         self.state_dir = STATE_DIR
         self.python = REMOTE_PYTHON
+        self.package_dir = PACKAGE_DIR  # module_argv runs -I, which ignores PYTHONPATH
         self.fresh = fresh
 
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
@@ -349,7 +351,7 @@ class ModalBackend(Backend):
             app=app, name=spec.name, image=build_image(spec), cpu=spec.cpu,
             memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
             idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
-            env={"PYTHONPATH": "/root"},  # where add_local_python_source puts our package
+            env={"PYTHONPATH": PACKAGE_DIR},  # for the user's commands; ours use package_dir
             tags=_tags(spec, created))
         record = records.SandboxRecord(
             name=spec.name, sandbox_id=sandbox.object_id, created_at=created,
