@@ -34,14 +34,13 @@ def remote_files(ws: Path, env: Mapping[str, str] | None = None) -> set[str]:
 
 # ---------------------------------------------------------------- class 3: protected paths
 PROTECTED = {
-    ".modal-offload.toml": 'protected = ["deploy/keys.txt"]\n',
+    ".modal-offload.toml": "sync_back = true\n",
     ".gitignore": "*.log\n",
     "sub/.gitignore": "*.tmp\n",
     ".modal-offloadignore": "big/\n",
     ".claude/settings.json": '{"hooks": {"PreToolUse": []}}\n',
     ".vscode/settings.json": "{}\n",
     "AGENTS.md": "use the runner\n",
-    "deploy/keys.txt": "configured as protected\n",
 }
 
 
@@ -52,7 +51,7 @@ def test_remote_cannot_rewrite_what_controls_the_laptop(tmp_path: Path) -> None:
         "echo '!*.log' > .gitignore", "rm sub/.gitignore", "echo > .modal-offloadignore",
         "echo '{}' > .claude/settings.json", "echo evil > .claude/hook.sh",
         "echo '{\"x\": 1}' > .vscode/settings.json", "rm AGENTS.md",
-        "echo stolen > deploy/keys.txt", "echo 'v = 2' > src/app.py"])
+        "echo 'v = 2' > src/app.py"])
     out = run(ws, hostile)
     assert out.returncode == 0, out.stderr
     for rel, text in PROTECTED.items():
@@ -64,13 +63,24 @@ def test_remote_cannot_rewrite_what_controls_the_laptop(tmp_path: Path) -> None:
     assert len(copies) == 1 and (ws / copies[0]).read_text() == "!*.log\n"
     lines = out.stderr.decode().splitlines()
     for rel in (".modal-offload.toml", ".gitignore", ".claude/settings.json",
-                ".claude/hook.sh", "AGENTS.md", "sub/.gitignore", "deploy/keys.txt"):
+                ".claude/hook.sh", "AGENTS.md", "sub/.gitignore"):
         assert any(f"conflict: kept the local {rel} (" in line and "protected" in line
                    for line in lines), (rel, lines)
     # The next sync up puts the local versions back on the remote.
     again = cli("exec", "--", "cat", ".gitignore", "AGENTS.md", "sub/.gitignore", cwd=ws,
                 env=ENV)
     assert again.stdout == b"*.log\nuse the runner\n*.tmp\n", again.stderr
+
+
+def test_configured_protected_paths_are_protected_too(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", 'protected = ["deploy/", "*.cfg"]\n',
+                        {"deploy/keys.txt": "mine", "a/b.cfg": "mine", "c.txt": "mine"})
+    out = run(ws, "echo x > deploy/keys.txt; echo x > deploy/new; echo x > a/b.cfg; "
+                  "echo x > c.txt")
+    assert out.returncode == 0, out.stderr
+    assert [(ws / p).read_text() for p in ("deploy/keys.txt", "a/b.cfg", "c.txt")] == \
+        ["mine", "mine", "x\n"]
+    assert not (ws / "deploy" / "new").exists()
 
 
 # ------------------------------------------- class 4: case-insensitive, normalizing names
@@ -124,9 +134,10 @@ def test_remote_chmod_000_is_not_a_deletion(tmp_path: Path) -> None:
     assert run(ws, "true").returncode == 0
     out = subprocess.run(
         [*_without_dac_override(), sys.executable, "-m", "modal_offload", "exec", "-c",
-         "chmod 000 keep.txt dir"], cwd=ws, env={**os.environ, **ENV}, capture_output=True,
-        timeout=60)
+         "echo changed > keep.txt; echo changed > dir/inner.txt; chmod 000 keep.txt dir"],
+        cwd=ws, env={**os.environ, **ENV}, capture_output=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    # What the remote cannot read it cannot send: ours stays as it was.
     assert (ws / "keep.txt").read_text() == "mine"
     assert (ws / "dir" / "inner.txt").read_text() == "mine"
 
@@ -184,8 +195,8 @@ def test_every_git_ignore_source_and_secret_files_stay_on_the_laptop(
     secrets = [".env", ".env.local", ".npmrc", ".pypirc", ".netrc", "id_rsa", "id_ed25519.pub",
                "certs/server.pem", "tls.KEY", ".aws/credentials", ".ssh/config",
                "sub/.ENV"]
-    kept = ["kept.txt", ".env.example", ".env.test", "certs/dev.pem", "sub/x.py"]
-    ws = make_workspace(top / "ws", 'upload_secrets = [".env.test", "certs/dev.pem"]\n', {
+    kept = ["kept.txt", ".env.example", "sub/x.py"]
+    ws = make_workspace(top / "ws", "", {
         name: name for name in [*secrets, *kept, "excluded.txt", "above.txt", "global.txt"]})
     assert remote_files(ws) == {*kept, ".modal-offload.toml"}
 
@@ -194,6 +205,14 @@ def test_every_git_ignore_source_and_secret_files_stay_on_the_laptop(
     (tmp_home / "my-ignores").write_text("custom.txt\n")
     ws2 = make_workspace(top / "ws2", files={"custom.txt": "c", "global.txt": "g"})
     assert remote_files(ws2) == {"global.txt", ".modal-offload.toml"}
+
+
+def test_secret_files_go_up_only_when_allowed_by_name(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", 'upload_secrets = [".env.test", "certs/dev.pem"]\n',
+                        {name: name for name in (".env.test", "certs/dev.pem", "x/.env.test",
+                                                 "other.pem", ".env")})
+    assert remote_files(ws) == {".env.test", "certs/dev.pem", "x/.env.test",
+                                ".modal-offload.toml"}
 
 
 def test_a_remote_cannot_create_secret_looking_files_here(tmp_path: Path) -> None:
