@@ -42,7 +42,7 @@ def spelling_of(draw: st.DrawFn, name: str) -> str:
 
 hard_spellings = st.sampled_from(sorted(HARD_NAMES)).flatmap(spelling_of)
 protected_spellings = st.sampled_from(sorted(PROTECTED_NAMES)).flatmap(spelling_of)
-names = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
+names = st.text(st.characters(codec="utf-8", exclude_characters="/\0"),
                 min_size=1, max_size=20)
 
 
