@@ -156,6 +156,12 @@ def test_a_local_symlink_stays_a_symlink_and_refusals_are_shown(tmp_path: Path) 
     assert "not sent: the remote refused data (symlink to an absolute path)" in err
     assert "refused from remote: data (a local symlink is there and stays a symlink)" in err
     assert "refused from remote: data/new.txt (path goes through the symlink data)" in err
+    # Later runs: the remote still never had it, so it may not replace it either.
+    again = run(ws, "rm -rf data && echo file > data")
+    assert again.returncode == 0, again.stderr
+    assert (ws / "data").is_symlink() and os.readlink(ws / "data") == str(outside)
+    assert "kept the local data (a local symlink is there and stays a symlink)" in \
+        again.stderr.decode()
 
 
 # -------------------------------------------- class 6: the agent ignores workspace modules

@@ -153,7 +153,9 @@ class WorkspaceSync:
                                   hashed=stats.hashed)
             if baseline is not None:  # still withheld unless it changed (then resent)
                 new.withheld = {p for p in baseline.withheld
-                                if baseline.entries.get(p) is new.entries.get(p) is not None}
+                                if (b := baseline.entries.get(p)) is not None
+                                and (n := new.entries.get(p)) is not None
+                                and same_content(b, n)}
             if stats.unchanged_from(baseline) and not (baseline and baseline.resend):
                 report.exec_skipped = True  # the common case: no diff, no write, no exec
             else:

@@ -35,7 +35,15 @@ from pathlib import Path
 
 import pathspec
 
-from .names import HARD_NAMES, STAGING_PREFIX, TMP_SUFFIX, SecretFilter, hard_ignored
+from .names import (
+    HARD_NAMES,
+    STAGING_PREFIX,
+    TMP_SUFFIX,
+    SecretFilter,
+    fold,
+    hard_ignored,
+    hard_key,
+)
 
 GITIGNORE = ".gitignore"
 OFFLOADIGNORE = ".modal-offloadignore"  # same name as paths.IGNORE_FILE_NAME (kept light)
@@ -102,9 +110,10 @@ class DirRules:
 
     def ignored(self, name: str, is_dir: bool) -> bool:
         """Whether entry `name` of this folder is ignored (its ancestors are known not to be)."""
-        if hard_ignored(name):
+        key = fold(name)
+        if hard_key(key):
             return True
-        if self._secrets is not None and self._secrets.secret(self.reldir, name, is_dir):
+        if self._secrets is not None and self._secrets.secret_key(self.reldir, key, is_dir):
             return True
         for prefix, prefilter, spec in self._checks:
             sub = f"{prefix}{name}/" if is_dir else prefix + name

@@ -60,6 +60,7 @@ PROTECTED_NAMES = frozenset({
 # ... or it ends with one of these (folder, name) pairs.
 PROTECTED_IN_DIR = frozenset({(".vscode", "settings.json"), (".vscode", "tasks.json")})
 
+_IN_DIR_NAMES = frozenset(n for _, n in SECRET_IN_DIR)
 _SECRET_RE = re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in SECRET_NAME_GLOBS))
 
 
@@ -75,7 +76,11 @@ def fold(name: str) -> str:
 
 def hard_ignored(name: str) -> bool:
     """True for names no rule file can re-include: they never travel either way."""
-    key = fold(name)
+    return hard_key(fold(name))
+
+
+def hard_key(key: str) -> bool:
+    """`hard_ignored` for an already folded name."""
     return key in HARD_NAMES or key.endswith(TMP_SUFFIX) or key.startswith(STAGING_PREFIX)
 
 
@@ -95,14 +100,18 @@ class SecretFilter:
 
     def secret(self, reldir: str, name: str, is_dir: bool) -> bool:
         """Whether entry `name` of folder `reldir` is secret-looking and not allowed."""
-        key = fold(name)
+        return self.secret_key(reldir, fold(name), is_dir)
+
+    def secret_key(self, reldir: str, key: str, is_dir: bool) -> bool:
+        """`secret` for an already folded name (this runs once per scanned path)."""
         if is_dir:
             hit = key in SECRET_DIRS
-        else:
+        elif key in _IN_DIR_NAMES:
             parent = fold(reldir)
-            hit = (key not in SECRET_NAME_EXCEPTIONS and _SECRET_RE.match(key) is not None) \
-                or any(parent == d or parent.endswith("/" + d)
-                       for d, n in SECRET_IN_DIR if n == key)
+            hit = any(parent == d or parent.endswith("/" + d)
+                      for d, n in SECRET_IN_DIR if n == key)
+        else:
+            hit = key not in SECRET_NAME_EXCEPTIONS and _SECRET_RE.match(key) is not None
         if not hit:
             return False
         if key in self.allowed:
