@@ -66,10 +66,29 @@ def test_remote_cannot_rewrite_what_controls_the_laptop(tmp_path: Path) -> None:
                 ".claude/hook.sh", "AGENTS.md", "sub/.gitignore"):
         assert any(f"conflict: kept the local {rel} (" in line and "protected" in line
                    for line in lines), (rel, lines)
-    # The next sync up puts the local versions back on the remote.
-    again = cli("exec", "--", "cat", ".gitignore", "AGENTS.md", "sub/.gitignore", cwd=ws,
-                env=ENV)
-    assert again.stdout == b"*.log\nuse the runner\n*.tmp\n", again.stderr
+    # The next sync up puts the local versions back on the remote, and removes what the
+    # remote created there.
+    again = run(ws, "cat .gitignore AGENTS.md sub/.gitignore; ls .claude")
+    assert again.stdout == b"*.log\nuse the runner\n*.tmp\nsettings.json\n", again.stderr
+
+
+@pytest.mark.parametrize("host", ["0", "1"])
+def test_protected_paths_heal_on_the_remote_also_through_the_host(
+        tmp_path: Path, tmp_home: Path, host: str) -> None:
+    from tests.host.helpers import stop_hosts
+
+    ws = make_workspace(tmp_path / "ws", files={".gitignore": "*.log\n", "a.txt": "a"})
+    env = {"MODAL_OFFLOAD_HOST": host}
+    try:
+        assert run(ws, "true", env).returncode == 0
+        out = run(ws, "echo '!*.log' > .gitignore; echo x > AGENTS.md", env)
+        assert out.returncode == 0, out.stderr
+        assert not (ws / "AGENTS.md").exists()
+        healed = run(ws, "cat .gitignore; ls", env)
+        assert healed.stdout.startswith(b"*.log\n") and b"AGENTS.md\n" not in healed.stdout, \
+            healed.stderr
+    finally:
+        stop_hosts(tmp_home)
 
 
 def test_configured_protected_paths_are_protected_too(tmp_path: Path) -> None:

@@ -118,15 +118,22 @@ class WorkspaceSync:
             manifest = Manifest.from_dict(data["manifest"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        if self.memo is not None:
+        if self.memo is not None and self._memo_keeps(manifest):
             self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
         return manifest
+
+    def _memo_keeps(self, manifest: Manifest) -> bool:
+        """Whether the memo may hold `manifest`: the host's memo (host/warm.py) copies only
+        entries and scan time, so a baseline with withheld or resend paths is always read
+        from disk, where they are kept (issue 13). Costs a parse per command only while
+        such paths exist; a memo that keeps them (Manifest.copy) would make this moot."""
+        return not (manifest.withheld or manifest.resend)
 
     def _save_baseline(self, manifest: Manifest) -> None:
         data = {"version": CACHE_VERSION, "session_id": self.session.id,
                 "workspace": str(self.root), "manifest": manifest.to_dict()}
         atomic_write_text(self.cache_path, json.dumps(data, separators=(",", ":")))
-        if self.memo is not None:
+        if self.memo is not None and self._memo_keeps(manifest):
             self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
 
     def rules(self) -> IgnoreRules:
@@ -285,10 +292,16 @@ class WorkspaceSync:
             report.refused += [Refusal(p, r) for p, r in result.refused]
             for rel, copy, why in result.sidecars:
                 report.conflicts.append(Conflict(rel, copy, why))
-                if copy is not None and (entry := _stat_entry(self.root, copy)) is not None:
+                entry = _stat_entry(self.root, copy) if copy is not None else None
+                if copy is not None and entry is not None:
                     baseline.entries[copy] = entry  # the copy is ours alone: never sent up
                 if rel in policy.protected_hits:
-                    baseline.entries.pop(rel, None)
+                    # The remote now holds its version: record that, so the next sync up
+                    # replaces it with ours (or deletes it, when we have none).
+                    if entry is not None:
+                        baseline.entries[rel] = entry
+                    else:
+                        baseline.entries.pop(rel, None)
                     baseline.resend.add(rel)
             baseline.withheld -= set(result.installed) | set(policy.identical)
         baseline.withheld -= removed

@@ -76,6 +76,11 @@ class Manifest:
     withheld: set[str] = field(default_factory=set)
     resend: set[str] = field(default_factory=set)
 
+    def copy(self) -> Manifest:
+        """A copy whose mapping and sets can be changed without touching this one."""
+        return Manifest(dict(self.entries), self.scanned_at_ns, set(self.withheld),
+                        set(self.resend))
+
     def racy_after_ns(self) -> int:
         """Entries with mtime_ns >= this may have changed within the scan's tick."""
         return self.scanned_at_ns - RACY_WINDOW_NS
