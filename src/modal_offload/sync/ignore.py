@@ -150,11 +150,6 @@ class IgnoreRules:
         """Rules for the tree at `root`; files are read on first use of each folder."""
         return cls(Path(root), outer, allow_secrets)
 
-    def same_config(self, root: Path) -> IgnoreRules:
-        """Fresh rules (files re-read) for `root` with this instance's outer layers and
-        allowed secrets."""
-        return IgnoreRules(Path(root), self.outer, self.allow_secrets)
-
     def to_wire(self) -> dict[str, object]:
         """What the remote agent needs to apply the same rules (its tree has no .git)."""
         return {"outer": [list(o) for o in self.outer], "allow_secrets": list(self.allow_secrets)}
