@@ -140,6 +140,15 @@ def test_rm_rf_remotely_keeps_files_the_remote_never_had(tmp_path: Path) -> None
            "remote never had)" in out.stderr.decode()
 
 
+def test_paths_the_remote_starts_to_ignore_are_not_deletions(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", files={"src/app.py": "mine", "notes.txt": "mine"})
+    assert run(ws, "true").returncode == 0
+    out = run(ws, "printf 'src/\\nnotes.txt\\n' > .gitignore")
+    assert out.returncode == 0, out.stderr
+    assert (ws / "src" / "app.py").read_text() == "mine"
+    assert (ws / "notes.txt").read_text() == "mine"
+
+
 def _without_dac_override() -> list[str]:
     """As root, file modes do not stop reads: drop the capabilities that bypass them."""
     if os.geteuid() != 0:

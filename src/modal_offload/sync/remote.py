@@ -137,6 +137,13 @@ def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: I
     scan_started = time.time()
     new, stats = scan_with_stats(root, load_rules(root, state), previous)
     delta = diff(previous, new)
+    # Missing from the scan is not removed from the disk: what the remote's (perhaps
+    # rewritten) ignore rules now skip still exists, and must not come back as a deletion
+    # (issue 13). Only a path that is really gone is reported deleted.
+    kept = {p for p in delta.deleted if os.path.lexists(root / p)}
+    if kept and previous is not None:
+        new.entries.update((p, previous.entries[p]) for p in kept)
+        delta.deleted = [p for p in delta.deleted if p not in kept]
     total = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
     fields: dict[str, Any] = {"op": "collect", "deleted": delta.deleted, "bytes": total}
     if total > max_bytes:
