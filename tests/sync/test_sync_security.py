@@ -102,6 +102,19 @@ def test_configured_protected_paths_are_protected_too(tmp_path: Path) -> None:
     assert not (ws / "deploy" / "new").exists()
 
 
+def test_a_remote_symlink_into_a_protected_path_is_refused(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws", files={"run.sh": "echo hi\n", "AGENTS.md": "a"})
+    (ws / ".git" / "hooks").mkdir(parents=True)
+    out = run(ws, "rm run.sh; ln -s .git/hooks/pre-commit run.sh; ln -s AGENTS.md x; "
+                  "mkdir -p d; ln -s ../.Claude/settings.json d/s")
+    assert out.returncode == 0, out.stderr
+    assert not (ws / "run.sh").is_symlink() and not (ws / "x").is_symlink()
+    assert not (ws / "d" / "s").is_symlink()
+    err = out.stderr.decode()
+    for rel in ("run.sh", "x", "d/s"):
+        assert f"refused from remote: {rel} (symlink into a protected path)" in err, err
+
+
 # ------------------------------------------- class 4: case-insensitive, normalizing names
 def test_case_and_unicode_spellings_of_hard_and_protected_names_are_refused(
         tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import re
 import tarfile
 import time
@@ -55,7 +56,7 @@ from .manifest import (
 )
 from .manifest import rescan as _rescan
 from .manifest import stat_entry as _stat_entry
-from .names import Protection
+from .names import Protection, hard_ignored
 from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
 from .safety import remove_stale_staging
 from .tarstream import ChunkReader, CountingWriter, ProtocolError, encode_header, pack, parse_header
@@ -338,6 +339,8 @@ class _BackPolicy:
         if cur is not None and same_content(cur, incoming):
             self.identical[rel] = cur
             return Placement.SKIP
+        if incoming.type == LINK and self._into_protected(rel, incoming.target or ""):
+            return Decision(Placement.REFUSE, "symlink into a protected path")
         if self.protection.protected(rel):
             if incoming.type == DIR:
                 return Placement.SKIP  # its files are reported one by one
@@ -350,6 +353,17 @@ class _BackPolicy:
             return Placement.REPLACE if unchanged else Placement.SKIP  # a mode-only change
         # Changed locally, or deleted locally while the remote changed it: keep local.
         return Placement.REPLACE if unchanged else Placement.SIDECAR
+
+    def _into_protected(self, rel: str, target: str) -> bool:
+        """A link whose target is (or, through links already here, resolves to) a protected
+        or hard-ignored path: a later local write through it would change what the remote
+        may not change (`run.sh -> .git/hooks/pre-commit`)."""
+        lexical = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        physical = os.path.relpath(os.path.realpath(os.path.join(
+            self.root, os.path.dirname(rel), target)), os.path.realpath(self.root))
+        return any(p not in (".", "..") and not p.startswith("../") and (
+            self.protection.protected(p) or any(hard_ignored(c) for c in p.split("/")))
+            for p in (lexical, physical.replace(os.sep, "/")))
 
     def veto(self, rel: str) -> str | None:
         """Why the remote's deletion of `rel` is not applied here, or None."""
