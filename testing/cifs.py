@@ -17,7 +17,7 @@ import sys
 import unicodedata
 from typing import Any
 
-from fuse import FUSE, FuseOSError, Operations  # type: ignore[import-untyped]
+from fuse import FUSE, FuseOSError, Operations
 
 
 def _key(name: str) -> str:
