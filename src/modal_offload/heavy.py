@@ -23,7 +23,7 @@ from .gateway import Gateway, Streams, fd_sink
 from .remote_env import remote_environment
 from .ui import notice
 
-MODES = ("auto", "modal", "local")
+MODES = config.HEAVY_MODES
 Notify = Callable[[str], None]
 
 

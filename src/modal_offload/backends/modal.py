@@ -43,7 +43,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ..credentials import FIX, missing_reason
+from ..credentials import fix as credentials_fix
+from ..credentials import missing_reason
 from ..errors import BackendError, BackendUnavailable, OffloadError
 from ..fileio import exclusive
 from . import _modal_records as records
@@ -88,7 +89,8 @@ def translate(exc: BaseException, doing: str) -> OffloadError:
     modal = _modal()
     detail = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
     if isinstance(exc, modal.exception.AuthError):
-        return BackendUnavailable(f"Modal rejected the credentials while {doing}", FIX)
+        return BackendUnavailable(f"Modal rejected the credentials while {doing}",
+                                  credentials_fix())
     if isinstance(exc, (modal.exception.ConnectionError, ConnectionError, OSError)):
         return BackendError(f"cannot reach Modal while {doing} ({detail})",
                             "check the network and retry")
@@ -291,7 +293,9 @@ def build_image(spec: SessionSpec) -> Any:
     image = modal.Image.debian_slim()
     if spec.apt_packages:
         image = image.apt_install(*spec.apt_packages)
-    image = image.pip_install("pathspec", *spec.pip_packages)
+    # numpy: the heavy demo's primary_compute.py imports it remotely (issue 11; issue 12 makes
+    # the image follow the workspace instead).
+    image = image.pip_install("pathspec", "numpy", *spec.pip_packages)
     return image.add_local_python_source("modal_offload")
 
 
