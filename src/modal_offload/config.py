@@ -61,6 +61,9 @@ class Settings:
     remote_always: tuple[str, ...] = ()
     use_host: bool = True
     host_idle_seconds: int = 900
+    protected: tuple[str, ...] = ()  # extra paths sync back never changes (issue 13)
+    upload_secrets: tuple[str, ...] = ()  # secret-looking files allowed up, by name
+    allow_home_workspace: bool = False  # a workspace root of $HOME or / may sync
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -150,6 +153,9 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "remote_always": (_words, ("MODAL_OFFLOAD_REMOTE_ALWAYS",)),
     "use_host": (_bool, ("MODAL_OFFLOAD_HOST",)),
     "host_idle_seconds": (_int(1), ("MODAL_OFFLOAD_HOST_IDLE_SECONDS",)),
+    "protected": (_words, ("MODAL_OFFLOAD_PROTECTED",)),
+    "upload_secrets": (_words, ("MODAL_OFFLOAD_UPLOAD_SECRETS",)),
+    "allow_home_workspace": (_bool, ("MODAL_OFFLOAD_ALLOW_HOME_WORKSPACE",)),
 }
 
 # Friendlier spellings accepted in TOML files.

@@ -23,7 +23,7 @@ from .budget import Ledger, Meter
 from .config import Settings
 from .errors import BackendError, BudgetExhausted, OffloadError
 from .fileio import exclusive
-from .workspace import Workspace
+from .workspace import Workspace, refuse_unsafe_root
 
 if TYPE_CHECKING:
     from .sync.client import SyncBackReport, SyncUpReport
@@ -175,16 +175,20 @@ class Gateway:
         return exclusive(paths.sessions_state_dir() / f"{session.name}.sync", timeout=600)
 
     def _sync(self, session: Session, progress: bool) -> Any:
-        from .sync.client import WorkspaceSync
+        from .sync.client import SyncPolicy, WorkspaceSync
 
         cache = paths.sessions_state_dir() / session.name
+        policy = SyncPolicy(protected=self.settings.protected,
+                            upload_secrets=self.settings.upload_secrets)
         return WorkspaceSync(self.workspace.root, session, cache,
-                             max_bytes=self.settings.sync_max_bytes, progress=progress)
+                             max_bytes=self.settings.sync_max_bytes, progress=progress,
+                             policy=policy)
 
     def run(self, argv: Sequence[str] | Callable[[Session], Sequence[str]], *, cwd_rel: str,
             env: Mapping[str, str], streams: Streams, sync_back: bool, purpose: str = "exec",
             handle: RemoteRun | None = None, progress: bool = False) -> RunReport:
         handle = handle or RemoteRun()
+        refuse_unsafe_root(self.workspace, self.settings.allow_home_workspace)
         self.ledger.settle_pending()  # ChargePending: the cap cannot be checked until then
         remaining = self.remaining_min()
         if remaining * 60 < MIN_REMOTE_SECONDS:

@@ -60,6 +60,7 @@ ROOT = "/workspace"
 STATE_DIR = "/var/lib/modal-offload"
 PIDS_DIR = f"{STATE_DIR}/pids"
 REMOTE_PYTHON = "python"
+PACKAGE_DIR = "/root"  # add_local_python_source puts our package here (modal/mount.py:39,724)
 # How far past the budget cap a live sandbox's deadline may lie before it is replaced: covers
 # the rounding of whole-second timeouts and heartbeat granularity, not real overspend.
 DEADLINE_SLACK_SECONDS = 5.0
@@ -272,6 +273,7 @@ class ModalSession(Session):
         self.root = ROOT
         self.state_dir = STATE_DIR
         self.python = REMOTE_PYTHON
+        self.package_dir = PACKAGE_DIR  # module_argv runs -I, which ignores PYTHONPATH
         self.fresh = fresh
 
     def exec_timeout(self) -> int:
@@ -459,7 +461,7 @@ class ModalBackend(Backend):
                 app=app, name=spec.name, image=image, cpu=spec.cpu,
                 memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
                 idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
-                env={"PYTHONPATH": "/root"},  # where add_local_python_source puts our package
+                env={"PYTHONPATH": PACKAGE_DIR},  # for the user's commands; ours: package_dir
                 tags=_tags(spec, created))
         except modal.exception.AlreadyExistsError as exc:
             # Its holder was created or terminated (without waiting) by another machine.

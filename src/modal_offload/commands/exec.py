@@ -77,13 +77,16 @@ def failure_exit(exc: OffloadError) -> int:
 
 def sync_notices(report: RunReport) -> list[str]:
     out = list(report.notices)
+    if report.sync_up is not None:
+        for refusal in report.sync_up.refused:
+            out.append(f"not sent: the remote refused {refusal.path} ({refusal.reason})")
     back = report.sync_back
     if back is None:
         return out
     for conflict in back.conflicts:
-        saved = (f"the remote version is saved as {conflict.remote_copy}"
-                 if conflict.remote_copy else conflict.reason)
-        out.append(f"conflict: {conflict.path} changed here while the command ran; {saved}")
+        saved = (f"; the remote version is saved as {conflict.remote_copy}"
+                 if conflict.remote_copy else "")
+        out.append(f"conflict: kept the local {conflict.path} ({conflict.reason}){saved}")
     for refusal in back.refused:
         out.append(f"refused from remote: {refusal.path} ({refusal.reason})")
     if back.skipped_over_cap:
