@@ -48,7 +48,7 @@ from ..credentials import missing_reason
 from ..errors import BackendError, BackendUnavailable, OffloadError
 from ..fileio import exclusive
 from . import _modal_records as records
-from ._base import Backend, Process, Session, SessionInfo, SessionSpec
+from ._base import Backend, Process, PtySpec, Session, SessionInfo, SessionSpec
 
 ROOT = "/workspace"
 STATE_DIR = "/var/lib/modal-offload"
@@ -66,6 +66,11 @@ RESET_HINT = "retry; `modal-offload session stop` resets the session"
 _WRAPPER = ('echo $$ > "$0" || exit 125; read -r _ _ _ _ pg _ < /proc/$$/stat; '
             '[ "$pg" = "$$" ] || ! command -v setsid >/dev/null || exec setsid "$@"; '
             'exec "$@"')
+# Under a terminal the command must keep it as its controlling terminal, so no `setsid`
+# (that would start a session without one: no Ctrl-C from the line discipline, no job
+# control). Modal makes a PTY exec the session leader of its terminal (as the emulator
+# does; unverified on Modal), so its pid is its group's id as the killer expects.
+_PTY_WRAPPER = 'echo $$ > "$0" || exit 125; exec "$@"'
 # $0: pid file name (in PIDS_DIR); $1: signal name. Waits briefly for a wrapper that has not
 # written its pid yet; after a catchable signal, sweeps the group once the leader is gone.
 _KILLER = ('sig=$1; i=0; while [ ! -s "$0" ]; do i=$((i+1)); [ $i -gt 50 ] && exit 0; '
@@ -188,6 +193,22 @@ class ModalProcess(Process):
                                        workdir=PIDS_DIR, text=False)
 
 
+def _pty_info(pty: PtySpec | None) -> Any:
+    """The PTYInfo `Sandbox.exec(pty=True)` would send (modal/sandbox/_common.py:307,
+    modal/_output/pty.py:30), but with the *client's* window size and TERM: `pty=True` reads
+    them from this process's own terminal and environment, which in the session host are
+    not the user's. `Sandbox._exec` takes it without the deprecation warning of
+    `exec(pty_info=...)` (modal/sandbox/_sandbox.py:1248)."""
+    if pty is None:
+        return None
+    from modal_proto import api_pb2
+
+    return api_pb2.PTYInfo(
+        enabled=True, winsz_rows=pty.rows, winsz_cols=pty.cols, env_term=pty.term,
+        env_colorterm=pty.colorterm, pty_type=api_pb2.PTYInfo.PTY_TYPE_SHELL,
+        no_terminate_on_idle_stdin=True)
+
+
 class ModalSession(Session):
     backend_name = "modal"
 
@@ -201,13 +222,15 @@ class ModalSession(Session):
         self.python = REMOTE_PYTHON
         self.fresh = fresh
 
-    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
+             pty: PtySpec | None = None) -> Process:
         pid_name = uuid.uuid4().hex
         pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", cwd)
+        wrapper = _WRAPPER if pty is None else _PTY_WRAPPER
         with _modal_errors("starting the command"):
             try:
-                proc = self.sandbox.exec("sh", "-c", _WRAPPER, pid_file, *argv, workdir=cwd,
-                                         env=dict(env), text=False)
+                proc = self.sandbox._exec("sh", "-c", wrapper, pid_file, *argv, workdir=cwd,
+                                          env=dict(env), text=False, pty_info=_pty_info(pty))
             except _modal().exception.Error as exc:
                 ended = self.ended_code()
                 if ended is not None:
