@@ -4,6 +4,9 @@ A sandbox's filesystem root "/" is a scratch directory `<base_dir>/<sandbox_id>/
 sandbox paths used as working directories are mapped into it (``/workspace/sub`` ->
 ``<root>/workspace/sub``), created on demand. argv is never rewritten: a command that names an
 absolute path such as ``cat /etc/hostname`` sees the host's file.
+
+In image mode rootfs a sandbox has a `Container` (rootfs/container.py): its root is the
+container's "/", and every process runs inside the container, so paths are container paths.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modal_proto import api_pb2
 
 from . import ids
 from .process import ManagedProcess, OutputBuffer
 from .records import ExecRecord, SandboxRecord
+
+if TYPE_CHECKING:
+    from .rootfs import Container
 
 GenericResult = api_pb2.GenericResult
 
@@ -81,6 +88,15 @@ class Sandbox:
         self._activity = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        # rootfs mode: the sandbox's container; processes run inside it (see rootfs/).
+        self.container: Container | None = None
+
+    def attach_container(self, container: Container) -> None:
+        """Run this sandbox's processes inside `container`; its "/" becomes the root."""
+        self.container = container
+        self.root = self.record.root = container.root
+        if not self.record.workdir:
+            self.default_workdir = container.image.workdir
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -97,6 +113,8 @@ class Sandbox:
         return self.entrypoint.stderr if self.entrypoint else self._idle_stderr
 
     def env_for(self, extra: Mapping[str, str] = {}) -> dict[str, str]:
+        if self.container is not None:
+            return self.container.env(self.record.env, extra)
         env = base_env()
         env["HOME"] = str(map_sandbox_path(self.root, SANDBOX_HOME))
         env.update(self.record.env)
@@ -108,12 +126,20 @@ class Sandbox:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _command(self, argv: list[str], workdir: str | None) -> tuple[list[str], Path]:
+        """(argv, host cwd) that run `argv` in the sandbox with working directory `workdir`."""
+        cwd = self.workdir_path(workdir)
+        if self.container is None:
+            return argv, cwd
+        container_argv = self.container.exec_argv(argv, workdir or self.default_workdir)
+        return container_argv, self.container.scratch
+
     async def start(self) -> None:
         """Create the filesystem, start the entrypoint (if any) and arm the timeouts."""
         map_sandbox_path(self.root, SANDBOX_HOME).mkdir(parents=True, exist_ok=True)
-        cwd = self.workdir_path(None)
         if self.record.entrypoint_args:
-            self.entrypoint = ManagedProcess(self.record.entrypoint_args)
+            argv, cwd = self._command(self.record.entrypoint_args, None)
+            self.entrypoint = ManagedProcess(argv)
             await self.entrypoint.start(cwd=cwd, env=self.env_for())
             self._spawn(self._watch_entrypoint(self.entrypoint))
         # Without an entrypoint a Modal sandbox just sleeps until terminated or timed out.
@@ -139,6 +165,12 @@ class Sandbox:
         rec.exit_code = exitcode
         for proc in self._processes():
             proc.signal_group(signal.SIGKILL)
+        if self.container is not None:
+            self.container.stop()
+            # /proc/<pid 1>/root is gone (and the pid may be reused): point at the scratch dir,
+            # which is removed once the container is gone.
+            self.root = self.record.root = self.container.scratch
+            self._spawn(self.container.wait_stopped())
         await self._idle_stdout.close()
         await self._idle_stderr.close()
         self.done.set()
@@ -161,6 +193,8 @@ class Sandbox:
             await proc.wait_drained()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.container is not None:
+            await self.container.wait_stopped()
 
     def _processes(self) -> Iterable[ManagedProcess]:
         if self.entrypoint is not None:
@@ -233,8 +267,8 @@ class Sandbox:
             return self.execs[exec_id]
         if self.result is not None:
             raise SandboxFinishedError(self.sandbox_id)
-        cwd = self.workdir_path(workdir)
-        proc = ManagedProcess(argv)
+        command, cwd = self._command(argv, workdir)
+        proc = ManagedProcess(command)
         # Register before the first await so a concurrent retry with the same id is deduplicated.
         self.execs[exec_id] = proc
         record = ExecRecord(

@@ -314,7 +314,9 @@ def build_image(spec: SessionSpec) -> Any:
     image = modal.Image.debian_slim()
     if spec.apt_packages:
         image = image.apt_install(*spec.apt_packages)
-    image = image.pip_install("pathspec", *spec.pip_packages)
+    # numpy: the heavy demo's primary_compute.py imports it remotely (issue 11; issue 12 makes
+    # the image follow the workspace instead).
+    image = image.pip_install("pathspec", "numpy", *spec.pip_packages)
     return image.add_local_python_source("modal_offload")
 
 
