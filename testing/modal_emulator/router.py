@@ -17,7 +17,7 @@ from modal_proto import task_command_router_pb2 as sr_pb2
 from modal_proto.task_command_router_grpc import TaskCommandRouterBase
 
 from .faults import fill_unimplemented
-from .process import ManagedProcess, OutputBuffer
+from .process import ManagedProcess, OutputBuffer, PtyOptions
 from .sandboxes import Sandbox, SandboxFinishedError
 
 if TYPE_CHECKING:
@@ -79,10 +79,11 @@ class RouterServicer(TaskCommandRouterBase):
         req = await stream.recv_message()
         assert req is not None
         sb = self._task(req.task_id)
+        pty = None
         if req.HasField("pty_info") and req.pty_info.enabled:
-            _abort(
-                Status.UNIMPLEMENTED, "modal emulator: TaskExecStart with a PTY is not supported"
-            )
+            info = req.pty_info
+            pty = PtyOptions(rows=info.winsz_rows, cols=info.winsz_cols, term=info.env_term,
+                             colorterm=info.env_colorterm)
         if req.container_id:
             _abort(
                 Status.UNIMPLEMENTED,
@@ -107,6 +108,7 @@ class RouterServicer(TaskCommandRouterBase):
                 capture_stdout=req.stdout_config == sr_pb2.TASK_EXEC_STDOUT_CONFIG_PIPE,
                 capture_stderr=req.stderr_config == sr_pb2.TASK_EXEC_STDERR_CONFIG_PIPE,
                 timeout_secs=req.timeout_secs if req.HasField("timeout_secs") else None,
+                pty=pty,
             )
         except SandboxFinishedError:
             _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} has already finished")

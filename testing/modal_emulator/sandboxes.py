@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from modal_proto import api_pb2
 
 from . import ids
-from .process import ManagedProcess, OutputBuffer
+from .process import ManagedProcess, OutputBuffer, PtyOptions
 from .records import ExecRecord, SandboxRecord
 
 if TYPE_CHECKING:
@@ -261,14 +261,16 @@ class Sandbox:
         capture_stdout: bool,
         capture_stderr: bool,
         timeout_secs: int | None,
+        pty: PtyOptions | None = None,
     ) -> ManagedProcess:
-        """Start an exec; a repeated `exec_id` (client retry) returns the existing process."""
+        """Start an exec; a repeated `exec_id` (client retry) returns the existing process.
+        `pty`: under a new pseudo-terminal (stdout and stderr merged into stdout)."""
         if exec_id in self.execs:
             return self.execs[exec_id]
         if self.result is not None:
             raise SandboxFinishedError(self.sandbox_id)
         command, cwd = self._command(argv, workdir)
-        proc = ManagedProcess(command)
+        proc = ManagedProcess(command, pty=pty)
         # Register before the first await so a concurrent retry with the same id is deduplicated.
         self.execs[exec_id] = proc
         record = ExecRecord(
