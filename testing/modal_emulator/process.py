@@ -76,6 +76,10 @@ class PtyOptions:
     cols: int
     term: str = ""
     colorterm: str = ""
+    # False: the spawned process does not take the terminal; the command it runs does
+    # (`setsid -c` inside a rootfs container, so that nsenter stays out of the terminal's
+    # session and a typed Ctrl-C reaches only the command).
+    take_terminal: bool = True
 
 
 async def _ready(fd: int, *, write: bool) -> None:
@@ -188,7 +192,8 @@ class ManagedProcess:
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.argv, cwd=str(cwd), env=full_env, stdin=slave, stdout=slave,
-                stderr=slave, start_new_session=True, preexec_fn=_take_terminal)
+                stderr=slave, start_new_session=True,
+                preexec_fn=_take_terminal if pty.take_terminal else None)
         except OSError as exc:
             os.close(master)
             await self.stdout.append(

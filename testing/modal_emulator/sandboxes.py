@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import posixpath
 import signal
@@ -269,7 +270,14 @@ class Sandbox:
             return self.execs[exec_id]
         if self.result is not None:
             raise SandboxFinishedError(self.sandbox_id)
-        command, cwd = self._command(argv, workdir)
+        if pty is not None and self.container is not None:
+            # nsenter forks the command and waits for it; were nsenter the terminal's session
+            # leader, a typed Ctrl-C would kill it too and hang the terminal up. The command
+            # leads its own session on the terminal instead (util-linux, in every Debian image).
+            command, cwd = self._command(["setsid", "-c", *argv], workdir)
+            pty = dataclasses.replace(pty, take_terminal=False)
+        else:
+            command, cwd = self._command(argv, workdir)
         proc = ManagedProcess(command, pty=pty)
         # Register before the first await so a concurrent retry with the same id is deduplicated.
         self.execs[exec_id] = proc
