@@ -69,3 +69,17 @@ def test_gemini_bash_wrapper_routes_bash_c(ws: Path) -> None:
     assert plain.returncode == 0 and b"bash" in plain.stdout.lower()
     env_text = (ws / ".gemini" / ".env").read_text()
     assert f"PATH={ws / '.gemini' / 'bin'}:" in env_text and "GEMINI_YOLO_MODE=false" in env_text
+
+
+def test_runner_never_gets_a_terminal(ws: Path, tmp_home: Path) -> None:
+    """An agent that runs us inside a terminal still gets plain, separate streams."""
+    from tests.terminal import Terminal
+
+    assert cli("agents", "install", "--only", "runner", cwd=ws).returncode == 0
+    runner = tmp_home / ".local" / "bin" / "modal-agent-runner"
+    env = {**os.environ, **local_backend_env()}
+    with Terminal([str(runner), "-c", "[ -t 0 ] || [ -t 1 ] || echo no-tty"], cwd=ws,
+                  env=env) as term:
+        term.expect(b"no-tty\r\n")  # CRLF from the local terminal only
+        assert term.wait() == 0
+        assert term.stty() == term.before
