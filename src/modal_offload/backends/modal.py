@@ -117,8 +117,10 @@ def _modal_errors(doing: str) -> Iterator[None]:
 
 
 class ModalProcess(Process):
-    def __init__(self, session: ModalSession, proc: Any, pid_name: str) -> None:
+    def __init__(self, session: ModalSession, proc: Any, pid_name: str,
+                 pty: bool = False) -> None:
         self._session = session
+        self._pty = pty
         self._proc = proc
         self._pid_name = pid_name
         self._stdin_lock = threading.Lock()
@@ -139,6 +141,8 @@ class ModalProcess(Process):
                 self._stdin_closed = True
 
     def close_stdin(self) -> None:
+        if self._pty:
+            return  # a terminal's EOF is the typed Ctrl-D byte (backends/_base.py)
         with self._stdin_lock:
             if self._stdin_closed:
                 return
@@ -236,7 +240,7 @@ class ModalSession(Session):
                 if ended is not None:
                     raise self.died_error(ended) from exc
                 raise
-        return ModalProcess(self, proc, pid_name)
+        return ModalProcess(self, proc, pid_name, pty=pty is not None)
 
     def ended_code(self) -> int | None:
         """The sandbox's own exit code once it has ended, else None (also if unknown)."""
