@@ -55,6 +55,17 @@ def test_size_colour_prompt_and_exit_code(target: Target) -> None:
         assert term.stty() == term.before
 
 
+def test_keys_travel_as_bytes(target: Target) -> None:
+    """Arrows, Ctrl-Z, Ctrl-C, Ctrl-D and text reach a raw remote terminal unchanged."""
+    script = "stty raw -echo; echo ready; head -c 9 | od -An -tx1"
+    with _terminal(target, "exec", "-c", script) as term:
+        term.expect(b"ready", timeout=60)
+        term.send(b"\x1b[A\x1a\x03\x04xyz\r")
+        term.expect(b"1b 5b 41 1a 03 04 78 79 7a")
+        assert term.wait() == 0
+        assert term.stty() == term.before
+
+
 def test_remote_sigkill_restores_the_terminal(target: Target) -> None:
     with _terminal(target, "exec", "-c", "echo ready; kill -KILL $$") as term:
         term.expect(b"ready", timeout=60)

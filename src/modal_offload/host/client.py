@@ -4,10 +4,12 @@ Imports only the standard library (and this package's light host modules): no ri
 pathspec, gateway or modal. It sends argv, cwd, the environment and its own stdin,
 stdout and stderr (SCM_RIGHTS) to the host, so output goes straight from the host to the
 terminal or pipe and nothing is buffered here. It forwards SIGINT/SIGTERM/SIGHUP and exits
-with the command's code. Configuration files are read by the host, not here.
+with the command's code. Configuration files are read by the host, not here. At a terminal
+(issue 16) it asks for a remote terminal of its window's size and puts its own terminal in
+raw mode for the duration (terminal.RawMode): the host never changes the user's terminal.
 
 `try_exec` returns None to mean "not handled here": the caller then runs the ordinary
-in-process path (help, argument errors, host disabled or unavailable).
+in-process path (host disabled or unavailable). Arguments are parsed by `exec_args.parse`.
 """
 
 from __future__ import annotations
