@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .. import config, terminal, workspace
 from ..backends._base import Backend, PtySpec, get_backend
-from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, OffloadError
+from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, CorruptLedger, OffloadError
 from ..exec_args import ExecArgs
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
 from ..local_run import exec_here, shell_argv
@@ -73,6 +73,12 @@ def budget_fallback(settings: config.Settings, exc: BudgetExhausted) -> str | No
     return once(f"running locally: {exc.one_line()}")
 
 
+def failure_exit(exc: OffloadError) -> int:
+    """125 when exec itself failed, so 1..124 stay the command's own codes; a corrupt
+    ledger keeps its documented code 5 (#13), what `usage show` says for the same file."""
+    return exc.exit_code if isinstance(exc, CorruptLedger) else EXEC_FAILURE_EXIT
+
+
 def sync_notices(report: RunReport) -> list[str]:
     out = list(report.notices)
     back = report.sync_back
@@ -123,6 +129,8 @@ def run(args: ExecArgs) -> int:
             return exec_here(command)
         gateway = Gateway(settings, chosen.backend, ws)
         handle = RemoteRun()
+        # SIGHUP (the terminal closed) is a hang-up: the remote group is killed after a
+        # short grace and nothing is synced back (gateway.RemoteRun).
         previous = {sig: signal.signal(sig, lambda s, _f: handle.forward_signal(s))
                     for sig in _FORWARDED}
         # Raw mode before any thread starts (the watchdog forks) and until the run ends, so
@@ -150,7 +158,7 @@ def run(args: ExecArgs) -> int:
         return exec_here(command)
     except OffloadError as exc:
         notice(exc.one_line())
-        return EXEC_FAILURE_EXIT
+        return failure_exit(exc)
     report_sync(report)
     return report.exit_code
 
