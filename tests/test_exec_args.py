@@ -39,7 +39,7 @@ def test_usage_errors(args: list[str]) -> None:
         parse(args)
 
 
-_words = st.text(st.characters(blacklist_categories=("Cs",)), max_size=8)
+_words = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
 
 
 @given(backend=st.sampled_from([None, "modal", "local"]),

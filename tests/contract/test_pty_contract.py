@@ -11,9 +11,12 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
+from testing.modal_emulator import ModalEmulator
 from tests.contract.conftest import Target
-from tests.host.helpers import wait_for
+from tests.helpers import make_workspace
+from tests.host.helpers import stop_hosts, wait_for
 from tests.terminal import Terminal
 
 CLI = [sys.executable, "-m", "modal_offload"]
@@ -100,3 +103,33 @@ def test_killed_client_leaves_the_terminal_usable(target: Target) -> None:
         os.kill(term.proc.pid, signal.SIGKILL)
         term.wait()
         assert wait_for(lambda: term.stty() == term.before, timeout=10)
+
+
+def test_sigterm_to_the_client_stops_the_command_and_restores(target: Target) -> None:
+    with _terminal(target, "exec", "--", "python3", "-q") as term:
+        term.expect(b">>> ", timeout=60)
+        os.kill(term.proc.pid, signal.SIGTERM)  # forwarded: the remote REPL dies of it
+        assert term.wait() == 128 + signal.SIGTERM
+        assert term.stty() == term.before
+
+
+def test_repl_through_the_host_on_the_emulator(modal_emulator: ModalEmulator, tmp_home: Path,
+                                                tmp_path: Path) -> None:
+    """The modal backend (real client, emulator) behind the session host: the thin client
+    passes its terminal, keeps raw mode to itself, and the host asks Modal for a PTY."""
+    ws = make_workspace(tmp_path / "ws")
+    env = {k: v for k, v in modal_emulator.env().items() if k != "HOME"}
+    env.update({"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_OFFLOAD_HOST": "1"})
+    target = Target("modal-host", env, ws, modal_emulator)
+    try:
+        with _terminal(target, "exec", "--", "python3", "-q") as term:
+            term.expect(b">>> ", timeout=60)
+            term.send(b"import os; os.get_terminal_size()\r")
+            term.expect(b"os.terminal_size(columns=101, lines=33)\r\n")
+            term.send(b"\x03")
+            term.expect(b"KeyboardInterrupt")
+            term.send(b"\x04")
+            assert term.wait() == 0
+            assert term.stty() == term.before
+    finally:
+        stop_hosts(tmp_home)
