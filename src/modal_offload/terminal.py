@@ -106,6 +106,10 @@ class RawMode:
                         os.closerange(low, fd)
                         low = fd + 1
                 os.closerange(low, 1 << 16)  # done_w too: only the client may write it
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):  # nor its stdout pipe, should that be one (`-t | tee`)
+                    if fd not in keep:
+                        os.dup2(null, fd)
                 if not os.read(done_r, 1) and saved is not None:
                     termios.tcsetattr(self.fd, termios.TCSADRAIN, saved)
             finally:
