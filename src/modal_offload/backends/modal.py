@@ -272,7 +272,7 @@ class ModalProcess(Process):
 
 def _pty_info(pty: PtySpec | None) -> Any:
     """The PTYInfo `Sandbox.exec(pty=True)` would send (modal/sandbox/_common.py:307,
-    modal/_output/pty.py:30), but with the *client's* window size and TERM: `pty=True` reads
+    modal/_output/pty.py:31), but with the *client's* window size and TERM: `pty=True` reads
     them from this process's own terminal and environment, which in the session host are
     not the user's. `Sandbox._exec` takes it without the deprecation warning of
     `exec(pty_info=...)` (modal/sandbox/_sandbox.py:1248)."""
