@@ -69,6 +69,15 @@ def test_keys_travel_as_bytes(target: Target) -> None:
         assert term.stty() == term.before
 
 
+def test_ctrl_c_stops_a_remote_command_with_130(target: Target) -> None:
+    with _terminal(target, "exec", "-c", "echo ready; sleep 30; echo not-stopped") as term:
+        term.expect(b"ready", timeout=60)
+        term.send(b"\x03")
+        assert term.wait() == 130
+        assert b"not-stopped" not in term.screen
+        assert term.stty() == term.before
+
+
 def test_remote_sigkill_restores_the_terminal(target: Target) -> None:
     with _terminal(target, "exec", "-c", "echo ready; kill -KILL $$") as term:
         term.expect(b"ready", timeout=60)
