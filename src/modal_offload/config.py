@@ -16,13 +16,13 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigError
+from .exec_args import BACKENDS  # the one list of backend names, shared with exec's parser
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-BACKENDS = ("modal", "local")
 # run_heavy's modes (PRIMARY_MODAL_MODE, --mode): here so the CLI's parser offers them without
 # importing heavy.py (~45 ms) on every command.
 HEAVY_MODES = ("auto", "modal", "local")

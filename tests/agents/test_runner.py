@@ -68,3 +68,17 @@ def test_live_check_runs_a_probe_through_every_installed_hook(ws: Path, tmp_home
     (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
     broken = cli("agents", "check", "--only", "hooks", "--live", cwd=ws, env=local_backend_env())
     assert broken.returncode != 0 and b"drifted   claude hook live" in broken.stdout
+
+
+def test_runner_never_gets_a_terminal(ws: Path, tmp_home: Path) -> None:
+    """An agent that runs us inside a terminal still gets plain, separate streams."""
+    from tests.terminal import Terminal
+
+    assert cli("agents", "install", "--only", "runner", cwd=ws).returncode == 0
+    runner = tmp_home / ".local" / "bin" / "modal-agent-runner"
+    env = {**os.environ, **local_backend_env()}
+    with Terminal([str(runner), "-c", "[ -t 0 ] || [ -t 1 ] || echo no-tty"], cwd=ws,
+                  env=env) as term:
+        term.expect(b"no-tty\r\n")  # CRLF from the local terminal only
+        assert term.wait() == 0
+        assert term.stty() == term.before

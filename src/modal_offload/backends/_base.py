@@ -10,6 +10,11 @@ Conventions every backend keeps (the contract suite in tests/contract checks the
 - `close_stdin()` gives the remote process EOF; a process never waits on a stdin nobody writes.
 - `Process.signal(sig)` reaches the remote process *group*, so a shell's children stop too.
 - Errors of the underlying library surface as `errors.BackendError` / `BackendUnavailable`.
+- With `pty=PtySpec(...)` the process runs as the session leader of a new pseudo-terminal of
+  that size and TERM (as Modal's `PTYInfo` does): stdout carries everything the terminal
+  shows (stdout and stderr merged, with the terminal's own echo and CRLF), stderr is empty,
+  stdin is what is typed, byte for byte, and `close_stdin()` does nothing (a terminal's EOF
+  is the Ctrl-D byte, which the remote line discipline interprets).
 """
 
 from __future__ import annotations
@@ -36,6 +41,16 @@ class SessionSpec:
     apt_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PtySpec:
+    """A remote pseudo-terminal: the local window size and terminal type at start."""
+
+    rows: int = 24
+    cols: int = 80
+    term: str = "xterm-256color"
+    colorterm: str = ""
 
 
 @dataclass
@@ -105,9 +120,10 @@ class Session(abc.ABC):
         return [self.python, "-I", "-c", MODULE_BOOTSTRAP, self.package_dir, module, *args]
 
     @abc.abstractmethod
-    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
+             pty: PtySpec | None = None) -> Process:
         """Start `argv` (unchanged, no shell) in remote folder `cwd` with exactly `env`
-        added to the session's base environment."""
+        added to the session's base environment; under a pseudo-terminal when `pty`."""
 
     @abc.abstractmethod
     def terminate(self) -> None: ...
