@@ -46,6 +46,8 @@ from typing import Any
 from ..credentials import FIX, missing_reason
 from ..errors import BackendError, BackendUnavailable, OffloadError
 from ..fileio import exclusive
+from ..image.identity import known_built
+from . import _modal_image
 from . import _modal_records as records
 from ._base import Backend, Process, Session, SessionInfo, SessionSpec
 
@@ -53,6 +55,7 @@ ROOT = "/workspace"
 STATE_DIR = "/var/lib/modal-offload"
 PIDS_DIR = f"{STATE_DIR}/pids"
 REMOTE_PYTHON = "python"
+OUR_PYTHONPATH = "/root"  # where add_local_python_source puts our package
 # How far past the budget cap a live sandbox's deadline may lie before it is replaced: covers
 # the rounding of whole-second timeouts and heartbeat granularity, not real overspend.
 DEADLINE_SLACK_SECONDS = 5.0
@@ -200,6 +203,10 @@ class ModalSession(Session):
         self.fresh = fresh
 
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+        if "PYTHONPATH" in env:
+            # Keep our package (the sandbox's own PYTHONPATH) importable after the
+            # workspace's folders (issue 12).
+            env = {**env, "PYTHONPATH": f"{env['PYTHONPATH']}:{OUR_PYTHONPATH}"}
         pid_name = uuid.uuid4().hex
         pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", cwd)
         with _modal_errors("starting the command"):
@@ -285,12 +292,26 @@ def _record_from_tags(name: str, sandbox_id: str, tags: Mapping[str, str],
 
 
 def build_image(spec: SessionSpec) -> Any:
+    """The session's image from its ImageSpec (issue 12; the mapping: _modal_image.py)."""
+    from ..image.spec import minimal
+
+    image = spec.image or minimal(apt=spec.apt_packages, pip=spec.pip_packages)
+    return _modal_image.build(_modal(), image, spec.workspace)
+
+
+def _built_image(spec: SessionSpec, app: Any) -> Any:
+    """Build (or find in Modal's cache) the image before creating the sandbox, so that a
+    first build shows its progress and logs on a terminal (`modal.enable_output()`, with
+    its stdout pointed at our stderr: the command's stdout stays the command's), and
+    concisely otherwise (the gateway says one line)."""
     modal = _modal()
-    image = modal.Image.debian_slim()
-    if spec.apt_packages:
-        image = image.apt_install(*spec.apt_packages)
-    image = image.pip_install("pathspec", *spec.pip_packages)
-    return image.add_local_python_source("modal_offload")
+    image = build_image(spec)
+    if not spec.build_output:
+        return image.build(app)
+    import sys
+
+    with modal.enable_output(), contextlib.redirect_stdout(sys.stderr):
+        return image.build(app)
 
 
 class ModalBackend(Backend):
@@ -322,6 +343,14 @@ class ModalBackend(Backend):
             return ModalSession(sandbox, self._known(spec, sandbox), fresh=False)
 
     def open_session(self, spec: SessionSpec) -> Session:
+        prebuilt = None
+        if spec.image is not None and not known_built(self.name, spec.image.hash):
+            # A first build can take minutes: it happens before the session lock is taken,
+            # so concurrent first commands wait on Modal's build (which it deduplicates),
+            # never on a lock that gives up after 60 s.
+            with _modal_errors("building the image"):
+                app = _modal().App.lookup(spec.app_name, create_if_missing=True)
+                prebuilt = _built_image(spec, app)
         with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
             now = time.time()
             previous = records.load(spec.name)
@@ -339,17 +368,19 @@ class ModalBackend(Backend):
                 sandbox.terminate()
             elif previous is not None and not previous.settled:
                 _settle(previous, previous.latest_end(now), "found gone")
-            return self._create(spec)
+            return self._create(spec, prebuilt)
 
-    def _create(self, spec: SessionSpec) -> ModalSession:
+    def _create(self, spec: SessionSpec, image: Any = None) -> ModalSession:
         modal = _modal()
         app = modal.App.lookup(spec.app_name, create_if_missing=True)
+        if image is None:
+            image = _built_image(spec, app)
         created = time.time()
         sandbox = modal.Sandbox.create(
-            app=app, name=spec.name, image=build_image(spec), cpu=spec.cpu,
+            app=app, name=spec.name, image=image, cpu=spec.cpu,
             memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
             idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
-            env={"PYTHONPATH": "/root"},  # where add_local_python_source puts our package
+            env={"PYTHONPATH": OUR_PYTHONPATH},
             tags=_tags(spec, created))
         record = records.SandboxRecord(
             name=spec.name, sandbox_id=sandbox.object_id, created_at=created,

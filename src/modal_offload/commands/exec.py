@@ -18,6 +18,7 @@ from .. import config, workspace
 from ..backends._base import Backend, get_backend
 from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, OffloadError
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
+from ..image.programs import MissingProgram
 from ..local_run import exec_here, shell_argv
 from ..remote_env import remote_environment
 from ..ui import notice, once
@@ -67,6 +68,14 @@ def budget_fallback(settings: config.Settings, exc: BudgetExhausted) -> str | No
     if settings.when_no_budget == "refuse":
         return None
     return once(f"running locally: {exc.one_line()}")
+
+
+def missing_fallback(settings: config.Settings, exc: MissingProgram) -> str | None:
+    """The notice for running a program the remote image lacks here ("" when said within
+    the hour), or None: refuse (`[routing] when_missing_program = "refuse"`)."""
+    if settings.when_missing_program == "refuse":
+        return None
+    return once(f"running {exc.program} locally: {exc.one_line()}")
 
 
 def sync_notices(report: RunReport) -> list[str]:
@@ -122,6 +131,13 @@ def run(argv: Sequence[str], shell: str | None = None, backend: str | None = Non
                 signal.signal(sig, old)
     except BudgetExhausted as exc:
         local = budget_fallback(settings, exc) if settings is not None else None
+        if local is None:
+            notice(exc.one_line())
+            return EXEC_FAILURE_EXIT
+        notice(local)
+        return exec_here(command)
+    except MissingProgram as exc:
+        local = missing_fallback(settings, exc) if settings is not None else None
         if local is None:
             notice(exc.one_line())
             return EXEC_FAILURE_EXIT

