@@ -124,6 +124,18 @@ def _add_agents(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         a.set_defaults(handler=_call("agents", action))
 
 
+def _add_env(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("env", help="the remote image this workspace gets, and a check of it")
+    acts = p.add_subparsers(dest="action", required=True)
+    show = acts.add_parser("show", help="the image spec, its inputs, hash and Modal calls")
+    show.add_argument("--json", action="store_true", dest="as_json")
+    show.set_defaults(handler=_call("env", "show"))
+    check = acts.add_parser("check", help="build or reuse the image and compare it with here")
+    check.add_argument("--json", action="store_true", dest="as_json")
+    check.add_argument("--backend", default=None)
+    check.set_defaults(handler=_call("env", "check"))
+
+
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check every part of the setup, with fixes")
     p.add_argument("--json", action="store_true", dest="as_json")
@@ -151,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_agents(sub)
     _add_installer(sub, "host", "host", ("status", "stop", "serve"),
                    "the per-user session host")
+    _add_env(sub)
     _add_doctor(sub)
     return parser
 

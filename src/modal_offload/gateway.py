@@ -205,7 +205,8 @@ class Gateway:
             _say(streams, once(note))
         family = self.workspace.session_family(spec.cpu, spec.memory_mb)
         _say(streams, identity.move(self.backend, family, spec, image))
-        if not progress and not identity.known_built(self.backend.name, image.hash):
+        if (image.steps and not progress and self.backend.name != "local"
+                and not identity.known_built(self.backend.name, image.hash)):
             _say(streams, once(f"preparing the remote image {image.hash} for this workspace "
                                "(the first build of new dependencies can take minutes)", 60))
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)

@@ -62,43 +62,66 @@ def flattened_requirements(lines: tuple[str, ...]) -> Path:
     return path
 
 
-def _apply(modal: Any, image: Any, step: Step, root: Path) -> Any:
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]  # (Image method, args, kwargs)
+
+
+def _step_calls(step: Step, root: Path) -> list[Call]:
     kind = step.kind
     if kind == "apt":
-        return image.apt_install(*step.args)
+        return [("apt_install", step.args, {})]
     if kind == "node":
-        return image.pip_install(f"{NODE_PACKAGE}=={step.args[0]}.*").run_commands(NODE_LINK)
+        return [("pip_install", (f"{NODE_PACKAGE}=={step.args[0]}.*",), {}),
+                ("run_commands", (NODE_LINK,), {})]
     if kind == "uv_sync":
         project = (root / step.files[0]).parent
-        image = image.uv_sync(str(project), groups=list(step.groups) or None,
-                              extras=list(step.extras) or None, frozen=True)
-        return image.run_commands(UV_AGENT_INSTALL)
+        return [("uv_sync", (str(project),), {"groups": list(step.groups) or None,
+                                               "extras": list(step.extras) or None,
+                                               "frozen": True}),
+                ("run_commands", (UV_AGENT_INSTALL,), {})]
     if kind == "poetry":
-        return image.poetry_install_from_file(str(root / step.files[0]),
-                                              str(root / step.files[1]),
-                                              with_=list(step.groups))
+        return [("poetry_install_from_file", (str(root / step.files[0]),
+                                              str(root / step.files[1])),
+                 {"with_": list(step.groups)})]
     if kind == "requirements":
-        return image.pip_install_from_requirements(str(flattened_requirements(step.args)))
+        return [("pip_install_from_requirements", (str(flattened_requirements(step.args)),), {})]
     if kind == "pyproject":
-        return image.pip_install_from_pyproject(str(root / step.files[0]),
-                                                optional_dependencies=list(step.extras))
+        return [("pip_install_from_pyproject", (str(root / step.files[0]),),
+                 {"optional_dependencies": list(step.extras)})]
     if kind == "conda":
-        return image.micromamba_install(spec_file=str(root / step.files[0]))
+        return [("micromamba_install", (), {"spec_file": str(root / step.files[0])})]
     if kind == "pip":
-        return image.pip_install(*step.args)
+        return [("pip_install", step.args, {})]
     if kind == "commands":
-        return image.run_commands(*step.args)
+        return [("run_commands", step.args, {})]
     if kind == "env":
-        return image.env(dict(item.split("=", 1) for item in step.args))
+        return [("env", (dict(item.split("=", 1) for item in step.args),), {})]
     raise ValueError(f"unknown image step {kind!r}")
 
 
-def build(modal: Any, spec: ImageSpec, root: Path) -> Any:
-    if spec.base == "micromamba":
-        image = modal.Image.micromamba(python_version=spec.python)
-    else:
-        image = modal.Image.debian_slim(python_version=spec.python)
-    image = image.pip_install(AGENT_REQUIREMENT)
+def calls(spec: ImageSpec, root: Path) -> list[Call]:
+    """The whole image as Modal builder calls; the first is a static constructor."""
+    base = "micromamba" if spec.base == "micromamba" else "debian_slim"
+    out: list[Call] = [(base, (), {"python_version": spec.python}),
+                       ("pip_install", (AGENT_REQUIREMENT,), {})]
     for step in spec.steps:
-        image = _apply(modal, image, step, root)
-    return image.add_local_python_source("modal_offload")
+        out += _step_calls(step, root)
+    out.append(("add_local_python_source", ("modal_offload",), {}))
+    return out
+
+
+def describe(spec: ImageSpec, root: Path) -> list[str]:
+    """`env show`'s lines: each call as Python, e.g. `.uv_sync('/w', frozen=True)`."""
+    lines = []
+    for i, (method, args, kwargs) in enumerate(calls(spec, root)):
+        params = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()
+                                            if v is not None]
+        lines.append(f"{'modal.Image' if i == 0 else ''}.{method}({', '.join(params)})")
+    return lines
+
+
+def build(modal: Any, spec: ImageSpec, root: Path) -> Any:
+    (base, args, kwargs), *rest = calls(spec, root)
+    image = getattr(modal.Image, base)(*args, **kwargs)
+    for method, args, kwargs in rest:
+        image = getattr(image, method)(*args, **kwargs)
+    return image
