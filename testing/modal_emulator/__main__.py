@@ -1,4 +1,5 @@
-"""Run the emulator standalone: ``python -m testing.modal_emulator --port P --base-dir D``.
+"""Run the emulator standalone: ``python -m testing.modal_emulator --port P --base-dir D
+[--images host|rootfs]``.
 
 Prints the URL (and the environment a client needs) and serves until interrupted.
 """
@@ -12,11 +13,12 @@ import os
 import signal
 import tempfile
 
-from .server import ModalEmulator
+from .rootfs import unavailable_reason
+from .server import ImageMode, ModalEmulator
 
 
-async def _serve(port: int, base_dir: str) -> None:
-    emulator = ModalEmulator(base_dir, port=port)
+async def _serve(port: int, base_dir: str, images: ImageMode) -> None:
+    emulator = ModalEmulator(base_dir, port=port, images=images)
     # The emulator imports `modal` lazily (for the image builder version); make that import read
     # the emulator's empty config rather than ~/.modal.toml.
     os.environ["MODAL_CONFIG_PATH"] = emulator.env()["MODAL_CONFIG_PATH"]
@@ -42,10 +44,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--base-dir", default=None, help="directory for sandbox scratch dirs (default: a temp dir)"
     )
+    parser.add_argument(
+        "--images",
+        choices=("host", "rootfs"),
+        default="host",
+        help="host: images are records, sandboxes run host processes (default); rootfs: images "
+        "are built for real and sandboxes run isolated inside them (Linux, root, mmdebstrap)",
+    )
     args = parser.parse_args(argv)
+    if args.images == "rootfs" and (reason := unavailable_reason()) is not None:
+        parser.exit(2, f"modal emulator: {reason}\n")
     base_dir = args.base_dir or tempfile.mkdtemp(prefix="modal-emulator-")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, base_dir))
+        asyncio.run(_serve(args.port, base_dir, args.images))
 
 
 if __name__ == "__main__":

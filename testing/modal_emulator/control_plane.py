@@ -18,8 +18,9 @@ from modal_proto.api_grpc import ModalClientBase
 
 from .faults import fill_unimplemented
 from .object_rpcs import ObjectRpcs
-from .objects import DEFAULT_ENVIRONMENT, image_builder_version
+from .objects import DEFAULT_ENVIRONMENT
 from .records import SandboxRecord
+from .rootfs import ContainerError
 from .sandboxes import Sandbox
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
     ) -> None:
         await stream.recv_message()
         await stream.send_message(
-            api_pb2.ClientHelloResponse(image_builder_version=image_builder_version())
+            api_pb2.ClientHelloResponse(image_builder_version=self.emu.image_builder_version)
         )
 
     async def AuthTokenGet(
@@ -159,6 +160,14 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         image = self.objects.images.get(d.image_id)
         sb = Sandbox(record, image_workdir=image.workdir if image else None)
         record.root.mkdir(parents=True, exist_ok=True)
+        if self.emu.rootfs is not None:
+            # rootfs mode: the sandbox runs in its built image (record.root holds its upper dir).
+            try:
+                sb.attach_container(await self.emu.rootfs.container(d.image_id, record.root))
+            except LookupError as exc:
+                _abort(Status.FAILED_PRECONDITION, str(exc))
+            except ContainerError as exc:
+                _abort(Status.INTERNAL, str(exc))
         self.emu.materialize_mounts(record.root, [*record.mount_ids])
         self.sandboxes.add(sb)
         await sb.start()

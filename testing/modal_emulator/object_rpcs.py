@@ -4,6 +4,7 @@ blobs and secrets. Mixed into `ControlPlaneServicer`; they only keep records (se
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, NoReturn
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -12,7 +13,7 @@ from grpclib.server import Stream
 from modal_proto import api_pb2
 
 from . import ids
-from .objects import DEFAULT_ENVIRONMENT, ObjectStore, image_builder_version
+from .objects import DEFAULT_ENVIRONMENT, ObjectStore
 
 if TYPE_CHECKING:
     from .server import ModalEmulator
@@ -48,7 +49,7 @@ class ObjectRpcs:
                 metadata=api_pb2.EnvironmentMetadata(
                     name=req.deployment_name or DEFAULT_ENVIRONMENT,
                     settings=api_pb2.EnvironmentSettings(
-                        image_builder_version=image_builder_version()
+                        image_builder_version=self.emu.image_builder_version
                     ),
                 ),
             )
@@ -81,6 +82,15 @@ class ObjectRpcs:
         req = await stream.recv_message()
         assert req is not None
         image = self.objects.get_or_create_image(req)
+        if self.emu.rootfs is not None:
+            # A real build: a finished one answers now, else the client joins its log stream.
+            result = self.emu.rootfs.builds.request(image, req.image)
+            resp = api_pb2.ImageGetOrCreateResponse(image_id=image.image_id)
+            if result is not None:
+                resp.result.CopyFrom(result)
+                resp.metadata.CopyFrom(self._image_metadata(image.image_id))
+            await stream.send_message(resp)
+            return
         # Report a finished build straight away, so the client never needs ImageJoinStreaming.
         await stream.send_message(
             api_pb2.ImageGetOrCreateResponse(
@@ -97,11 +107,36 @@ class ObjectRpcs:
         assert req is not None
         if req.image_id not in self.objects.images:
             _abort(Status.NOT_FOUND, f"Image {req.image_id} not found")
+        if self.emu.rootfs is not None and req.image_id in self.emu.rootfs.builds.builds:
+            await self._join_build(stream, req)
+            return
         await stream.send_message(
             api_pb2.ImageJoinStreamingResponse(
                 result=_success(), eof=True, metadata=self._image_metadata(req.image_id)
             )
         )
+
+    async def _join_build(
+        self,
+        stream: Stream[api_pb2.ImageJoinStreamingRequest, api_pb2.ImageJoinStreamingResponse],
+        req: api_pb2.ImageJoinStreamingRequest,
+    ) -> None:
+        """Stream the build log from `last_entry_id`; end with the result, or after the
+        client's `timeout` (it then joins again)."""
+        assert self.emu.rootfs is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (req.timeout or 55.0)
+        last = req.last_entry_id
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            for resp in await self.emu.rootfs.builds.join(req.image_id, last, remaining):
+                await stream.send_message(resp)
+                if resp.entry_id:
+                    last = resp.entry_id
+                if resp.eof:
+                    return
 
     async def ImageFromId(
         self, stream: Stream[api_pb2.ImageFromIdRequest, api_pb2.ImageFromIdResponse]
@@ -118,7 +153,9 @@ class ObjectRpcs:
 
     def _image_metadata(self, image_id: str) -> api_pb2.ImageMetadata:
         image = self.objects.images.get(image_id)
-        metadata = api_pb2.ImageMetadata(image_builder_version=image_builder_version())
+        metadata = api_pb2.ImageMetadata(image_builder_version=self.emu.image_builder_version)
+        if self.emu.rootfs is not None:
+            metadata.MergeFrom(self.emu.rootfs.builds.metadata(image_id))
         if image is not None and image.workdir:
             metadata.workdir = image.workdir
         return metadata

@@ -17,6 +17,11 @@ Use from a conftest.py::
 
 The server itself is session scoped (`modal_emulator_server`) because the client caches its
 connection per process; resetting between tests is cheap.
+
+`modal_emulator_rootfs` (and its session-scoped `modal_emulator_rootfs_server`) is the same in
+image mode ``rootfs``: images are built for real (layers cached machine-wide) and sandboxes run
+isolated inside them. It skips, saying why, where rootfs mode cannot run (not Linux, not root,
+mmdebstrap missing); CI sets CI_REQUIRE_ROOTFS=1 so that a skip there fails instead.
 """
 
 from __future__ import annotations
@@ -29,8 +34,12 @@ from pathlib import Path
 import pytest
 
 from .client_env import is_client_var
+from .rootfs import unavailable_reason as rootfs_unavailable_reason
 from .server import ModalEmulator
 from .thread import EmulatorThread
+
+# The emulator the in-process client was last pointed at (see point_client_at).
+_last_url: str | None = None
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +53,28 @@ def modal_emulator(
     modal_emulator_server: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ModalEmulator]:
     emu = modal_emulator_server.emulator
+    emu.reset(base_dir=tmp_path / "modal-emulator")
+    point_client_at(emu, monkeypatch)
+    yield emu
+    emu.reset()
+
+
+@pytest.fixture(scope="session")
+def modal_emulator_rootfs_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[EmulatorThread]:
+    reason = rootfs_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with EmulatorThread(tmp_path_factory.mktemp("modal-emulator-rootfs"), images="rootfs") as emu:
+        yield emu
+
+
+@pytest.fixture
+def modal_emulator_rootfs(
+    modal_emulator_rootfs_server: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModalEmulator]:
+    emu = modal_emulator_rootfs_server.emulator
     emu.reset(base_dir=tmp_path / "modal-emulator")
     point_client_at(emu, monkeypatch)
     yield emu
@@ -70,3 +101,10 @@ def point_client_at(emu: ModalEmulator, monkeypatch: pytest.MonkeyPatch) -> None
         if cached is not None and cached.server_url != emu.url:
             # A client cached for another server (e.g. another emulator) would be reused.
             client_module._Client._client_from_env = None
+    global _last_url
+    environments = sys.modules.get("modal._environments")
+    if environments is not None and _last_url != emu.url:
+        # Environments (and the image builder version they carry, which differs between the
+        # host and rootfs modes) are cached per process by name; drop another server's.
+        environments.ENVIRONMENT_CACHE.clear()
+    _last_url = emu.url

@@ -17,12 +17,16 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modal_proto import api_pb2
 
 from . import ids
 from .process import ManagedProcess, OutputBuffer
 from .records import ExecRecord, SandboxRecord
+
+if TYPE_CHECKING:
+    from .rootfs import Container
 
 GenericResult = api_pb2.GenericResult
 
@@ -81,6 +85,15 @@ class Sandbox:
         self._activity = asyncio.Event()
         self._timers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        # rootfs mode: the sandbox's container; processes run inside it (see rootfs/).
+        self.container: Container | None = None
+
+    def attach_container(self, container: Container) -> None:
+        """Run this sandbox's processes inside `container`; its "/" becomes the root."""
+        self.container = container
+        self.root = self.record.root = container.root
+        if not self.record.workdir:
+            self.default_workdir = container.image.workdir
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -97,6 +110,8 @@ class Sandbox:
         return self.entrypoint.stderr if self.entrypoint else self._idle_stderr
 
     def env_for(self, extra: Mapping[str, str] = {}) -> dict[str, str]:
+        if self.container is not None:
+            return self.container.env(self.record.env, extra)
         env = base_env()
         env["HOME"] = str(map_sandbox_path(self.root, SANDBOX_HOME))
         env.update(self.record.env)
@@ -108,12 +123,19 @@ class Sandbox:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def _command(self, argv: list[str], workdir: str | None) -> tuple[list[str], Path]:
+        """(argv, host cwd) that run `argv` in the sandbox with working directory `workdir`."""
+        cwd = self.workdir_path(workdir)
+        if self.container is None:
+            return argv, cwd
+        return self.container.exec_argv(argv, workdir or self.default_workdir), self.container.scratch
+
     async def start(self) -> None:
         """Create the filesystem, start the entrypoint (if any) and arm the timeouts."""
         map_sandbox_path(self.root, SANDBOX_HOME).mkdir(parents=True, exist_ok=True)
-        cwd = self.workdir_path(None)
         if self.record.entrypoint_args:
-            self.entrypoint = ManagedProcess(self.record.entrypoint_args)
+            argv, cwd = self._command(self.record.entrypoint_args, None)
+            self.entrypoint = ManagedProcess(argv)
             await self.entrypoint.start(cwd=cwd, env=self.env_for())
             self._spawn(self._watch_entrypoint(self.entrypoint))
         # Without an entrypoint a Modal sandbox just sleeps until terminated or timed out.
@@ -139,6 +161,9 @@ class Sandbox:
         rec.exit_code = exitcode
         for proc in self._processes():
             proc.signal_group(signal.SIGKILL)
+        if self.container is not None:
+            self.container.stop()
+            self._spawn(self.container.wait_stopped())  # removes its upper dir once it is gone
         await self._idle_stdout.close()
         await self._idle_stderr.close()
         self.done.set()
@@ -161,6 +186,8 @@ class Sandbox:
             await proc.wait_drained()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        if self.container is not None:
+            await self.container.wait_stopped()
 
     def _processes(self) -> Iterable[ManagedProcess]:
         if self.entrypoint is not None:
@@ -233,8 +260,8 @@ class Sandbox:
             return self.execs[exec_id]
         if self.result is not None:
             raise SandboxFinishedError(self.sandbox_id)
-        cwd = self.workdir_path(workdir)
-        proc = ManagedProcess(argv)
+        command, cwd = self._command(argv, workdir)
+        proc = ManagedProcess(command)
         # Register before the first await so a concurrent retry with the same id is deduplicated.
         self.execs[exec_id] = proc
         record = ExecRecord(

@@ -16,7 +16,7 @@ import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import grpclib.server
 from grpclib import Status
@@ -30,8 +30,10 @@ from .client_env import is_client_var
 from .control_plane import ControlPlaneServicer
 from .faults import FaultInjector, InstrumentedService, service_methods
 from .netutil import bind_tcp
-from .objects import ImageRecord, ObjectStore
+from .objects import ImageRecord, ObjectStore, image_builder_version
 from .records import CallRecord, SandboxRecord
+from .rootfs import IMAGE_BUILDER_VERSION as ROOTFS_BUILDER_VERSION
+from .rootfs import RootfsRuntime
 from .router import RouterServicer
 from .sandboxes import SandboxRegistry, map_sandbox_path
 
@@ -43,6 +45,7 @@ TOKEN_ID = "ak-modalemulator"
 TOKEN_SECRET = "as-modalemulator"
 # How long stop()/reset() wait for killed processes to release their pipes.
 _DRAIN_TIMEOUT = 5.0
+ImageMode = Literal["host", "rootfs"]
 
 
 class _GrpcServer(grpclib.server.Server):
@@ -73,12 +76,24 @@ class ModalEmulator:
     """An in-process stand-in for Modal's API, good enough for the real client's Sandbox paths."""
 
     def __init__(
-        self, base_dir: str | os.PathLike[str], *, host: str = "127.0.0.1", port: int = 0
+        self,
+        base_dir: str | os.PathLike[str],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        images: ImageMode = "host",
     ) -> None:
+        """`images="host"`: images are records only and sandboxes run host processes;
+        `images="rootfs"`: images are built for real and sandboxes run isolated inside them
+        (Linux and root only, see rootfs/)."""
+        if images not in ("host", "rootfs"):
+            raise ValueError(f"images must be 'host' or 'rootfs', got {images!r}")
         self.base_dir = Path(base_dir)
         self.host = host
         self.port = port
+        self.images = images
         self.objects = ObjectStore()
+        self.rootfs = RootfsRuntime(self.objects) if images == "rootfs" else None
         self.registry = SandboxRegistry()
         self.faults = FaultInjector(
             service_methods(ModalClientBase) | service_methods(TaskCommandRouterBase)
@@ -92,6 +107,13 @@ class ModalEmulator:
         self.client_dir = self.base_dir / "_client"
 
     # ===================================================================== lifecycle (on the loop)
+
+    @property
+    def image_builder_version(self) -> str:
+        """What ClientHello / EnvironmentGetOrCreate tell the client; it picks the Dockerfile
+        lines from it (debian_slim's Debian release: modal/_image.py ~2806). Lazy: the host
+        mode's value imports `modal`."""
+        return ROOTFS_BUILDER_VERSION if self.rootfs is not None else image_builder_version()
 
     @property
     def url(self) -> str:

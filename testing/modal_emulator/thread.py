@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .server import ModalEmulator
+from .server import ImageMode, ModalEmulator
 
 _START_TIMEOUT = 30.0
 
@@ -27,13 +27,19 @@ class EmulatorThread:
     `emu.fail_next(...)`, `emu.sandboxes()` etc. work directly on this object.
     """
 
-    def __init__(self, base_dir: str | os.PathLike[str] | None = None, *, port: int = 0) -> None:
+    def __init__(
+        self,
+        base_dir: str | os.PathLike[str] | None = None,
+        *,
+        port: int = 0,
+        images: ImageMode = "host",
+    ) -> None:
         path = (
             Path(tempfile.mkdtemp(prefix="modal-emulator-")) if base_dir is None else Path(base_dir)
         )
         # Only a directory we created is ours to delete (reset() may point base_dir elsewhere).
         self._owned_dir = path if base_dir is None else None
-        self.emulator = ModalEmulator(path, port=port)
+        self.emulator = ModalEmulator(path, port=port, images=images)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -119,7 +125,7 @@ class EmulatorThread:
 
 
 def run_in_thread(
-    base_dir: str | os.PathLike[str] | None = None, *, port: int = 0
+    base_dir: str | os.PathLike[str] | None = None, *, port: int = 0, images: ImageMode = "host"
 ) -> EmulatorThread:
     """Start an emulator in a background thread; call `.stop()` (or use it as a context manager)."""
-    return EmulatorThread(base_dir, port=port).start()
+    return EmulatorThread(base_dir, port=port, images=images).start()
