@@ -204,8 +204,9 @@ class Gateway:
         for note in image.notes:
             _say(streams, once(note))
         family = self.workspace.session_family(spec.cpu, spec.memory_mb)
-        _say(streams, identity.move(self.backend, family, spec, image))
-        if (image.steps and not progress and self.backend.name != "local"
+        moved = identity.move(self.backend, family, spec, image)
+        _say(streams, moved)  # one line, which also says a new image is coming
+        if (image.steps and not progress and not moved and self.backend.name != "local"
                 and not identity.known_built(self.backend.name, image.hash)):
             _say(streams, once(f"preparing the remote image {image.hash} for this workspace "
                                "(the first build of new dependencies can take minutes)", 60))

@@ -1,0 +1,98 @@
+"""Environment parity end to end (issue 12): the real CLI and the real `modal` client against
+the emulator in rootfs mode, which builds each image for real (Debian bookworm, PyPI) and
+runs every sandbox inside it, isolated from this machine. Workspaces are made by the tests.
+
+Every test here needs rootfs mode (root, Linux, mmdebstrap); the fixture skips elsewhere and
+CI (CI_REQUIRE_ROOTFS=1) fails instead of skipping. Images are cached by layer across tests,
+so the workspaces share dependency sets where they can.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from testing.modal_emulator import ModalEmulator
+from tests.helpers import REPO, cli, ledger, make_workspace
+
+pytestmark = pytest.mark.timeout(1200)
+ORIGINAL_CHECKSUM = 3427908807260612608  # the default payload's, as the original toolkit printed
+DEMO_PAYLOAD = '{"iterations":24000000,"workers":6}'
+
+
+@pytest.fixture
+def env() -> dict[str, str]:
+    # A unique app per test: apps outlive emulator resets.
+    return {"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_APP_NAME": f"parity-{uuid.uuid4().hex[:10]}",
+            "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "1"}
+
+
+def run(ws: Path, env: dict[str, str], *args: str,
+        extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    return cli(*args, cwd=ws, env={**env, **(extra or {})}, timeout=900)
+
+
+def notices(out: subprocess.CompletedProcess[bytes]) -> list[str]:
+    return [line for line in out.stderr.decode().splitlines() if line.startswith("modal-offload:")]
+
+
+def test_requirements_demo_runs_with_its_numpy_and_follows_a_change(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, tmp_home: Path,
+        env: dict[str, str]) -> None:
+    ws = make_workspace(tmp_path / "demo", files={"requirements.txt": "numpy\n"})
+    shutil.copy(REPO / "primary_compute.py", ws / "primary_compute.py")
+    heavy = run(ws, env, "heavy", "--mode", "modal", "--payload", DEMO_PAYLOAD)
+    assert heavy.returncode == 0, heavy.stderr
+    result = json.loads(heavy.stdout)
+    assert (result["checksum"], result["execution"]) == (ORIGINAL_CHECKSUM, "modal")
+    [first] = modal_emulator_rootfs.sandboxes()
+    # The very next command after a new requirements line runs in the new image, says so
+    # in one line, and the old sandbox is ended and its time settled.
+    (ws / "requirements.txt").write_text("numpy\nsix==1.16.0\n")
+    out = run(ws, env, "exec", "--", "python", "-c", "import six; print(six.__version__)")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"1.16.0\n"
+    [said] = notices(out)
+    assert said.startswith("modal-offload: the remote image changed (requirements: "
+                           "+six==1.16.0): new session mo-demo-")
+    assert said.endswith(f"; ended {first.name}")
+    old = modal_emulator_rootfs.sandbox(first.sandbox_id)
+    assert old.terminated_at is not None and old.termination_reason == "terminate"
+    record = json.loads((tmp_home / ".local/state/modal-offload/sessions"
+                         / f"{first.name}.modal.json").read_text())
+    assert record["settled"] is True
+    assert ledger(tmp_home)["used_min"] > 0
+
+
+def test_a_program_missing_from_the_image_runs_locally_with_the_fix(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    ws = make_workspace(tmp_path / "bare")
+    host_only = shutil.which("rsync") or shutil.which("git")
+    assert host_only, "CI installs rsync and git on the host"
+    name = Path(host_only).name
+    first = run(ws, env, "exec", "--", name, "--version")
+    local = subprocess.run([name, "--version"], capture_output=True, check=True)
+    assert first.returncode == 0 and first.stdout == local.stdout
+    assert notices(first) == [
+        f"modal-offload: running {name} locally: {name} is not in the remote image: add "
+        f'`[image] apt = ["{name}"]` (or the package that provides it) to '
+        ".modal-offload.toml, or `[image] pip`"]
+    [sandbox] = modal_emulator_rootfs.sandboxes()
+    execs = len(sandbox.execs)
+    again = run(ws, env, "exec", "--", name, "--version")
+    assert again.returncode == 0 and notices(again) == []  # once an hour
+    assert len(modal_emulator_rootfs.sandbox(sandbox.sandbox_id).execs) == execs  # no remote
+    refused = run(ws, env, "exec", "--", name, "--version",
+                  extra={"MODAL_OFFLOAD_WHEN_MISSING_PROGRAM": "refuse"})
+    assert refused.returncode == 125 and refused.stdout == b""
+    assert f"{name} is not in the remote image" in refused.stderr.decode()
+    # With the fix the notice names, the program is there and runs remotely.
+    (ws / ".modal-offload.toml").write_text(f'[image]\napt = ["{name}"]\n')
+    fixed = run(ws, env, "exec", "-c", f"command -v {name}; echo remote=$MODAL_OFFLOAD_REMOTE")
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.decode().splitlines() == [f"/usr/bin/{name}", "remote=1"]
