@@ -10,8 +10,10 @@ so the workspaces share dependency sets where they can.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -96,3 +98,26 @@ def test_a_program_missing_from_the_image_runs_locally_with_the_fix(
     fixed = run(ws, env, "exec", "-c", f"command -v {name}; echo remote=$MODAL_OFFLOAD_REMOTE")
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.decode().splitlines() == [f"/usr/bin/{name}", "remote=1"]
+
+
+def _summary(out: bytes) -> str:
+    """pytest -q's last line without its timing: `4 passed in 0.03s` -> `4 passed`."""
+    import re
+
+    return re.sub(r" in [0-9.]+s", "", out.decode().strip().splitlines()[-1])
+
+
+def test_uv_project_runs_its_own_pytest_suite_remotely(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    ws = tmp_path / "tally"
+    shutil.copytree(Path(__file__).parent / "data" / "uvproject", ws)
+    make_workspace(ws)
+    local = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=ws, capture_output=True, env={**os.environ,
+                                                             "PYTHONPATH": str(ws / "src")})
+    remote = run(ws, env, "exec", "--", "pytest", "-q", "-p", "no:cacheprovider")
+    assert remote.returncode == local.returncode == 0, remote.stdout + remote.stderr
+    assert _summary(remote.stdout) == _summary(local.stdout) == "4 passed"
+    shown = json.loads(run(ws, env, "env", "show", "--json").stdout)
+    assert [s["kind"] for s in shown["spec"]["steps"]] == ["uv_sync"]
+    assert shown["spec"]["pythonpath"] == ["src"]
