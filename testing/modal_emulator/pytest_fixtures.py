@@ -65,6 +65,8 @@ def modal_emulator_rootfs_server(
 ) -> Iterator[EmulatorThread]:
     reason = rootfs_unavailable_reason()
     if reason is not None:
+        if os.environ.get("CI_REQUIRE_ROOTFS") == "1":  # CI must run these tests, never skip
+            pytest.fail(f"CI_REQUIRE_ROOTFS=1 but {reason}")
         pytest.skip(reason)
     with EmulatorThread(tmp_path_factory.mktemp("modal-emulator-rootfs"), images="rootfs") as emu:
         yield emu

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import uuid
 from pathlib import Path
 
 import modal
 import pytest
 
 from testing.modal_emulator import ModalEmulator
+from tests.host.helpers import wait_for
 
 
 def _sandbox(app_name: str, image: modal.Image | None = None, **kwargs: object) -> modal.Sandbox:
@@ -78,3 +80,93 @@ def test_files_outside_the_sandbox_are_invisible(
     # The sandbox's own files are where a container has them.
     code, out, _ = _run(sb, "cat", "/etc/debian_version")
     assert code == 0 and out.startswith("12.")
+
+
+def test_exec_paths_are_container_paths(
+    modal_emulator_rootfs: ModalEmulator, app_name: str
+) -> None:
+    sb = _sandbox(app_name)
+    code, out, err = _run(
+        sb, "sh", "-c", "pwd; echo made > /srv/made.txt; cat /srv/made.txt", workdir="/srv/work"
+    )
+    assert (code, out) == (0, "/srv/work\nmade\n"), err
+    # /srv/work is the container's: the host has no such file, the sandbox's root does.
+    assert not Path("/srv/made.txt").exists()
+    root = modal_emulator_rootfs.sandbox(sb.object_id).root
+    assert (root / "srv" / "made.txt").read_text() == "made\n"
+    # Files the image has are readable by their container paths.
+    code, out, _ = _run(sb, "python", "-c", "import sys; print(sys.prefix)")
+    assert (code, out) == (0, "/usr\n")
+
+
+def test_exit_codes_signals_and_stdin_behave_as_in_host_mode(
+    modal_emulator_rootfs: ModalEmulator, app_name: str
+) -> None:
+    sb = _sandbox(app_name)
+    assert _run(sb, "sh", "-c", "exit 3")[0] == 3
+    assert _run(sb, "sh", "-c", "kill -TERM $$")[0] == 143
+    proc = sb.exec("cat")
+    proc.stdin.write(b"through stdin\n")
+    proc.stdin.write_eof()
+    proc.stdin.drain()
+    assert proc.wait() == 0
+    assert proc.stdout.read() == "through stdin\n"
+    # The container has its own pid namespace: its processes see only each other.
+    code, out, _ = _run(sb, "sh", "-c", "ls /proc | grep -c '^[0-9]'")
+    assert code == 0 and int(out) <= 6
+
+
+def _host_pids_with(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _mounts_mentioning(text: str) -> list[str]:
+    """Mount table lines, of every process on the machine, that mention `text`."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines += [ln for ln in (entry / "mountinfo").read_text().splitlines() if text in ln]
+            except OSError:
+                continue
+    return lines
+
+
+def test_terminate_kills_everything_and_leaves_no_mount(
+    modal_emulator_rootfs: ModalEmulator, app_name: str
+) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    sb = _sandbox(app_name)
+    scratch = modal_emulator_rootfs.base_dir / sb.object_id
+    code, _, err = _run(
+        sb, "sh", "-c", f"python3 -c 'import time; time.sleep(600)' {marker} >/dev/null 2>&1 &"
+    )
+    assert code == 0, err
+    assert wait_for(lambda: len(_host_pids_with(marker)) == 1)
+    assert _mounts_mentioning(str(scratch))  # the overlay exists, in the container's namespace
+    assert not [ln for ln in Path("/proc/self/mountinfo").read_text().splitlines()
+                if str(scratch) in ln]  # and never in the host's
+    sb.terminate()
+    assert wait_for(lambda: not _host_pids_with(marker))
+    assert wait_for(lambda: not _mounts_mentioning(str(scratch)))
+    assert wait_for(lambda: not scratch.exists())
+
+
+def test_reset_ends_running_sandboxes_without_leftovers(
+    modal_emulator_rootfs: ModalEmulator, app_name: str
+) -> None:
+    sandboxes = [_sandbox(app_name) for _ in range(2)]
+    scratches = [modal_emulator_rootfs.base_dir / sb.object_id for sb in sandboxes]
+    assert all(s.exists() for s in scratches)
+    modal_emulator_rootfs.reset()
+    for scratch in scratches:
+        assert not _mounts_mentioning(str(scratch))
+        assert not scratch.exists()
