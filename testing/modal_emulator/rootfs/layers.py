@@ -157,6 +157,13 @@ def host_binds(scratch: Path) -> list[list[object]]:
     return binds
 
 
+def network_env() -> dict[str, str]:
+    """For build steps: tools with their own trust store (uv uses webpki roots) must trust the
+    CA bundle host_binds() puts in, because this machine reaches PyPI through an intercepting
+    proxy; on Modal those tools reach the internet directly. Not part of the image's ENV."""
+    return {"SSL_CERT_FILE": CONTAINER_CA_BUNDLE} if os.path.exists(HOST_CA_BUNDLE) else {}
+
+
 def container_env(state: LayerState, *overlays: Mapping[str, str]) -> dict[str, str]:
     """Image ENV, HOME=/root unless the image set it (Modal runs as root), then `overlays`."""
     env = {"HOME": "/root"}
@@ -234,6 +241,12 @@ class LayerBuilder:
         if kw in ("COPY", "ADD"):
             args = words(instr.rest, env)
             flags = [a for a in args if a.startswith("--")]
+            if kw == "COPY" and len(flags) == 1 and flags[0].startswith("--from="):
+                # uv_sync's `COPY --from=ghcr.io/astral-sh/uv:latest /uv /.uv/uv` (registry.py)
+                from . import registry
+
+                context = await asyncio.to_thread(registry.image_files, flags[0][len("--from="):])
+                args, flags = [a for a in args if a != flags[0]], []
             if flags:
                 raise DockerfileError(
                     f"modal emulator (rootfs) does not support {kw} {' '.join(flags)}"
@@ -252,7 +265,8 @@ class LayerBuilder:
 
             async def run(staged: Path) -> LayerState:
                 code = await self._in_container(
-                    parent, staged, {"argv": argv, "env": container_env(parent, build_env)}, log
+                    parent, staged,
+                    {"argv": argv, "env": container_env(parent, network_env(), build_env)}, log
                 )
                 if code != 0:
                     raise StepFailed(instr.rest, code)
