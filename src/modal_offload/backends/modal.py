@@ -47,7 +47,7 @@ from ..credentials import FIX, missing_reason
 from ..errors import BackendError, BackendUnavailable, OffloadError
 from ..fileio import exclusive
 from ..image.identity import known_built
-from . import _modal_image
+from . import _modal_build, _modal_image
 from . import _modal_records as records
 from ._base import Backend, Process, Session, SessionInfo, SessionSpec
 
@@ -300,18 +300,10 @@ def build_image(spec: SessionSpec) -> Any:
 
 
 def _built_image(spec: SessionSpec, app: Any) -> Any:
-    """Build (or find in Modal's cache) the image before creating the sandbox, so that a
-    first build shows its progress and logs on a terminal (`modal.enable_output()`, with
-    its stdout pointed at our stderr: the command's stdout stays the command's), and
-    concisely otherwise (the gateway says one line)."""
-    modal = _modal()
-    image = build_image(spec)
-    if not spec.build_output:
-        return image.build(app)
-    import sys
-
-    with modal.enable_output(), contextlib.redirect_stdout(sys.stderr):
-        return image.build(app)
+    """Built (or found in Modal's cache) before the sandbox is created; see _modal_build."""
+    image_hash = spec.image.hash if spec.image is not None else "base"
+    return _modal_build.build(_modal(), build_image(spec), app, show=spec.build_output,
+                              image_hash=image_hash)
 
 
 class ModalBackend(Backend):
