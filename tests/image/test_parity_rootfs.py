@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -174,3 +175,69 @@ def test_a_failing_build_says_which_step_and_why(
     log = said[-1].rsplit("build log: ", 1)[1]
     assert "no-such-package-modal-offload-xyz" in Path(log).read_text()
     assert "Traceback" not in out.stderr.decode()
+
+
+def test_fresh_clone_heavy_modal_gives_the_original_checksum(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    # What a newcomer has: the committed tree, nothing built, nothing installed remotely.
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", str(REPO), str(clone)],
+                   check=True, capture_output=True)
+    out = run(clone, env, "heavy", "--mode", "modal", "--payload", DEMO_PAYLOAD)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert (result["checksum"], result["execution"]) == (ORIGINAL_CHECKSUM, "modal")
+    shown = json.loads(run(clone, env, "env", "show", "--json").stdout)
+    assert [s["kind"] for s in shown["spec"]["steps"]] == ["pyproject"]  # its numpy, etc.
+
+
+def test_auto_heavy_falls_back_when_the_image_lacks_a_local_module(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, tmp_home: Path,
+        env: dict[str, str]) -> None:
+    # numpy is installed here but not declared by the workspace, so not in its image.
+    ws = make_workspace(tmp_path / "undeclared")
+    shutil.copy(REPO / "primary_compute.py", ws / "primary_compute.py")
+    payload = '{"iterations":200000,"workers":2}'
+    auto = run(ws, env, "heavy", "--mode", "auto", "--payload", payload)
+    assert auto.returncode == 0, auto.stderr
+    assert json.loads(auto.stdout)["execution"] == "local"
+    [said] = [n for n in notices(auto) if "running locally" in n]
+    assert "the remote image lacks the Python module 'numpy', which is installed here" in said
+    strict = run(ws, env, "heavy", "--mode", "modal", "--payload", payload)
+    assert strict.returncode == 4 and b"lacks the Python module 'numpy'" in strict.stderr
+
+
+def test_a_first_build_shows_its_log_on_a_terminal_and_keeps_stdout_clean(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    import pty
+
+    ws = make_workspace(tmp_path / "tty", files={"requirements.txt": "six==1.16.0\n"})
+    master, slave = pty.openpty()
+    terminal = bytearray()
+
+    def drain() -> None:  # concurrently: a full pty would block the build's output
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            terminal.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "modal_offload", "exec", "--", "python", "-c", "print(42)"],
+            cwd=ws, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=slave,
+            stdin=subprocess.DEVNULL, timeout=900)
+    finally:
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+    assert proc.returncode == 0 and proc.stdout == b"42\n"
+    text = bytes(terminal).decode(errors="replace")
+    # Modal's own build output: the steps (layers may come from the machine-wide cache).
+    assert "Building image im-" in text and "pip install -r /.requirements.txt" in text
+    assert "preparing the remote image" not in text  # the log itself says it
