@@ -107,7 +107,8 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
     report = gateway.run(argv, cwd_rel=".", env=remote_environment(os.environ,
                                                                    settings.forward_env),
                          streams=Streams(json.dumps(payload).encode(), collect, show_and_keep),
-                         sync_back=settings.sync_back, purpose="heavy")
+                         sync_back=settings.sync_back, purpose="heavy",
+                         progress=sys.stderr.isatty())
     if report.timed_out:
         error = BudgetExhausted if report.limited_by == "budget" else BackendError
         raise error(f"{settings.heavy_entry} {report.notices[-1]}",

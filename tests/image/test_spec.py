@@ -103,3 +103,27 @@ def test_unsupported_local_python_gets_the_nearest_with_a_notice() -> None:
     series, note = pyversion.choose(local="3.10")
     assert series == "3.11" and "3.10" in note and "3.11" in note
     assert pyversion.choose("3.9")[0] == "3.11"
+
+
+def test_bad_image_settings_name_their_source(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "w", '[image]\nenv = {"1BAD" = "x"}\n')
+    with pytest.raises(ConfigError, match="1BAD"):
+        config.load(ws)
+    make_workspace(ws, '[image]\npython = "three"\n')
+    with pytest.raises(ConfigError, match="Python series"):
+        config.load(ws)
+    make_workspace(ws, '[image]\nnode = false\n')
+    assert config.load(ws).image_node == "no"
+
+
+def test_a_failed_build_is_told_by_its_step_and_error() -> None:
+    from modal_offload.backends._modal_build import failure_line
+
+    log = ("Building image im-1\n\n=> Step 0: FROM base\n\n=> Step 1: RUN apt-get update\n"
+           "Get:1 http://deb.debian.org bookworm InRelease\n\n"
+           "=> Step 2: RUN apt-get install -y nosuchtool\nReading package lists...\n"
+           "\x1b[31mE: Unable to locate package nosuchtool\x1b[0m\n"
+           "Terminating task due to error: failed to run builder command\n")
+    assert failure_line(log) == ("RUN apt-get install -y nosuchtool",
+                                 "E: Unable to locate package nosuchtool")
+    assert failure_line("") == ("", "")
