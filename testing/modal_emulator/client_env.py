@@ -71,3 +71,20 @@ def is_client_var(name: str) -> bool:
     config = sys.modules.get("modal.config")
     settings: dict[str, object] = getattr(config, "_SETTINGS", None) or {}
     return name.startswith("MODAL_") and name[len("MODAL_") :].lower() in settings
+
+
+def forget_server_state() -> None:
+    """Drop what a loaded in-process client cached from the server it talked to before.
+
+    For switching one process between emulators (e.g. the host and rootfs modes): environments
+    are cached by name with the image builder version they carry (modal/_environments.py:624),
+    and the default image of `Sandbox.create` is one module-level object hydrated once with an
+    image id of the first server (modal/sandbox/_common.py:65, modal/app.py:63).
+    """
+    environments = sys.modules.get("modal._environments")
+    if environments is not None:
+        environments.ENVIRONMENT_CACHE.clear()
+    for name in ("modal.sandbox._common", "modal.app"):
+        module = sys.modules.get(name)
+        if module is not None:
+            setattr(module, "_default_image", module._Image.debian_slim())  # noqa: B010

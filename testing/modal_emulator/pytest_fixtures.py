@@ -27,13 +27,14 @@ mmdebstrap missing); CI sets CI_REQUIRE_ROOTFS=1 so that a skip there fails inst
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .client_env import is_client_var
+from .client_env import forget_server_state, is_client_var
 from .rootfs import unavailable_reason as rootfs_unavailable_reason
 from .server import ModalEmulator
 from .thread import EmulatorThread
@@ -69,7 +70,42 @@ def modal_emulator_rootfs_server(
             pytest.fail(f"CI_REQUIRE_ROOTFS=1 but {reason}")
         pytest.skip(reason)
     with EmulatorThread(tmp_path_factory.mktemp("modal-emulator-rootfs"), images="rootfs") as emu:
+        warm_up(emu)
         yield emu
+
+
+# Build debian_slim through the real client, so that on a fresh machine the one slow build (the
+# Debian root, then apt-get install build-essential: minutes) happens here, once; the first test
+# that sets this fixture up gets WARM_UP_TIMEOUT (see pytest_collection_modifyitems). Cached
+# machine-wide, it takes about a second.
+_WARM_UP = """
+import modal
+app = modal.App.lookup("modal-emulator-warm-up", create_if_missing=True)
+modal.Image.debian_slim().build(app)
+"""
+
+
+WARM_UP_TIMEOUT = 1800
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: the first test that will really run
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "modal_emulator_rootfs_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(WARM_UP_TIMEOUT))  # pytest-timeout's marker
+            return
+
+
+def warm_up(emu: EmulatorThread, timeout: float = WARM_UP_TIMEOUT - 60) -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _WARM_UP],
+        env=emu.subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if out.returncode != 0:
+        pytest.fail(f"rootfs warm-up build of debian_slim failed:\n{out.stderr[-3000:]}")
 
 
 @pytest.fixture
@@ -104,9 +140,8 @@ def point_client_at(emu: ModalEmulator, monkeypatch: pytest.MonkeyPatch) -> None
             # A client cached for another server (e.g. another emulator) would be reused.
             client_module._Client._client_from_env = None
     global _last_url
-    environments = sys.modules.get("modal._environments")
-    if environments is not None and _last_url != emu.url:
-        # Environments (and the image builder version they carry, which differs between the
-        # host and rootfs modes) are cached per process by name; drop another server's.
-        environments.ENVIRONMENT_CACHE.clear()
+    if _last_url != emu.url:
+        # Another emulator's environment (its image builder version differs between the host
+        # and rootfs modes) and default image must not be reused.
+        forget_server_state()
     _last_url = emu.url

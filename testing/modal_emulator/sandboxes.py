@@ -128,7 +128,8 @@ class Sandbox:
         cwd = self.workdir_path(workdir)
         if self.container is None:
             return argv, cwd
-        return self.container.exec_argv(argv, workdir or self.default_workdir), self.container.scratch
+        container_argv = self.container.exec_argv(argv, workdir or self.default_workdir)
+        return container_argv, self.container.scratch
 
     async def start(self) -> None:
         """Create the filesystem, start the entrypoint (if any) and arm the timeouts."""
@@ -163,7 +164,10 @@ class Sandbox:
             proc.signal_group(signal.SIGKILL)
         if self.container is not None:
             self.container.stop()
-            self._spawn(self.container.wait_stopped())  # removes its upper dir once it is gone
+            # /proc/<pid 1>/root is gone (and the pid may be reused): point at the scratch dir,
+            # which is removed once the container is gone.
+            self.root = self.record.root = self.container.scratch
+            self._spawn(self.container.wait_stopped())
         await self._idle_stdout.close()
         await self._idle_stderr.close()
         self.done.set()

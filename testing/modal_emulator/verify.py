@@ -10,9 +10,15 @@ fresh emulator, then reports:
   client release: it moved to a new RPC);
 * implemented RPCs the client no longer called (the other half of that symptom).
 
+Then the same for image mode ``rootfs`` (ROOTFS_CHECKS against a second emulator: an image
+layer builds and streams its log, a host-only binary is not found in a sandbox, numpy is missing
+until the image pip-installs it, a failing step fails the build), where this machine can run it
+(Linux, root, mmdebstrap); elsewhere it says rootfs mode was not verified and why, and with
+``--require-rootfs`` (or CI_REQUIRE_ROOTFS=1) that is a failure.
+
 Exit status is 0 only if every check passed and no unimplemented RPC was called. Run it after
 bumping `modal` and before trusting the emulator-based tests. To cover a new client path, add a
-function to CHECKS.
+function to CHECKS (or ROOTFS_CHECKS).
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .client_env import is_client_var
-from .server import PINNED_MODAL_VERSION, ModalEmulator
+from .client_env import forget_server_state, is_client_var
+from .rootfs import unavailable_reason as rootfs_unavailable_reason
+from .server import PINNED_MODAL_VERSION, ImageMode, ModalEmulator
 from .thread import EmulatorThread
 
 Check = Callable[[ModalEmulator, str], None]
@@ -262,28 +269,93 @@ CHECKS: list[Check] = [
 ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m testing.modal_emulator.verify")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="print tracebacks and RPC counts"
-    )
-    args = parser.parse_args(argv)
+def check_rootfs_layers(emu: ModalEmulator, app_name: str) -> None:
+    import modal
 
-    with EmulatorThread() as emu:
+    marker = uuid.uuid4().hex
+    image = modal.Image.debian_slim().run_commands(f"echo {marker} > /verify-marker")
+    sb = modal.Sandbox.create(app=_app(app_name), image=image, timeout=60)
+    out = sb.exec("cat", "/verify-marker").stdout.read()
+    _expect(out == f"{marker}\n", f"the RUN layer's file reads {out!r}")
+    _expect(emu.call_counts()["ImageJoinStreaming"] >= 1, "the build log was not streamed")
+    assert emu.rootfs is not None
+    logs = "".join(
+        entry.data for build in emu.rootfs.builds.builds.values() for entry in build.entries
+    )
+    _expect(f"RUN echo {marker}" in logs, "the build log lacks the RUN step")
+    sb.terminate()
+
+
+def check_rootfs_isolation(emu: ModalEmulator, app_name: str) -> None:
+    import modal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tool = Path(tmp) / "host-only-tool"
+        tool.write_text("#!/bin/sh\necho host\n")
+        tool.chmod(0o755)
+        sb = modal.Sandbox.create(app=_app(app_name), timeout=60)
+        proc = sb.exec(str(tool))
+        _expect(proc.wait() == 127, "a host-only binary ran inside the sandbox")
+        proc = sb.exec("sh", "-c", "command -v rsync git zsh; test -e " + sys.executable)
+        _expect(proc.wait() == 1, f"host tools or the host venv are visible: {proc.stdout.read()}")
+        sb.terminate()
+
+
+def check_rootfs_pip_install(emu: ModalEmulator, app_name: str) -> None:
+    import modal
+
+    bare = modal.Sandbox.create(app=_app(app_name), timeout=60)
+    _expect(bare.exec("python", "-c", "import numpy").wait() == 1, "numpy without installing it")
+    bare.terminate()
+    image = modal.Image.debian_slim().pip_install("numpy")
+    sb = modal.Sandbox.create(app=_app(app_name), image=image, timeout=60)
+    _expect(sb.exec("python", "-c", "import numpy").wait() == 0, "pip_install('numpy') missing")
+    sb.terminate()
+
+
+def check_rootfs_build_failure(emu: ModalEmulator, app_name: str) -> None:
+    import modal
+    import modal.exception
+
+    image = modal.Image.debian_slim().apt_install("no-such-package-modal-emulator")
+    try:
+        modal.Sandbox.create(app=_app(app_name), image=image, timeout=60)
+    except modal.exception.ImageBuildError:
+        pass
+    else:
+        raise AssertionError("an unknown apt package did not fail the build")
+
+
+ROOTFS_CHECKS: list[Check] = [
+    check_rootfs_layers,
+    check_rootfs_isolation,
+    check_rootfs_pip_install,
+    check_rootfs_build_failure,
+]
+
+
+def _point_client_at(emu: EmulatorThread) -> None:
+    """Point the in-process client at `emu`, before or after `modal` was imported."""
+    for name in [n for n in os.environ if is_client_var(n)]:
+        del os.environ[name]
+    os.environ.update({k: v for k, v in emu.env().items() if k != "HOME"})
+    client_module = sys.modules.get("modal.client")
+    if client_module is not None:
+        client_module._Client._client_from_env = None
+    forget_server_state()
+
+
+def _run_checks(
+    images: ImageMode, checks: list[Check], verbose: bool
+) -> tuple[int, list[str], set[str]]:
+    """Run `checks` against a fresh emulator: (failures, unimplemented RPCs called, RPCs called)."""
+    with EmulatorThread(images=images) as emu:
         # Point the in-process client at the emulator *before* importing modal: its config
         # module reads MODAL_CONFIG_PATH at import time.
-        for name in [n for n in os.environ if is_client_var(n)]:
-            del os.environ[name]
-        os.environ.update({k: v for k, v in emu.env().items() if k != "HOME"})
-        import modal
-
-        version = modal.__version__
-        print(f"modal client {version} (emulator pinned to {PINNED_MODAL_VERSION})")
-        if version != PINNED_MODAL_VERSION:
-            print("  note: not the pinned version; the results below tell whether that matters")
+        _point_client_at(emu)
         app_name = f"verify-{uuid.uuid4().hex[:8]}"
         failures = 0
-        for check in CHECKS:
+        for check in checks:
             start = time.monotonic()
             try:
                 check(emu.emulator, app_name)
@@ -291,19 +363,54 @@ def main(argv: list[str] | None = None) -> int:
                 failures += 1
                 took = time.monotonic() - start
                 print(f"FAIL {check.__name__} ({took:.1f}s): {type(exc).__name__}: {exc}")
-                if args.verbose:
+                if verbose:
                     traceback.print_exc()
             else:
                 print(f"ok   {check.__name__} ({time.monotonic() - start:.1f}s)")
-
         counts = emu.emulator.call_counts()
-        missing = sorted(set(emu.emulator.unimplemented_calls()))
-        implemented = _implemented_rpcs()
-        unused = sorted(implemented - set(counts) - _OPTIONAL_RPCS)
-        if args.verbose:
+        if verbose:
             print("RPC calls:", ", ".join(f"{name}={n}" for name, n in sorted(counts.items())))
-        print(f"unimplemented RPCs called: {', '.join(missing) if missing else 'none'}")
-        print(f"implemented RPCs not called: {', '.join(unused) if unused else 'none'}")
+        return failures, sorted(set(emu.emulator.unimplemented_calls())), set(counts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m testing.modal_emulator.verify")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="print tracebacks and RPC counts"
+    )
+    parser.add_argument(
+        "--require-rootfs",
+        action="store_true",
+        default=os.environ.get("CI_REQUIRE_ROOTFS") == "1",
+        help="fail if image mode rootfs cannot be verified on this machine",
+    )
+    args = parser.parse_args(argv)
+
+    # modal.config reads its TOML file when first imported: make that an empty one, never
+    # ~/.modal.toml. Each emulator then points the client at itself through the environment.
+    for name in [n for n in os.environ if is_client_var(n)]:
+        del os.environ[name]
+    os.environ["MODAL_CONFIG_PATH"] = os.devnull
+    import modal
+
+    version = modal.__version__
+    print(f"modal client {version} (emulator pinned to {PINNED_MODAL_VERSION})")
+    if version != PINNED_MODAL_VERSION:
+        print("  note: not the pinned version; the results below tell whether that matters")
+    failures, missing, called = _run_checks("host", CHECKS, args.verbose)
+    unused = sorted(_implemented_rpcs() - called - _OPTIONAL_RPCS)
+    reason = rootfs_unavailable_reason()
+    if reason is None:
+        print("image mode rootfs:")
+        rootfs_failures, rootfs_missing, _ = _run_checks("rootfs", ROOTFS_CHECKS, args.verbose)
+        failures += rootfs_failures
+        missing = sorted(set(missing) | set(rootfs_missing))
+    else:
+        print(f"image mode rootfs NOT verified: {reason}")
+        if args.require_rootfs:
+            failures += 1
+    print(f"unimplemented RPCs called: {', '.join(missing) if missing else 'none'}")
+    print(f"implemented RPCs not called: {', '.join(unused) if unused else 'none'}")
     ok = failures == 0 and not missing
     print("VERIFIED" if ok else "NOT VERIFIED")
     return 0 if ok else 1

@@ -2,7 +2,9 @@
 
 Each case drives the real CLI as a subprocess in a fresh workspace. The `backend` fixture
 yields the environment that selects a backend: `local` (scratch-folder sandbox) and
-`modal` (the real `modal` client against testing/modal_emulator).
+`modal` (the real `modal` client against testing/modal_emulator), and `modal-rootfs` (the same
+with the emulator in image mode rootfs: the product's real image, isolated sandboxes; skipped
+where rootfs mode cannot run, never in CI).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from tests.helpers import make_workspace
 from tests.host.helpers import stop_hosts
 
-BACKENDS = ["local", "modal", "host"]
+BACKENDS = ["local", "modal", "host", "modal-rootfs"]
 
 
 @dataclass
@@ -40,7 +42,9 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         yield Target("host", env, ws)
         stop_hosts(request.getfixturevalue("tmp_home"))
         return
-    emulator = request.getfixturevalue("modal_emulator")
+    rootfs = request.param == "modal-rootfs"
+    emulator = request.getfixturevalue("modal_emulator_rootfs" if rootfs else "modal_emulator")
     # The test's own HOME stays (ledger, state); only the client is pointed at the emulator.
     env.update({k: v for k, v in emulator.env().items() if k != "HOME"})
+    env["MODAL_OFFLOAD_BACKEND"] = "modal"
     yield Target("modal", env, ws, emulator)

@@ -20,8 +20,10 @@ def test_rootfs_mode_is_available_where_ci_requires_it() -> None:
     reason = unavailable_reason()
     if os.environ.get("CI_REQUIRE_ROOTFS") == "1":
         assert reason is None, reason
-    able = sys.platform == "linux" and os.geteuid() == 0 and all(
-        shutil.which(t) for t in ("mmdebstrap", "unshare", "nsenter", "chroot")
+    able = (
+        sys.platform == "linux"
+        and os.geteuid() == 0
+        and all(shutil.which(t) for t in ("mmdebstrap", "unshare", "nsenter", "chroot"))
     )
     assert (reason is None) == able, reason
 
@@ -31,10 +33,11 @@ def _create(app_name: str, image: modal.Image) -> modal.Sandbox:
     return modal.Sandbox.create(app=app, image=image)
 
 
-def _out(sb: modal.Sandbox, *argv: str, **kwargs: object) -> str:
-    proc = sb.exec(*argv, **kwargs)  # type: ignore[arg-type]
+def _out(sb: modal.Sandbox, *argv: str, env: dict[str, str | None] | None = None) -> str:
+    proc = sb.exec(*argv, env=env)
     assert proc.wait() == 0, proc.stderr.read()
-    return proc.stdout.read()
+    out: str = proc.stdout.read()
+    return out
 
 
 def test_a_failing_apt_step_fails_the_build_as_on_modal(
@@ -56,7 +59,7 @@ def test_a_failing_pip_step_fails_the_build(
     modal_emulator_rootfs: ModalEmulator, app_name: str
 ) -> None:
     image = modal.Image.debian_slim().pip_install("no-such-package-modal-emu")
-    with pytest.raises(modal.exception.ImageBuildError, match="Image build for im-.* failed"):
+    with pytest.raises(modal.exception.ImageBuildError, match=r"Image build for im-.* failed"):
         _create(app_name, image)
 
 

@@ -9,19 +9,18 @@ import uuid
 from pathlib import Path
 
 import modal
-import pytest
 
 from testing.modal_emulator import ModalEmulator
 from tests.host.helpers import wait_for
 
 
-def _sandbox(app_name: str, image: modal.Image | None = None, **kwargs: object) -> modal.Sandbox:
+def _sandbox(app_name: str, image: modal.Image | None = None) -> modal.Sandbox:
     app = modal.App.lookup(app_name, create_if_missing=True)
-    return modal.Sandbox.create(app=app, image=image or modal.Image.debian_slim(), **kwargs)  # type: ignore[arg-type]
+    return modal.Sandbox.create(app=app, image=image or modal.Image.debian_slim())
 
 
-def _run(sb: modal.Sandbox, *argv: str, **kwargs: object) -> tuple[int, str, str]:
-    proc = sb.exec(*argv, **kwargs)  # type: ignore[arg-type]
+def _run(sb: modal.Sandbox, *argv: str, workdir: str | None = None) -> tuple[int, str, str]:
+    proc = sb.exec(*argv, workdir=workdir)
     code = proc.wait()
     return code, proc.stdout.read(), proc.stderr.read()
 
@@ -152,8 +151,9 @@ def test_terminate_kills_everything_and_leaves_no_mount(
     assert code == 0, err
     assert wait_for(lambda: len(_host_pids_with(marker)) == 1)
     assert _mounts_mentioning(str(scratch))  # the overlay exists, in the container's namespace
-    assert not [ln for ln in Path("/proc/self/mountinfo").read_text().splitlines()
-                if str(scratch) in ln]  # and never in the host's
+    assert not [
+        ln for ln in Path("/proc/self/mountinfo").read_text().splitlines() if str(scratch) in ln
+    ]  # and never in the host's
     sb.terminate()
     assert wait_for(lambda: not _host_pids_with(marker))
     assert wait_for(lambda: not _mounts_mentioning(str(scratch)))
@@ -170,3 +170,14 @@ def test_reset_ends_running_sandboxes_without_leftovers(
     for scratch in scratches:
         assert not _mounts_mentioning(str(scratch))
         assert not scratch.exists()
+
+
+def test_a_sandbox_reaches_pypi_and_keeps_what_it_installs(
+    modal_emulator_rootfs: ModalEmulator, app_name: str
+) -> None:
+    # As on Modal: the network is open, and installs persist for the sandbox's lifetime only.
+    sb = _sandbox(app_name)
+    code, _, err = _run(sb, "pip", "install", "--quiet", "--root-user-action=ignore", "six")
+    assert code == 0, err
+    assert _run(sb, "python", "-c", "import six")[0] == 0
+    assert _run(_sandbox(app_name), "python", "-c", "import six")[0] == 1

@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from testing.modal_emulator.client_env import is_client_var
 
 REPO = Path(__file__).resolve().parents[2]
@@ -73,6 +75,8 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
             server.stdout.close()
 
 
+# Also verifies image mode rootfs, which on a fresh machine first builds debian_slim (minutes).
+@pytest.mark.timeout(1800)
 def test_verify_script_passes_for_the_pinned_client() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "testing.modal_emulator.verify"],
@@ -80,7 +84,7 @@ def test_verify_script_passes_for_the_pinned_client() -> None:
         env=_clean_env(),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=1700,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "unimplemented RPCs called: none" in result.stdout

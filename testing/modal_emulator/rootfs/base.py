@@ -1,4 +1,4 @@
-"""The base layer: `FROM python:X.Y[.Z]-slim-<codename>` as a real Debian root from Debian's packages.
+"""The base layer: `FROM python:X.Y[.Z]-slim-<codename>` as a real Debian root (Debian packages).
 
 `Image.debian_slim()` sends `FROM python:{version}-slim-{codename}` (modal/_image.py ~2812; the
 codename comes from modal/builder/base-images.json: bookworm for builder 2025.06). The emulator
@@ -56,7 +56,9 @@ class BaseSpec:
             "mirror": MIRROR,
             "customize": CUSTOMIZE,
         }
-        return "base-" + hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
+        return (
+            "base-" + hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:24]
+        )
 
     def mmdebstrap_argv(self, target: str) -> list[str]:
         return [
@@ -78,7 +80,7 @@ def parse_from(ref: str) -> BaseSpec:
     if not match:
         raise DockerfileError(
             f"modal emulator (rootfs) cannot build FROM {ref}: only {supported} "
-            "(Image.debian_slim(python_version=\"3.11\")) is available"
+            '(Image.debian_slim(python_version="3.11")) is available'
         )
     series = f"{match.group(1)}.{match.group(2)}"
     codename = match.group(3)
@@ -86,6 +88,6 @@ def parse_from(ref: str) -> BaseSpec:
         raise DockerfileError(
             f"modal emulator (rootfs) cannot build FROM {ref}: Python {series} on {codename} "
             f"is not available; supported: {supported} "
-            "(use Image.debian_slim(python_version=\"3.11\"))"
+            '(use Image.debian_slim(python_version="3.11"))'
         )
     return BaseSpec(codename, series)

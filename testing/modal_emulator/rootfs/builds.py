@@ -68,7 +68,9 @@ class ImageBuilds:
         self.builds: dict[str, ImageBuild] = {}
         self.definitions: dict[str, api_pb2.Image] = {}
 
-    def request(self, image: ImageRecord, definition: api_pb2.Image) -> api_pb2.GenericResult | None:
+    def request(
+        self, image: ImageRecord, definition: api_pb2.Image
+    ) -> api_pb2.GenericResult | None:
         """Start the image's build unless it is built or building; its result if finished.
 
         A failed build is retried on the next request, as Modal does not cache failures.

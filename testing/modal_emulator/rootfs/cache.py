@@ -56,10 +56,15 @@ class LayerCache:
         self.tmp = self.root / "tmp"
 
     def prepare(self) -> None:
-        """Create the directories (0755) and check that they are ours alone."""
+        """Create the directories (0755), check that they are ours alone, and delete what a
+        builder that died mid-build left in tmp/ (a staging dir whose layer lock nobody holds)."""
         for path in (self.root, self.layers, self.locks, self.tmp):
             path.mkdir(mode=0o755, parents=True, exist_ok=True)
             _check_owned(path)
+        for staged in self.tmp.iterdir():
+            layer_id = staged.name.split(".", 1)[0]
+            if not self.is_locked(layer_id):
+                shutil.rmtree(staged, ignore_errors=True)
 
     def layer_dir(self, layer_id: str) -> Path:
         return self.layers / layer_id

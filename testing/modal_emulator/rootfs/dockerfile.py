@@ -18,7 +18,7 @@ _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))"
 
 
 class DockerfileError(ValueError):
-    """An instruction the emulator cannot apply (one line, said to the client as the build error)."""
+    """An instruction the emulator cannot apply (one line: the build error the client shows)."""
 
 
 @dataclass(frozen=True)

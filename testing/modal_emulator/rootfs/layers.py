@@ -27,6 +27,10 @@ from typing import Any
 from . import base as base_image
 from .cache import LayerCache
 from .dockerfile import DockerfileError, Instruction, env_pairs, exec_form, words
+from .uv import binary_from as uv_binary_from
+from .uv import download_argv as uv_download_argv
+from .uv import scratch_dir as uv_scratch_dir
+from .uv import uv_tag
 
 NSINIT = str(Path(__file__).with_name("nsinit.py"))
 # Files of this machine every container needs to reach PyPI and Debian here: the resolver and
@@ -157,16 +161,14 @@ def host_binds(scratch: Path) -> list[list[object]]:
     return binds
 
 
-def network_env() -> dict[str, str]:
-    """For build steps: tools with their own trust store (uv uses webpki roots) must trust the
-    CA bundle host_binds() puts in, because this machine reaches PyPI through an intercepting
-    proxy; on Modal those tools reach the internet directly. Not part of the image's ENV."""
-    return {"SSL_CERT_FILE": CONTAINER_CA_BUNDLE} if os.path.exists(HOST_CA_BUNDLE) else {}
+# Tools with their own CA roots (uv) must trust the bound bundle too, or nothing reaches PyPI
+# through an intercepting proxy. The one variable the emulator adds that Modal does not.
+NETWORK_ENV = {"SSL_CERT_FILE": CONTAINER_CA_BUNDLE}
 
 
 def container_env(state: LayerState, *overlays: Mapping[str, str]) -> dict[str, str]:
-    """Image ENV, HOME=/root unless the image set it (Modal runs as root), then `overlays`."""
-    env = {"HOME": "/root"}
+    """HOME=/root (Modal runs as root) and NETWORK_ENV, image ENV, then `overlays`."""
+    env = {"HOME": "/root", **NETWORK_ENV}
     env.update(state.env_dict())
     for extra in overlays:
         env.update(extra)
@@ -187,7 +189,9 @@ class LayerBuilder:
         layer_id = spec.layer_id
 
         async def build(staged: Path) -> LayerState:
-            await log(f"Building the Debian {spec.codename} root with mmdebstrap (once per machine)\n")
+            await log(
+                f"Building the Debian {spec.codename} root with mmdebstrap (once per machine)\n"
+            )
             root = staged / "diff"
             await self._stream([*spec.mmdebstrap_argv(str(root))], log, "mmdebstrap")
             env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
@@ -205,7 +209,9 @@ class LayerBuilder:
                 python_version=version,
             )
 
-        return await self._materialize(layer_id, f"FROM python:{spec.series}-slim-{spec.codename}", log, build)
+        return await self._materialize(
+            layer_id, f"FROM python:{spec.series}-slim-{spec.codename}", log, build
+        )
 
     # ---------------------------------------------------------------------------------- steps
 
@@ -236,37 +242,45 @@ class LayerBuilder:
                 raise DockerfileError(f"WORKDIR takes one path, got {instr.rest!r}")
             workdir = posixpath.normpath(posixpath.join(parent.workdir, args[0]))
             layer_id = _digest(parent.layer_id, instr.text)
-            state = await self._copy_step(parent, layer_id, instr, {workdir: None}, log)
+
+            async def directory() -> Mapping[str, tuple[bytes, int] | None]:
+                return {workdir: None}
+
+            state = await self._copy_step(parent, layer_id, instr, directory, log)
             return replace(state, workdir=workdir)
         if kw in ("COPY", "ADD"):
             args = words(instr.rest, env)
             flags = [a for a in args if a.startswith("--")]
-            if kw == "COPY" and len(flags) == 1 and flags[0].startswith("--from="):
-                # uv_sync's `COPY --from=ghcr.io/astral-sh/uv:latest /uv /.uv/uv` (registry.py)
-                from . import registry
-
-                context = await asyncio.to_thread(registry.image_files, flags[0][len("--from="):])
-                args, flags = [a for a in args if a != flags[0]], []
-            if flags:
-                raise DockerfileError(
-                    f"modal emulator (rootfs) does not support {kw} {' '.join(flags)}"
-                )
+            args = [a for a in args if not a.startswith("--")]
             if len(args) < 2:
                 raise DockerfileError(f"{kw} needs a source and a destination: {instr.text!r}")
             dest = args[-1]
             if not dest.startswith("/"):
                 dest = posixpath.join(parent.workdir, dest) + ("/" if dest.endswith("/") else "")
+            tag = uv_tag(flags[0]) if len(flags) == 1 else None
+            if tag is not None and args[:-1] == ["/uv"]:
+                layer_id = _digest(parent.layer_id, instr.text)
+                return await self._copy_step(
+                    parent, layer_id, instr, lambda: self._uv_binary(tag, dest, log), log
+                )
+            if flags:
+                raise DockerfileError(
+                    f"modal emulator (rootfs) does not support {kw} {' '.join(flags)}"
+                )
             files: dict[str, tuple[bytes, int] | None] = dict(context.select(args[:-1], dest))
             layer_id = _digest(parent.layer_id, instr.text, context.digest())
-            return await self._copy_step(parent, layer_id, instr, files, log)
+
+            async def selected() -> Mapping[str, tuple[bytes, int] | None]:
+                return files
+
+            return await self._copy_step(parent, layer_id, instr, selected, log)
         if kw == "RUN":
             argv = exec_form(instr.rest) or ["/bin/sh", "-c", instr.rest]
             layer_id = _digest(parent.layer_id, instr.text)
 
             async def run(staged: Path) -> LayerState:
                 code = await self._in_container(
-                    parent, staged,
-                    {"argv": argv, "env": container_env(parent, network_env(), build_env)}, log
+                    parent, staged, {"argv": argv, "env": container_env(parent, build_env)}, log
                 )
                 if code != 0:
                     raise StepFailed(instr.rest, code)
@@ -280,15 +294,15 @@ class LayerBuilder:
         parent: LayerState,
         layer_id: str,
         instr: Instruction,
-        files: Mapping[str, tuple[bytes, int] | None],
+        files: Callable[[], Awaitable[Mapping[str, tuple[bytes, int] | None]]],
         log: LogFn,
     ) -> LayerState:
-        """Place `files` (None: a directory) into the root from inside the container."""
+        """Place `files()` (None: a directory) into the root from inside the container."""
 
         async def copy(staged: Path) -> LayerState:
             payload = staged / "payload"
             payload.mkdir()
-            for path, data in files.items():
+            for path, data in (await files()).items():
                 target = payload / posixpath.normpath(path).lstrip("/")
                 if data is None:
                     target.mkdir(parents=True, exist_ok=True)
@@ -304,6 +318,14 @@ class LayerBuilder:
             return self._child_state(parent, layer_id, staged)
 
         return await self._materialize(layer_id, instr.text, log, copy)
+
+    async def _uv_binary(
+        self, tag: str, dest: str, log: LogFn
+    ) -> Mapping[str, tuple[bytes, int] | None]:
+        with uv_scratch_dir() as tmp:
+            await log(f"Fetching uv {tag} from PyPI (the binary of ghcr.io/astral-sh/uv:{tag})\n")
+            await self._stream(uv_download_argv(tag, Path(tmp)), log, "pip download uv")
+            return {dest: (uv_binary_from(Path(tmp)), 0o755)}
 
     def _child_state(self, parent: LayerState, layer_id: str, staged: Path) -> LayerState:
         has_files = any((staged / "diff").iterdir())
@@ -375,7 +397,7 @@ class LayerBuilder:
     async def _stream(
         self, argv: list[str], log: LogFn, label: str | None, env: Mapping[str, str] | None = None
     ) -> int:
-        """Run `argv`, streaming its merged output into the build log; raise if `label` and it fails."""
+        """Run `argv`, output streamed to the build log; raise if `label` is set and it fails."""
         proc = await asyncio.create_subprocess_exec(
             *argv,
             stdin=subprocess.DEVNULL,
@@ -395,5 +417,7 @@ class LayerBuilder:
             await proc.wait()
             raise
         if label is not None and code != 0:
-            raise DockerfileError(f"modal emulator (rootfs): {label} failed with exit status {code}")
+            raise DockerfileError(
+                f"modal emulator (rootfs): {label} failed with exit status {code}"
+            )
         return code

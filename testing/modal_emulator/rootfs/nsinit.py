@@ -141,7 +141,9 @@ def _copy_in(source_fd: int) -> None:
             src = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
             try:
                 mode = os.fstat(src).st_mode & 0o7777
-                dst = os.open(os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+                dst = os.open(
+                    os.path.join(target, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode
+                )
                 try:
                     while chunk := os.read(src, 1 << 20):
                         os.write(dst, chunk)
