@@ -21,6 +21,12 @@ def current(ws: Path) -> spec.ImageSpec:
     return cache.current(ws, config.load(ws))
 
 
+def step(image: spec.ImageSpec, kind: str) -> spec.Step:
+    found = image.step(kind)
+    assert found is not None, kind
+    return found
+
+
 def kinds(image: spec.ImageSpec) -> list[str]:
     return [s.kind for s in image.steps]
 
@@ -32,7 +38,7 @@ def test_first_declared_dependency_file_wins(tmp_path: Path) -> None:
     assert kinds(current(ws)) == ["requirements"]
     (ws / "uv.lock").write_text("version = 1\n")
     image = current(ws)
-    assert kinds(image) == ["uv_sync"] and image.step("uv_sync").files == ("pyproject.toml",
+    assert kinds(image) == ["uv_sync"] and step(image, "uv_sync").files == ("pyproject.toml",
                                                                              "uv.lock")
     calls = [c[0] for c in _modal_image.calls(image, ws)]
     assert calls == ["debian_slim", "pip_install", "uv_sync", "run_commands",
@@ -50,7 +56,7 @@ def test_config_lists_files_and_image_keys(tmp_path: Path) -> None:
     image = current(ws)
     assert image.python == "3.12"
     assert kinds(image) == ["apt", "node", "requirements", "pip", "commands", "env"]
-    assert image.step("requirements").args == ("numpy", "pandas", "pytest")
+    assert step(image, "requirements").args == ("numpy", "pandas", "pytest")
     assert any("-e ." in n for n in image.notes)  # dropped, and said so
     flat = _modal_image.calls(image, ws)[5][1][0]  # the flattened requirements file
     assert Path(flat).read_text() == "numpy\npandas\npytest\n"
@@ -65,8 +71,8 @@ def test_original_env_names_still_shape_the_image(tmp_path: Path,
     monkeypatch.setenv("MODAL_APT_PACKAGES", "git curl")
     monkeypatch.setenv("MODAL_PIP_PACKAGES", "requests")
     image = current(ws)
-    assert image.step("apt").args == ("git", "curl")
-    assert image.step("pip").args == ("requests",)
+    assert step(image, "apt").args == ("git", "curl")
+    assert step(image, "pip").args == ("requests",)
 
 
 def test_hash_follows_what_the_image_holds_not_cosmetics(tmp_path: Path) -> None:
@@ -89,7 +95,7 @@ def test_same_size_same_mtime_edit_is_still_seen(tmp_path: Path) -> None:
     req.write_text("numpy==2.0.0\n")  # same size
     os.utime(req, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old mtime: ctime moves
     second = current(ws)
-    assert second.step("requirements").args == ("numpy==2.0.0",)
+    assert step(second, "requirements").args == ("numpy==2.0.0",)
     assert second.hash != first.hash
 
 
