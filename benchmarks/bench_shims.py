@@ -8,6 +8,8 @@
    local sandbox backend: that p50 rides on ~250 ms of sync and process start, so its
    difference is mostly machine noise, and it is printed without a verdict.
 3. A shim stepping aside (MODAL_OFFLOAD_BYPASS=1) vs the real binary; target: <= 3 ms.
+4. Shell start: finding and trusting the workspace's shims (issue 13: the registry lookup and
+   one `find` over the folder) vs a start with no shims to find; target: <= 15 ms.
 
 Runs in a throwaway HOME and workspace; p50 of RUNS interleaved runs each.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from _common import p50, report, timed
 
+from modal_offload.install import trust
 from modal_offload.install.shims import render_shim
 
 RUNS = 25
@@ -89,6 +92,10 @@ def main() -> int:
                   [CLI, "exec", "--", "true"], [str(shims / "true")], ws, env, env, None),
             _pair("shim stepping aside (bypass) vs real true", [real_true],
                   [str(shims / "true")], ws, env, dict(env, MODAL_OFFLOAD_BYPASS="1"), 3),
+            _pair("shell start: trusted shims found vs none to find",
+                  ["sh", "-c", f'. "{trust.TEMPLATE}"; _mo_find_shims /'],
+                  ["sh", "-c", f'. "{trust.TEMPLATE}"; _mo_find_shims "$PWD"; '
+                   '[ -n "$_mo_found" ]'], ws, env, env, 15),
         ]
     return 0 if all(results) else 1
 

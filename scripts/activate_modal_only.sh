@@ -2,7 +2,8 @@
 # Source me in bash or zsh:   source ./scripts/activate_modal_only.sh
 # Puts the workspace's .modal-shims first on PATH, so most commands run remotely;
 # `deactivate_modal_only` restores PATH exactly. Install the shims first:
-# ./scripts/install_modal_shims.sh (or `modal-offload shims install`).
+# ./scripts/install_modal_shims.sh (or `modal-offload shims install`): only folders that
+# command recorded for you activate (issue 13), never one a repository or archive brought.
 if [ -n "${BASH_VERSION:-}" ]; then
   eval '_mo_self=${BASH_SOURCE[0]}'
 elif [ -n "${ZSH_VERSION:-}" ]; then
@@ -15,7 +16,12 @@ _mo_repo=$(CDPATH= cd -- "$(dirname -- "$_mo_self")/.." && pwd)
 # The workspace is the one we are in; from elsewhere, this repo itself.
 _mo_find_shims "${PWD:-}"
 if [ -z "$_mo_found" ] && [ -f "$_mo_repo/.modal-shims/.modal-offload-shims" ]; then
-  _mo_found=$_mo_repo/.modal-shims
+  if _mo_trust "$_mo_repo/.modal-shims"; then
+    _mo_found=$_mo_repo/.modal-shims
+  else
+    _mo_untrusted "$_mo_repo/.modal-shims"
+  fi
+  unset _mo_why
 fi
 if [ -n "$_mo_found" ]; then
   _mo_activate "$_mo_found"

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from modal_offload.installation import Step, fix
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -47,3 +49,14 @@ def spawn_cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None,
     return subprocess.Popen([sys.executable, "-m", "modal_offload", *args], cwd=cwd,
                             env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
                             stderr=stderr, stdin=subprocess.DEVNULL)
+
+
+def install_hint(step: Step, cwd: Path) -> bytes:
+    """What `installation.fix(step)` tells a CLI process of this environment running in `cwd`
+    (inside our repository a Makefile door, elsewhere a command that runs from there)."""
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return fix(step).encode()
+    finally:
+        os.chdir(old)

@@ -99,7 +99,7 @@ def test_no_local_fallback_gets_its_own_exit_code(tmp_home: Path) -> None:
     (("--payload", '{"iterations": -4}'), "iterations"),
     (("--payload", '{"iterations": 2.5}'), "iterations"),
     (("--payload", '{"workers": 0}'), "workers"),
-    (("--mode", "turbo", "--payload", "{}"), "unknown mode"),
+    (("--mode", "turbo", "--payload", "{}"), "invalid choice: 'turbo'"),
     (("--payload-file", "/nonexistent/payload.json"), "cannot read payload file"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_home: Path, args: tuple[str, ...], needle: str) -> None:

@@ -70,3 +70,25 @@ def test_owned_files_keep_a_foreign_file_as_legacy(tmp_path: Path) -> None:
     assert path.read_text() == "#!/bin/sh\necho user's own\n"
     assert owned.check(path, text) is blocks.Status.FOREIGN
     assert not owned.remove(path)  # never removes what is not ours
+
+
+@settings(max_examples=80, deadline=None)
+@given(original=st.one_of(st.none(), st.text(alphabet="ab #>\n", max_size=40)),
+       order=st.permutations(["routing", "completion", "third"]),
+       removal=st.permutations(["routing", "completion", "third"]))
+def test_several_blocks_removed_in_any_order_are_byte_identical(
+        tmp_path_factory: pytest.TempPathFactory, original: str | None, order: list[str],
+        removal: list[str]) -> None:
+    # shell-bootstrap puts its routing and completion blocks in the same rc files: whichever
+    # was added first (and so carries `created` / `nl`), any removal order restores the file.
+    path = tmp_path_factory.mktemp("rc") / ".zshrc"
+    if original is not None:
+        path.write_bytes(original.encode())
+    for name in order:
+        assert blocks.install(path, name, f"echo {name}")
+    for name in removal:
+        assert blocks.uninstall(path, name)
+    if original is None:
+        assert not path.exists()
+    else:
+        assert path.read_bytes() == original.encode()

@@ -11,7 +11,7 @@ import os
 import sys
 
 from . import __version__
-from .errors import OffloadError
+from .errors import BROKEN_PIPE_EXIT, INTERNAL_EXIT, INTERRUPTED_EXIT, OffloadError
 
 # Type-only imports, and argparse/traceback imported where used: `exec` through the session
 # host never builds the parser, and typing + argparse + traceback cost ~15 ms on every
@@ -20,7 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
-    from typing import Any
+    from typing import Any, NoReturn
 
     Handler = Callable[[argparse.Namespace], int]
 
@@ -41,24 +41,40 @@ def _call(module: str, func: str, **fixed: Any) -> Handler:
 
 def _add_usage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("usage", help="show, reset or add to today's remote minutes")
-    acts = p.add_subparsers(dest="action", required=True)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     show = acts.add_parser("show", help="today's used, budget, remaining and the last 7 days")
-    show.add_argument("--json", action="store_true", dest="as_json")
+    show.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
     show.set_defaults(handler=_call("usage", "show"))
     reset = acts.add_parser("reset", help="zero today's usage (moves a corrupt ledger aside)")
     reset.set_defaults(handler=_call("usage", "reset"))
     add = acts.add_parser("add", help="record minutes spent on Modal outside this tool")
     add.add_argument("minutes", help="minutes (>= 0)")
-    add.add_argument("--note", default=None)
+    add.add_argument("--note", default=None, help="a note kept with the entry in the ledger")
     add.set_defaults(handler=_call("usage", "add"))
 
 
+_JSON_HELP = "print JSON instead of text"
+
+
+def _add_backend(p: argparse.ArgumentParser) -> None:
+    from .config import BACKENDS
+
+    p.add_argument("--backend", default=None, choices=BACKENDS,
+                   help="where sessions run: modal, or local (a scratch folder on this "
+                        "machine); default MODAL_OFFLOAD_BACKEND, else modal")
+
+
 def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .config import HEAVY_MODES as MODES
+
     p = sub.add_parser("heavy", help="run do_heavy_stuff(payload) remotely or locally")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--payload", default=None, help="JSON object")
-    src.add_argument("--payload-file", default=None, help="file holding the JSON object")
-    p.add_argument("--mode", default=None, help="auto (default), modal or local")
+    src.add_argument("--payload", default=None, help="the payload, a JSON object")
+    src.add_argument("--payload-file", default=None, metavar="PATH",
+                     help="a file holding the payload JSON object")
+    p.add_argument("--mode", default=None, choices=MODES,
+                   help="auto (default: remote while budget and credentials allow), "
+                        "modal (remote or fail) or local")
     p.add_argument("--no-local-fallback", action="store_false", dest="allow_local_fallback",
                    help="in auto mode, fail (exit 3/4) instead of running locally")
     p.set_defaults(handler=_call("heavy", "run"))
@@ -69,10 +85,12 @@ def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("exec", help="run a command in the workspace's remote session",
                        usage="%(prog)s [options] (-- CMD [ARGS...] | -c 'SHELL STRING')")
-    p.add_argument("--backend", default=None, help="modal (default) or local")
+    _add_backend(p)
     back = p.add_mutually_exclusive_group()
-    back.add_argument("--sync-back", action="store_true", default=None, dest="sync_back")
-    back.add_argument("--no-sync-back", action="store_false", dest="sync_back")
+    back.add_argument("--sync-back", action="store_true", default=None, dest="sync_back",
+                      help="copy the remote's changes back here (the default; MODAL_SYNC_BACK)")
+    back.add_argument("--no-sync-back", action="store_false", dest="sync_back",
+                      help="leave the local tree untouched")
     p.add_argument("-c", "--cmd", default=None, dest="shell", help="a shell command string")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     p.set_defaults(handler=_call("exec", "run"))
@@ -80,12 +98,12 @@ def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _add_session(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("session", help="show or stop the workspace's remote session")
-    acts = p.add_subparsers(dest="action", required=True)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     for name, help_text in (("status", "show the session"), ("stop", "terminate the session")):
         a = acts.add_parser(name, help=help_text)
-        a.add_argument("--backend", default=None)
+        _add_backend(a)
         if name == "status":
-            a.add_argument("--json", action="store_true", dest="as_json")
+            a.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
         a.set_defaults(handler=_call("session", name))
 
 
@@ -93,31 +111,32 @@ def _add_route(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     import argparse
 
     p = sub.add_parser("route", help="where a command would run, and which rule decided")
-    p.add_argument("--json", action="store_true", dest="as_json")
-    p.add_argument("argv", nargs=argparse.REMAINDER)
+    p.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="the command line, e.g. python3 -c 1")
     p.set_defaults(handler=_call("route", "run"))
 
 
 def _add_installer(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
-                   module: str, actions: Sequence[str], help_text: str,
-                   user_flag: bool = False) -> None:
+                   module: str, actions: Sequence[tuple[str, str]], help_text: str) -> None:
     p = sub.add_parser(name, help=help_text)
-    acts = p.add_subparsers(dest="action", required=True)
-    for action in actions:
-        a = acts.add_parser(action)
-        if user_flag:
-            a.add_argument("--user", action="store_true", help="user level instead of workspace")
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, action_help in actions:
+        a = acts.add_parser(action, help=action_help)
         a.set_defaults(handler=_call(module, action.replace("-", "_")))
 
 
 def _add_agents(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("agents", help="agent runner, policy mirrors and enforcement hooks")
-    acts = p.add_subparsers(dest="action", required=True)
-    for action in ("install", "check", "uninstall"):
-        a = acts.add_parser(action)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, action_help in (
+            ("install", "install the runner, the policy mirrors and the hooks"),
+            ("check", "one line per item: installed, missing or drifted"),
+            ("uninstall", "remove them, restoring every file byte for byte")):
+        a = acts.add_parser(action, help=action_help)
         a.add_argument("--user", action="store_true",
                        help="hooks at user level instead of in the workspace")
-        a.add_argument("--only", choices=("runner", "policy", "hooks"), default=None)
+        a.add_argument("--only", choices=("runner", "policy", "hooks"), default=None,
+                       help="only this part (default: all three)")
         if action == "check":
             a.add_argument("--live", action="store_true",
                            help="also run `modal-agent-runner -c 'echo ...'` for real")
@@ -128,26 +147,43 @@ def _add_env(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("env", help="the remote image this workspace gets, and a check of it")
     acts = p.add_subparsers(dest="action", required=True)
     show = acts.add_parser("show", help="the image spec, its inputs, hash and Modal calls")
-    show.add_argument("--json", action="store_true", dest="as_json")
+    show.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
     show.set_defaults(handler=_call("env", "show"))
     check = acts.add_parser("check", help="build or reuse the image and compare it with here")
-    check.add_argument("--json", action="store_true", dest="as_json")
-    check.add_argument("--backend", default=None)
+    check.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
+    check.add_argument("--backend", default=None, help="modal (default) or local")
     check.set_defaults(handler=_call("env", "check"))
 
 
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check every part of the setup, with fixes")
-    p.add_argument("--json", action="store_true", dest="as_json")
+    p.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
     p.set_defaults(handler=_call("doctor", "run"))
+
+
+def _add_completion(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("completion", help="print the tab-completion script for a shell "
+                                          "(shell-bootstrap install sets it up for you)")
+    p.add_argument("shell", choices=("bash", "zsh"), help="bash or zsh")
+    p.set_defaults(handler=_call("completion", "run"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     import argparse
 
-    parser = argparse.ArgumentParser(
+    from .errors import BAD_INPUT_EXIT, exit_codes_help
+
+    class Parser(argparse.ArgumentParser):
+        """Bad arguments get one line and exit 2, like every other bad input (not argparse's
+        usage block, which hides the line that says what is wrong)."""
+
+        def error(self, message: str) -> NoReturn:
+            self.exit(BAD_INPUT_EXIT, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+    parser: argparse.ArgumentParser = Parser(
         prog="modal-offload",
-        description="Run heavy work and terminal commands remotely under a daily budget.")
+        description="Run heavy work and terminal commands remotely under a daily budget.",
+        epilog=exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"modal-offload {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -156,15 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_exec(sub)
     _add_session(sub)
     _add_route(sub)
-    _add_installer(sub, "shims", "shims", ("install", "refresh", "uninstall", "list"),
-                   "PATH shims that route commands remotely")
-    _add_installer(sub, "shell-bootstrap", "bootstrap", ("install", "check", "uninstall"),
-                   "guarded blocks in shell rc files")
+    _add_installer(sub, "shims", "shims", (
+        ("install", "write a shim for each routed command on PATH into this workspace"),
+        ("refresh", "add shims for new commands on PATH, drop vanished ones"),
+        ("uninstall", "remove this workspace's shims"),
+        ("list", "the shimmed commands")), "PATH shims that route commands remotely")
+    _add_installer(sub, "shell-bootstrap", "bootstrap", (
+        ("install", "add our blocks to the shell rc files, with tab completion"),
+        ("check", "show each rc file's block: ok, missing or drifted"),
+        ("uninstall", "remove our blocks, leaving each file as it was")),
+        "guarded blocks in shell rc files (routing, completion)")
     _add_agents(sub)
-    _add_installer(sub, "host", "host", ("status", "stop", "serve"),
-                   "the per-user session host")
+    _add_installer(sub, "host", "host", (
+        ("status", "whether the host runs, its sessions and commands"),
+        ("stop", "stop the host (it restarts on the next routed command)"),
+        ("serve", "run the host in the foreground (started on demand otherwise)")),
+        "the per-user session host")
     _add_env(sub)
     _add_doctor(sub)
+    _add_completion(sub)
     return parser
 
 
@@ -193,9 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("modal-offload: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED_EXIT
     except BrokenPipeError:
-        return 141
+        return BROKEN_PIPE_EXIT
     except Exception as exc:
         if debug:
             import traceback
@@ -203,4 +249,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"modal-offload: internal error: {exc.__class__.__name__}: {exc} "
               "(rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return INTERNAL_EXIT

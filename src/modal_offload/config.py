@@ -24,6 +24,9 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 BACKENDS = ("modal", "local")
+# run_heavy's modes (PRIMARY_MODAL_MODE, --mode): here so the CLI's parser offers them without
+# importing heavy.py (~45 ms) on every command.
+HEAVY_MODES = ("auto", "modal", "local")
 NO_BUDGET_POLICIES = ("local", "refuse")
 MISSING_PROGRAM_POLICIES = ("local", "refuse", "remote")
 MAX_HEARTBEAT_SECONDS = 15.0

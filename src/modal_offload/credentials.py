@@ -18,7 +18,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-FIX = "run `make auth` (modal setup) or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET"
+
+
+def fix() -> str:
+    """What to do about missing or rejected credentials, for how we were installed."""
+    from .installation import fix as install_fix
+
+    return f"run `{install_fix('auth')}` or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET"
 
 
 def _profile(config: dict[str, Any]) -> dict[str, Any] | None:
@@ -35,7 +41,9 @@ def _profile(config: dict[str, Any]) -> dict[str, Any] | None:
 def missing_reason() -> str | None:
     """None when the Modal client is installed and has credentials; else why not + fix."""
     if importlib.util.find_spec("modal") is None:
-        return "the `modal` package is not installed: run `make setup`"
+        from .installation import fix as install_fix
+
+        return f"the `modal` package is not installed: run `{install_fix('dependencies')}`"
     if os.environ.get("MODAL_TOKEN_ID") and os.environ.get("MODAL_TOKEN_SECRET"):
         return None
     path = paths.modal_config_file()
@@ -43,12 +51,12 @@ def missing_reason() -> str | None:
         with path.open("rb") as fh:
             config = tomllib.load(fh)
     except FileNotFoundError:
-        return f"no Modal credentials: {FIX}"
+        return f"no Modal credentials: {fix()}"
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        return f"cannot read {path} ({exc.__class__.__name__}): fix it or {FIX}"
+        return f"cannot read {path} ({exc.__class__.__name__}): fix it or {fix()}"
     profile = _profile(config)
     if profile and profile.get("token_id") and profile.get("token_secret"):
         return None
     which = os.environ.get("MODAL_PROFILE")
     where = f"profile {which!r} in {path}" if which else f"no active profile in {path}"
-    return f"no Modal credentials ({where}): {FIX}"
+    return f"no Modal credentials ({where}): {fix()}"

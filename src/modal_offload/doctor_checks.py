@@ -21,6 +21,7 @@ from . import __version__, config, credentials, paths, workspace
 from .config import Settings
 from .errors import CorruptLedger, OffloadError
 from .install.blocks import Status
+from .installation import fix as install_fix
 from .workspace import Workspace
 
 PROBE_TIMEOUT = 4.0
@@ -56,8 +57,8 @@ def check_credentials(ctx: Context) -> Row:
     reason = credentials.missing_reason()
     if reason is None:
         return Row("modal credentials", OK, "found")
-    return Row("modal credentials", WARN, reason.split(": ")[0] + "; auto mode runs locally",
-               "make auth (modal setup), or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET")
+    what, _, fix = reason.partition(": ")
+    return Row("modal credentials", WARN, what + "; auto mode runs locally", fix)
 
 
 def check_backend(ctx: Context) -> Row:
@@ -67,7 +68,9 @@ def check_backend(ctx: Context) -> Row:
     backend = get_backend(name)
     reason = backend.unavailable_reason()
     if reason:
-        return Row(f"backend {name}", WARN, reason, "make auth, or MODAL_OFFLOAD_BACKEND=local")
+        what, _, fix = reason.partition(": ")
+        local = "MODAL_OFFLOAD_BACKEND=local"
+        return Row(f"backend {name}", WARN, what, f"{fix}, or {local}" if fix else local)
     if name != "local" or ctx.workspace is None:
         # Contacting Modal would take seconds and may start a sandbox: credentials suffice here.
         return Row(f"backend {name}", OK, "available (not contacted)")
@@ -103,7 +106,7 @@ def check_shims(ctx: Context) -> Row:
     fresh = shims.freshness(ctx.workspace.root, ctx.settings)
     folder = paths.shims_dir(ctx.workspace.root)
     if fresh.status is Status.MISSING:
-        return Row("shims", FAIL, f"not installed in {folder}", "make shims-install")
+        return Row("shims", FAIL, f"not installed in {folder}", install_fix("shims"))
     if fresh.status is not Status.OK:
         parts = [f"{len(v)} {k}" for k, v in (("new on PATH", fresh.missing),
                  ("vanished", fresh.stale), ("outdated", fresh.outdated)) if v]
@@ -111,13 +114,29 @@ def check_shims(ctx: Context) -> Row:
     return Row("shims", OK, f"{len(shims.installed(ctx.workspace.root))} in {folder}")
 
 
-def check_rc_blocks(ctx: Context) -> Row:
-    from .install import shell_bootstrap
+def check_shim_trust(ctx: Context) -> Row:
+    """Shim folders shells would ignore here (not installed by this user, or changed since),
+    and recorded folders whose content changed (issue 13)."""
+    from .install import trust
 
-    items = shell_bootstrap.check()
+    bad = trust.untrusted_around(Path(os.getcwd()).resolve())
+    seen = {f.folder for f in bad}
+    bad += [f for f in trust.altered() if f.folder not in seen]
+    if bad:
+        return Row("shim trust", FAIL, "ignored by shells: " + "; ".join(
+            f"{f.folder} ({f.reason})" for f in bad),
+            "if a folder is yours: modal-offload shims install there; otherwise delete it")
+    return Row("shim trust", OK, f"{len(trust.read())} folder(s) installed by you; "
+               "no others in the way")
+
+
+def check_rc_blocks(ctx: Context) -> Row:
+    from .install import completion, shell_bootstrap
+
+    items = [*shell_bootstrap.check(), *completion.check()]
     bad = [f"{i.path.name} {i.status.value}" for i in items if i.status is not Status.OK]
     if bad:
-        return Row("shell bootstrap", FAIL, ", ".join(bad), "make shell-bootstrap")
+        return Row("shell bootstrap", FAIL, ", ".join(bad), install_fix("shell-bootstrap"))
     return Row("shell bootstrap", OK, f"{len(items)} files in place")
 
 
@@ -158,7 +177,8 @@ def _routing_row(shell: str, ctx: Context, script: str, argv_prefix: list[str]) 
         problems.append("/bin/hostname is not wrapped")
     if remote and lines.get("remote") != "1":
         problems.append("printenv did not run remotely")
-    fix = "make shims-install && make shell-bootstrap, then open a new terminal"
+    fix = (f"{install_fix('shims')} && {install_fix('shell-bootstrap')}, "
+           "then open a new terminal")
     if problems:
         return Row(label, FAIL, "; ".join(problems), fix)
     return Row(label, OK, "routed probe ran remotely, git local" if remote
@@ -184,7 +204,7 @@ def check_agent_runner(ctx: Context) -> Row:
     runner = paths.agent_runner_path()
     if runner.is_file() and os.access(runner, os.X_OK):
         return Row("agent runner", OK, str(runner))
-    return Row("agent runner", WARN, f"{runner} is missing", "make agent-runner-install")
+    return Row("agent runner", WARN, f"{runner} is missing", install_fix("agent-runner"))
 
 
 def check_host(ctx: Context) -> Row:
@@ -217,7 +237,7 @@ def check_image(ctx: Context) -> Row:
 
 
 CHECKS: list[Check] = [check_version, check_credentials, check_backend, check_ledger,
-                       check_shims, check_rc_blocks, check_bash, check_zsh,
+                       check_shims, check_shim_trust, check_rc_blocks, check_bash, check_zsh,
                        check_agent_runner, check_host, check_image]
 
 

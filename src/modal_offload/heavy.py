@@ -24,7 +24,7 @@ from .image.mismatch import KEEP_BYTES, mismatch
 from .remote_env import remote_environment
 from .ui import notice
 
-MODES = ("auto", "modal", "local")
+MODES = config.HEAVY_MODES
 Notify = Callable[[str], None]
 
 

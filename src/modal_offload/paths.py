@@ -136,6 +136,12 @@ def zsh_absolute_wrappers(workspace: Path) -> Path:
     return shims_dir(workspace) / ".zsh-absolute.zsh"
 
 
+def shims_registry() -> Path:
+    """The shim folders `shims install` wrote: the only ones shells activate (issue 13).
+    templates/modal_activate.sh (`_mo_registry`) computes the same path in sh."""
+    return state_dir() / "trusted-shims"
+
+
 def shell_support_dir() -> Path:
     """Files the rc blocks source (activation logic, the BASH_ENV entry point)."""
     return config_dir() / "shell"
@@ -147,6 +153,11 @@ def shell_route_script() -> Path:
 
 def bash_env_script() -> Path:
     return shell_support_dir() / "bash_env.sh"
+
+
+def completion_dir() -> Path:
+    """Generated tab-completion scripts; zsh finds `_modal-offload` here through $fpath."""
+    return shell_support_dir() / "completion"
 
 
 def bash_profile_file() -> Path:

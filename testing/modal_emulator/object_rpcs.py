@@ -1,5 +1,6 @@
 """Control-plane RPCs for the objects a sandbox depends on: environment, apps, images, mounts,
-blobs and secrets. Mixed into `ControlPlaneServicer`; they only keep records (see objects.py).
+blobs and secrets. Mixed into `ControlPlaneServicer`; they keep records (see objects.py), and in
+image mode rootfs hand image builds to `rootfs/builds.py`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Non-sandbox Modal objects the client creates on the way to a sandbox.
 
-Apps, environments, images, mounts, secrets and blobs are bookkeeping only: images "build"
-instantly (nothing is installed; sandbox processes use the emulator's own interpreter), mounts
+Apps, environments, images, mounts, secrets and blobs are bookkeeping only: in host mode images
+"build" instantly (nothing is installed; sandbox processes use the emulator's own interpreter;
+image mode rootfs builds them for real, see rootfs/), mounts
 keep their file contents so they can be copied into a sandbox's scratch filesystem.
 """
 

@@ -4,6 +4,9 @@ A sandbox's filesystem root "/" is a scratch directory `<base_dir>/<sandbox_id>/
 sandbox paths used as working directories are mapped into it (``/workspace/sub`` ->
 ``<root>/workspace/sub``), created on demand. argv is never rewritten: a command that names an
 absolute path such as ``cat /etc/hostname`` sees the host's file.
+
+In image mode rootfs a sandbox has a `Container` (rootfs/container.py): its root is the
+container's "/", and every process runs inside the container, so paths are container paths.
 """
 
 from __future__ import annotations

@@ -111,3 +111,31 @@ def test_env_and_workdir_come_from_the_image(
     assert _out(sb, "printenv", "OVERRIDDEN", env={"OVERRIDDEN": "exec"}) == "exec\n"
     # Nothing else from the host leaks in.
     assert "VIRTUAL_ENV" not in _out(sb, "env")
+
+
+def test_build_secrets_reach_run_steps(modal_emulator_rootfs: ModalEmulator, app_name: str) -> None:
+    secret = modal.Secret.from_dict({"BUILD_TOKEN": "s3cret"})
+    image = modal.Image.debian_slim().run_commands(
+        'echo "token=$BUILD_TOKEN" > /built-with', secrets=[secret]
+    )
+    sb = _create(app_name, image)
+    assert _out(sb, "cat", "/built-with") == "token=s3cret\n"
+    # A build secret is not part of the image's environment.
+    assert _out(sb, "sh", "-c", 'echo "[$BUILD_TOKEN]"') == "[]\n"
+
+
+def test_the_entrypoint_runs_inside_the_image(
+    modal_emulator_rootfs: ModalEmulator, app_name: str
+) -> None:
+    app = modal.App.lookup(app_name, create_if_missing=True)
+    sb = modal.Sandbox.create(
+        "sh",
+        "-c",
+        "cat /etc/debian_version; command -v git; exit 3",
+        app=app,
+        image=modal.Image.debian_slim(),
+    )
+    sb.wait(raise_on_termination=False)
+    assert sb.returncode == 3
+    [version] = sb.stdout.read().splitlines()  # and no git: the host's is not there
+    assert version.startswith("12.")

@@ -28,3 +28,17 @@ def test_heavy_demo_gives_the_checksum_in_its_real_image(
     assert result["checksum"] == 3427908807260612608
     [rec] = modal_emulator_rootfs.sandboxes()
     assert rec.execs and all(e.exit_code is not None or e.exit_signal for e in rec.execs)
+
+
+def test_a_routed_command_needs_the_image_to_have_it(
+    modal_emulator_rootfs: ModalEmulator, tmp_path: Path
+) -> None:
+    # Host mode ran the host's jq (when the host has one); on Modal, and here, only what the
+    # image installs exists.
+    bare = make_workspace(tmp_path / "bare")
+    out = cli("exec", "--", "jq", "--version", cwd=bare, env=ENV, timeout=600)
+    assert out.returncode == 127, out.stderr
+    declared = make_workspace(tmp_path / "declared", 'apt_packages = ["jq"]\n')
+    out = cli("exec", "--", "jq", "--version", cwd=declared, env=ENV, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(b"jq-")

@@ -14,7 +14,7 @@ import pytest
 from grpclib import Status
 
 from testing.modal_emulator import ModalEmulator
-from tests.helpers import cli, ledger, make_workspace, spawn_cli
+from tests.helpers import cli, install_hint, ledger, make_workspace, spawn_cli
 
 ENV = {"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "0.5"}
 # Read at import: the autouse tmp_home fixture scrubs MODAL_* from the environment.
@@ -141,10 +141,10 @@ def test_rejected_credentials_say_how_to_fix(modal_emulator: ModalEmulator, ws: 
     out = run(ws, "--", "true")
     assert out.returncode == 125
     assert out.stderr.count(b"\n") == 1
-    assert b"rejected the credentials" in out.stderr and b"make auth" in out.stderr
+    assert b"rejected the credentials" in out.stderr and install_hint("auth", ws) in out.stderr
     reject()
     heavy = cli("heavy", "--mode", "modal", "--payload", "{}", cwd=ws, env=ENV)
-    assert heavy.returncode == 4 and b"make auth" in heavy.stderr
+    assert heavy.returncode == 4 and install_hint("auth", ws) in heavy.stderr
 
 
 def test_auto_without_credentials_runs_locally_once(ws: Path) -> None:
@@ -153,9 +153,9 @@ def test_auto_without_credentials_runs_locally_once(ws: Path) -> None:
               "import os; print(os.environ.get('MODAL_OFFLOAD_REMOTE'))")
     assert out.returncode == 0 and out.stdout == b"None\n"
     assert out.stderr.count(b"\n") == 1 and b"running locally" in out.stderr
-    assert b"make auth" in out.stderr
+    assert install_hint("auth", ws) in out.stderr
     forced = run(ws, "--backend", "modal", "--", "true")
-    assert forced.returncode == 125 and b"make auth" in forced.stderr
+    assert forced.returncode == 125 and install_hint("auth", ws) in forced.stderr
 
 
 SLOW = "import time\ndef work(p):\n    time.sleep(p.get('sleep', 0))\n    return {'ok': 1}\n"

@@ -43,7 +43,8 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ..credentials import FIX, missing_reason
+from ..credentials import fix as credentials_fix
+from ..credentials import missing_reason
 from ..errors import BackendError, BackendUnavailable, OffloadError
 from ..fileio import exclusive
 from ..image.identity import known_built
@@ -90,7 +91,8 @@ def translate(exc: BaseException, doing: str) -> OffloadError:
     modal = _modal()
     detail = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
     if isinstance(exc, modal.exception.AuthError):
-        return BackendUnavailable(f"Modal rejected the credentials while {doing}", FIX)
+        return BackendUnavailable(f"Modal rejected the credentials while {doing}",
+                                  credentials_fix())
     if isinstance(exc, (modal.exception.ConnectionError, ConnectionError, OSError)):
         return BackendError(f"cannot reach Modal while {doing} ({detail})",
                             "check the network and retry")

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from .. import config, paths, workspace
-from ..install import shell_bootstrap, shims
+from ..install import completion, shell_bootstrap, shims, trust
 from ..install.blocks import Status
 
 
 def install() -> int:
     changed = shell_bootstrap.install()
-    for path in changed:
+    changed += completion.install()  # tab completion for bash and zsh (issue 20)
+    for path in dict.fromkeys(changed):  # an rc file holding both blocks is named once
         print(f"updated {path}")
     if not changed:
         print("shell bootstrap already installed")
     ws = workspace.find()
-    if ws is not None and not paths.shims_marker(ws.root).is_file():
-        # The bootstrap only activates workspaces that have shims: make this one work now.
+    if ws is not None and trust.verdict(paths.shims_dir(ws.root)) is not None:
+        # The bootstrap only activates workspaces whose shims the user installed (a marker
+        # file a repository brought does not count): make this one work now.
         result = shims.install(ws.root, config.load(ws.root))
         print(f"installed {result.total} shim(s) in {paths.shims_dir(ws.root)}")
     print("open a new terminal (or `exec $SHELL -l`) for routing to take effect; "
@@ -25,7 +27,7 @@ def install() -> int:
 
 def check() -> int:
     bad = 0
-    for item in shell_bootstrap.check():
+    for item in [*shell_bootstrap.check(), *completion.check()]:
         print(f"{item.status.value:8} {item.path}")
         bad += item.status is not Status.OK
     if bad:
@@ -34,8 +36,10 @@ def check() -> int:
 
 
 def uninstall() -> int:
-    changed = shell_bootstrap.uninstall()
-    for path in changed:
+    # Completion first: its files live inside the folder shell_bootstrap removes when empty.
+    changed = completion.uninstall()
+    changed += shell_bootstrap.uninstall()
+    for path in dict.fromkeys(changed):
         print(f"removed our part of {path}")
     if not changed:
         print("shell bootstrap was not installed")

@@ -12,6 +12,9 @@ def _report(verb: str, result: shims.Result, folder: str) -> None:
           f"{len(result.removed)} removed")
     if result.kept_foreign:
         print(f"left alone (not ours): {', '.join(result.kept_foreign)}")
+    if result.dropped:
+        print(f"no longer trusted (changed or gone since their install): "
+              f"{', '.join(result.dropped)}")
 
 
 def install() -> int:

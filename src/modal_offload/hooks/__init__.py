@@ -83,9 +83,10 @@ def decide(command: str, runner: str) -> Verdict:
         return Verdict("pass", f"{word} runs locally")
     problem = runner_problem(runner)
     if problem:
+        from ..installation import fix
+
         return Verdict("block", f"modal-offload: {problem}; terminal commands here must run "
-                                "through it. Fix: `modal-offload agents install` "
-                                "(or `make agent-runner-install`), then retry.")
+                                f"through it. Fix: `{fix('agent-runner')}`, then retry.")
     if word is not None and word in (runner, RUNNER_NAME):
         return Verdict("pass", "already runs through the runner")
     rewritten = f"{shlex.quote(runner)} -c {shlex.quote(command)}"

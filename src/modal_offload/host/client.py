@@ -15,6 +15,7 @@ from __future__ import annotations
 import _signal  # not `signal`: no enum conversion on the client's path
 import os
 
+from ..errors import EXEC_FAILURE_EXIT  # import-free, and cli.py has loaded it already
 from . import lifecycle, protocol
 
 TYPE_CHECKING = False  # see protocol.py: typing/contextlib stay off the client's path
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
 
-EXEC_FAILURE_EXIT = 125  # errors.EXEC_FAILURE_EXIT, without importing the errors module
 _FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 _TRUE = ("1", "true", "yes", "on")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from ..errors import EXEC_FAILURE_EXIT
 from ..fileio import atomic_write_text
 from . import lifecycle, protocol
 from .warm import Warm
@@ -188,7 +189,7 @@ class Host:
             protocol.send(conn, {"op": "stopping", "pid": os.getpid()})
         else:
             protocol.send(conn, {"op": "error", "message": f"unknown request {op!r}",
-                                 "exit": 125})
+                                 "exit": EXEC_FAILURE_EXIT})
 
     def _started(self, command_id: int, info: dict[str, Any]) -> None:
         with self._lock:

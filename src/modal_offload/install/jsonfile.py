@@ -19,8 +19,8 @@ from typing import Any
 
 from .. import paths
 from ..errors import OffloadError
-from ..fileio import atomic_write_bytes, atomic_write_text
-from . import jsonc
+from ..fileio import atomic_write_text
+from . import jsonc, userfile
 from .blocks import Status
 
 JPath = tuple[str, ...]
@@ -63,7 +63,7 @@ def _get(data: Any, path: JPath) -> Any:
 
 def _read(path: Path) -> tuple[bytes | None, str]:
     try:
-        raw = path.read_bytes()
+        raw = userfile.target(path).read_bytes()
     except FileNotFoundError:
         return None, "{}\n"
     try:
@@ -120,6 +120,7 @@ def install(spec: JsonSpec) -> bool:
         new = jsonc.append_item(new, list_path, item)
     if new == text and raw is not None:
         return False
+    userfile.check_writable(spec.path)  # before the record: a refusal leaves no trace
     record = _load_record(spec.path)
     if record is None:
         record = {"version": RECORD_VERSION, "path": str(spec.path), "restorable": True,
@@ -133,7 +134,7 @@ def install(spec: JsonSpec) -> bool:
     data_out = new.encode("utf-8")
     record["after"] = _sha(data_out)
     atomic_write_text(_record_path(spec.path), json.dumps(record, indent=1))
-    atomic_write_bytes(spec.path, data_out)
+    userfile.write(spec.path, data_out)
     return True
 
 
@@ -173,9 +174,9 @@ def uninstall(spec: JsonSpec) -> bool:
     if record and record.get("restorable") and _sha(raw) == record.get("after"):
         before = record.get("before")
         if before is None:
-            spec.path.unlink()
+            userfile.remove(spec.path, b"{}\n")
         else:
-            atomic_write_bytes(spec.path, base64.b64decode(before))
+            userfile.write(spec.path, base64.b64decode(before))
         _record_path(spec.path).unlink(missing_ok=True)
         return True
     data = _parse(spec.path, text)
@@ -195,11 +196,11 @@ def uninstall(spec: JsonSpec) -> bool:
                          key=len, reverse=True):
         if _get(jsonc.loads(new), prefix) in ({}, []):
             new = jsonc.remove_key(new, prefix)
-    _record_path(spec.path).unlink(missing_ok=True)
     if record and record.get("before") is None and jsonc.loads(new) == {}:
-        spec.path.unlink()
+        userfile.remove(spec.path, b"{}\n")
+        _record_path(spec.path).unlink(missing_ok=True)
         return True
-    if new == text:
-        return False
-    atomic_write_bytes(spec.path, new.encode("utf-8"))
-    return True
+    if new != text:
+        userfile.write(spec.path, new.encode("utf-8"))
+    _record_path(spec.path).unlink(missing_ok=True)
+    return new != text

@@ -9,8 +9,10 @@ with shims installed route automatically, interactive or not.
 
 The blocks only source `route.sh` (a file we own in the config dir); the activation logic
 itself is `templates/modal_activate.sh`, shared with scripts/activate_modal_only.sh.
-Which workspaces activate: those with our shims marker, found by walking up from $PWD in
-pure shell (a few `[ -f ]` tests, no subprocess).
+Which workspaces activate: the nearest one up from $PWD whose shims marker is there AND whose
+shims folder `shims install` recorded for this user, unchanged since (`install/trust.py`;
+pure shell plus one `find`, only inside a workspace with shims). Others are ignored with one
+line on stderr.
 """
 
 from __future__ import annotations
@@ -56,9 +58,12 @@ case ${{BASH_ENV:-}} in
      export BASH_ENV MODAL_OFFLOAD_USER_BASH_ENV ;;
 esac
 {TEMPLATE.read_text(encoding="utf-8")}
-_mo_find_shims "${{PWD:-}}"
-if [ -n "$_mo_found" ]; then _mo_activate "$_mo_found"; fi
-unset _mo_found
+# Inside the remote or our own pipeline routing stays off: no trust check, no report.
+if [ "${{MODAL_OFFLOAD_REMOTE:-}}" != 1 ] && [ "${{MODAL_OFFLOAD_BYPASS:-}}" != 1 ]; then
+  _mo_find_shims "${{PWD:-}}"
+  if [ -n "$_mo_found" ]; then _mo_activate "$_mo_found"; fi
+  unset _mo_found
+fi
 """
 
 
@@ -79,9 +84,12 @@ def _owned_files() -> list[tuple[Path, str]]:
 
 
 def install() -> list[Path]:
-    """Write our two support files and a block in each rc file; returns changed files."""
-    changed = [path for path, text in _owned_files() if owned.write(path, text)]
+    """Write our two support files and a block in each rc file; returns changed files.
+    Every rc file is checked first: one we may not change (read-only) changes none."""
     body = block_body()
+    for rc in rc_files():
+        blocks.can_install(rc, BLOCK_NAME, body)
+    changed = [path for path, text in _owned_files() if owned.write(path, text)]
     changed += [rc for rc in rc_files() if blocks.install(rc, BLOCK_NAME, body)]
     return changed
 
@@ -89,6 +97,8 @@ def install() -> list[Path]:
 def uninstall() -> list[Path]:
     # Every candidate, not only rc_files(): ~/.bash_profile may have been deleted since.
     candidates = [*paths.shell_rc_files(), paths.bash_profile_file()]
+    for rc in candidates:
+        blocks.can_uninstall(rc, BLOCK_NAME)
     changed = [rc for rc in candidates if blocks.uninstall(rc, BLOCK_NAME)]
     for path, _ in _owned_files():
         if owned.remove(path):

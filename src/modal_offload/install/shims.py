@@ -8,7 +8,9 @@ install time), and at run time the shim only looks at the env markers and $PWD:
 - otherwise exec the gateway, `<abs modal-offload> exec -- NAME "$@"`, also with the shims
   dirs removed from PATH, so nothing our pipeline starts locally can re-enter a shim.
 
-Every file we write carries `owned.MARKER`; anything else in the folder is left alone.
+Every file we write carries `owned.MARKER`; anything else in the folder is left alone, but
+shells activate the folder only once `trust.register` recorded it (issue 13), which refuses a
+folder holding executables we did not write.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from pathlib import Path
 
 from .. import paths, routing
 from ..config import Settings
+from ..errors import BadInput
 from ..local_run import BYPASS_MARKER, path_without_shims
-from . import owned
+from . import owned, trust
 from .blocks import Status
 
 FORMAT_VERSION = 1
@@ -138,6 +141,7 @@ class Result:
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept_foreign: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)  # other recorded folders that changed
     total: int = 0
 
 
@@ -165,8 +169,7 @@ def _write_if_changed(path: Path, text: str, mode: int) -> bool:
 def install(root: Path, settings: Settings, environ: Mapping[str, str] | None = None) -> Result:
     """Write shims for every routed name on PATH and drop our shims for vanished names."""
     env = os.environ if environ is None else environ
-    folder = paths.shims_dir(root)
-    folder.mkdir(exist_ok=True)
+    folder = _own_folder(paths.shims_dir(root))
     names = planned_names(settings, env.get("PATH", ""))
     gateway = gateway_argv()
     result = Result(total=len(names))
@@ -183,15 +186,35 @@ def install(root: Path, settings: Settings, environ: Mapping[str, str] | None = 
         result.removed.append(name)
     owned.write(folder / ".gitignore", GITIGNORE)
     owned.write(paths.zsh_absolute_wrappers(root), render_zsh_wrappers(folder, names))
-    # The marker goes last: shells only activate a folder whose install completed.
     owned.write(paths.shims_marker(root), render_marker(gateway, names))
+    # Recording goes last: shells only activate a folder whose install completed.
+    try:
+        result.dropped = trust.register(folder)
+    except BadInput:
+        trust.unregister(folder)
+        raise
     return result
+
+
+def _own_folder(folder: Path) -> Path:
+    """The shims folder, created if needed; refused when it is a symlink or not a folder
+    (whatever a symlink points at is not ours to fill or to trust)."""
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise BadInput(f"{folder} is not a plain folder", "move it away, then run "
+                       "`modal-offload shims install` again")
+    folder.mkdir(mode=0o755, exist_ok=True)
+    mode = folder.stat().st_mode
+    if mode & 0o022:  # e.g. made under umask 002: shells refuse a folder others can write
+        os.chmod(folder, mode & 0o755)
+    return folder
 
 
 def uninstall(root: Path) -> list[str]:
     folder = paths.shims_dir(root)
     removed = sorted(_owned_shims(folder))
-    # Marker first: a shell starting meanwhile no longer activates a half-removed folder.
+    # Trust first: a shell starting meanwhile no longer activates a half-removed folder.
+    if not folder.is_symlink():
+        trust.unregister(folder)
     for special in (paths.shims_marker(root), paths.zsh_absolute_wrappers(root),
                     folder / ".gitignore"):
         owned.remove(special)

@@ -376,7 +376,8 @@ class LayerBuilder:
                         shutil.rmtree(path)
                     elif path.exists():
                         path.unlink()
-                self.cache.publish(layer_id, staged, state.to_meta())
+                # "command": for a person looking into the cache; never read back.
+                self.cache.publish(layer_id, staged, {**state.to_meta(), "command": text})
             except BaseException:
                 self.cache.discard(staged)
                 raise
