@@ -241,3 +241,16 @@ def test_a_first_build_shows_its_log_on_a_terminal_and_keeps_stdout_clean(
     # Modal's own build output: the steps (layers may come from the machine-wide cache).
     assert "Building image im-" in text and "pip install -r /.requirements.txt" in text
     assert "preparing the remote image" not in text  # the log itself says it
+
+
+def test_an_unsupported_python_gets_the_nearest_supported_one_with_a_notice(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    # A Python 3.10 laptop, told by the same setting the image follows (`[image] python`).
+    ws = make_workspace(tmp_path / "py310", '[image]\npython = "3.10"\n')
+    out = run(ws, env, "exec", "--", "python", "-c", "import sys; print(sys.version_info[:2])")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"(3, 11)\n"
+    assert notices(out) == ["modal-offload: [image] python 3.10 is not supported by Modal's "
+                            "image builder; the remote runs Python 3.11 (set [image] python "
+                            "to choose)"]
+    assert notices(run(ws, env, "exec", "--", "true")) == []  # once an hour
