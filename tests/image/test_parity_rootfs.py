@@ -207,11 +207,17 @@ def test_auto_heavy_falls_back_when_the_image_lacks_a_local_module(
     assert strict.returncode == 4 and b"lacks the Python module 'numpy'" in strict.stderr
 
 
-def test_a_first_build_shows_its_log_on_a_terminal_and_keeps_stdout_clean(
-        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+def unique_six() -> str:
+    """A requirement no earlier build had (a marker that is always true): an image the
+    server has already built shows no build at all, on Modal as here."""
+    return f'six==1.16.0 ; platform_machine != "t-{uuid.uuid4().hex[:8]}"\n'
+
+
+def on_terminal(ws: Path, env: dict[str, str],
+                *argv: str) -> tuple[subprocess.CompletedProcess[bytes], str]:
+    """The CLI with its stderr on a terminal (a pty), stdout piped: (result, terminal text)."""
     import pty
 
-    ws = make_workspace(tmp_path / "tty", files={"requirements.txt": "six==1.16.0\n"})
     master, slave = pty.openpty()
     terminal = bytearray()
 
@@ -228,16 +234,21 @@ def test_a_first_build_shows_its_log_on_a_terminal_and_keeps_stdout_clean(
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "modal_offload", "exec", "--", "python", "-c", "print(42)"],
-            cwd=ws, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=slave,
-            stdin=subprocess.DEVNULL, timeout=900)
+        proc = subprocess.run([sys.executable, "-m", "modal_offload", *argv], cwd=ws,
+                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=slave,
+                              stdin=subprocess.DEVNULL, timeout=900)
     finally:
         os.close(slave)
         reader.join(timeout=10)
         os.close(master)
+    return proc, bytes(terminal).decode(errors="replace")
+
+
+def test_a_first_build_shows_its_log_on_a_terminal_and_keeps_stdout_clean(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path, env: dict[str, str]) -> None:
+    ws = make_workspace(tmp_path / "tty", files={"requirements.txt": unique_six()})
+    proc, text = on_terminal(ws, env, "exec", "--", "python", "-c", "print(42)")
     assert proc.returncode == 0 and proc.stdout == b"42\n"
-    text = bytes(terminal).decode(errors="replace")
     # Modal's own build output: the steps (layers may come from the machine-wide cache).
     assert "Building image im-" in text and "pip install -r /.requirements.txt" in text
     assert "preparing the remote image" not in text  # the log itself says it
@@ -254,3 +265,34 @@ def test_an_unsupported_python_gets_the_nearest_supported_one_with_a_notice(
                             "image builder; the remote runs Python 3.11 (set [image] python "
                             "to choose)"]
     assert notices(run(ws, env, "exec", "--", "true")) == []  # once an hour
+
+
+def test_through_the_session_host(modal_emulator_rootfs: ModalEmulator, tmp_path: Path,
+                                  tmp_home: Path, env: dict[str, str]) -> None:
+    from tests.host.helpers import host_pids, stop_hosts
+
+    hosted = {**env, "MODAL_OFFLOAD_HOST": "1"}
+    six = unique_six()
+    ws = make_workspace(tmp_path / "hosted", files={"requirements.txt": six})
+    try:
+        # A first build on a terminal: the host hands the command back to the client, whose
+        # terminal shows Modal's build log.
+        proc, text = on_terminal(ws, hosted, "exec", "--", "python", "-c", "print(7)")
+        assert proc.returncode == 0 and proc.stdout == b"7\n", text
+        assert "Building image im-" in text
+        assert host_pids(tmp_home)  # the host is up: later commands go through it
+        name = Path(shutil.which("rsync") or "git").name
+        missing = run(ws, hosted, "exec", "--", name, "--version")
+        assert missing.returncode == 0 and missing.stdout.startswith(
+            subprocess.run([name, "--version"], capture_output=True, check=True).stdout[:20])
+        assert notices(missing) == [
+            f"modal-offload: running {name} locally: {name} is not in the remote image: add "
+            f'`[image] apt = ["{name}"]` (or the package that provides it) to '
+            ".modal-offload.toml, or `[image] pip`"]
+        (ws / "requirements.txt").write_text(six + "numpy\n")
+        moved = run(ws, hosted, "exec", "--", "python", "-c", "import numpy, six; print(1)")
+        assert moved.returncode == 0 and moved.stdout == b"1\n", moved.stderr
+        [said] = notices(moved)
+        assert "the remote image changed (requirements: +numpy): new session" in said
+    finally:
+        stop_hosts(tmp_home)
