@@ -36,7 +36,9 @@ def test_a_routed_command_needs_the_image_to_have_it(
     # Host mode ran the host's jq (when the host has one); on Modal, and here, only what the
     # image installs exists.
     bare = make_workspace(tmp_path / "bare")
-    out = cli("exec", "--", "jq", "--version", cwd=bare, env=ENV, timeout=600)
+    # `remote`: no routing check (issue 12 would run a program the image lacks locally).
+    out = cli("exec", "--", "jq", "--version", cwd=bare, timeout=600,
+              env={**ENV, "MODAL_OFFLOAD_WHEN_MISSING_PROGRAM": "remote"})
     assert out.returncode == 127, out.stderr
     declared = make_workspace(tmp_path / "declared", 'apt_packages = ["jq"]\n')
     out = cli("exec", "--", "jq", "--version", cwd=declared, env=ENV, timeout=600)
