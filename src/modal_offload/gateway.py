@@ -201,16 +201,8 @@ class Gateway:
                             build_output=progress)
         program = None if callable(argv) else programs.program_of(list(argv))
         self._check_program(program, image)
-        if self.backend.name != "local":  # the local backend runs this machine's tools
-            for note in image.notes:
-                _say(streams, once(note))
         family = self.workspace.session_family(spec.cpu, spec.memory_mb)
-        moved = identity.move(self.backend, family, spec, image)
-        _say(streams, moved)  # one line, which also says a new image is coming
-        if (image.steps and not progress and not moved and self.backend.name != "local"
-                and not identity.known_built(self.backend.name, image.hash)):
-            _say(streams, once(f"preparing the remote image {image.hash} for this workspace "
-                               "(the first build of new dependencies can take minutes)", 60))
+        self._before_open(spec, family, streams, progress)
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
@@ -252,6 +244,24 @@ class Gateway:
                     "the daily remote budget ran out" if by_budget
                     else "MODAL_TIMEOUT_SECONDS was reached"))
         return report
+
+    def _before_open(self, spec: SessionSpec, family: str, streams: Streams,
+                     progress: bool) -> None:
+        """Say what the image means for this command (issue 12): its notes, a move to a new
+        session when it changed (ending the old one), or that a first build is coming."""
+        image = spec.image
+        assert image is not None
+        remote = self.backend.name != "local"  # the local backend runs this machine's tools
+        if remote:
+            for note in image.notes:
+                _say(streams, once(note))
+        moved = identity.move(self.backend, family, spec, image)
+        _say(streams, moved)  # one line, which also says a new image is coming
+        if (remote and image.steps and not progress and not moved
+                and not identity.known_built(self.backend.name, image.hash)):
+            # On a terminal Modal's own build log shows instead (backends/_modal_build.py).
+            _say(streams, once(f"preparing the remote image {image.hash} for this workspace "
+                               "(the first build of new dependencies can take minutes)", 60))
 
     def _check_program(self, program: str | None, image: ImageSpec) -> None:
         """Refuse a command whose program the image lacks before it costs a remote run."""
