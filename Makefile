@@ -11,14 +11,14 @@ CMD ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup auth heavy heavy-modal heavy-local usage-show usage-reset cmd \
 	shims-install shell-bootstrap doctor agent-runner-install agent-runner-check \
-	antigravity-policy-install antigravity-policy-check test lint bench clean
+	antigravity-policy-install antigravity-policy-check test lint bench live-check clean
 
 help:
 	@echo "make heavy PAYLOAD='{...}'   run the heavy job (auto: Modal under budget, else local)"
 	@echo "make test                    run the test suite"
 	@echo "make setup | auth | heavy-modal | heavy-local | usage-show | usage-reset | cmd CMD='...'"
 	@echo "make shims-install | shell-bootstrap | doctor | agent-runner-install | agent-runner-check"
-	@echo "make antigravity-policy-install | antigravity-policy-check | lint | bench"
+	@echo "make antigravity-policy-install | antigravity-policy-check | lint | bench | live-check"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,9 @@ lint: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py
+
+live-check: $(VENV)/.installed-test
+	$(BIN)/python -m testing.live_check
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -60,3 +60,15 @@ def install_hint(step: Step, cwd: Path) -> bytes:
         return fix(step).encode()
     finally:
         os.chdir(old)
+
+
+def private_mounts_work() -> bool:
+    """True when this process may mount in a private namespace (root with CAP_SYS_ADMIN,
+    unshare(1) installed): tests that need a tiny or private filesystem use one."""
+    import shutil
+
+    if os.getuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "mount", "-t",
+                            "tmpfs", "tmpfs", "/mnt"], capture_output=True)
+    return probe.returncode == 0

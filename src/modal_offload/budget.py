@@ -9,7 +9,12 @@ File format (version 2), a superset of the original toolkit's `{"day", "used_min
 
 `day`/`used_min` always mirror today's entry so the original scripts keep reading it.
 Every read-modify-write holds an exclusive lock and replaces the file atomically; a file
-that does not parse is never taken as zero (that would lift the cap).
+that does not parse, or has a field of the wrong type, is never taken as zero (that would
+lift the cap): it is a corrupt ledger (exit 5). A version-2 file whose history lacks the
+day at the top level (an older tool updated only `day`/`used_min`) keeps that figure.
+
+A charge that cannot be written (a full or failing disk) is retried, then kept pending
+(`pending.py`) and the next remote run refuses until it is written (#13).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -25,9 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import paths, private
 from .errors import CorruptLedger, OffloadError
 from .fileio import atomic_write_text, exclusive
+
+CHARGE_ATTEMPTS = 3
+RETRY_PAUSE_SECONDS = 0.2
 
 VERSION = 2
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -64,34 +73,72 @@ class Snapshot:
         return out
 
 
-def _finite_minutes(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value) and value >= 0)
+def _minutes(value: Any) -> float | None:
+    """`value` as minutes when it is a finite number >= 0 (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        minutes = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return minutes if math.isfinite(minutes) and minutes >= 0 else None
+
+
+def finite_minutes(value: Any) -> bool:
+    return _minutes(value) is not None
+
+
+def _check_minutes_map(value: Any, what: str) -> None:
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and finite_minutes(v) for k, v in value.items()):
+        raise ValueError(f"{what} is not an object of minutes")
+
+
+def _check_list_of_objects(value: Any, what: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{what} is not a list of objects")
+
+
+def _check_entry(key: Any, entry: Any) -> None:
+    """Every field a writer later reads or updates has the type it expects."""
+    if not (isinstance(key, str) and _DAY.match(key) and isinstance(entry, dict)
+            and finite_minutes(entry.get("used_min"))):
+        raise ValueError(f"history entry {key!r} is malformed")
+    if "by_source" in entry:
+        _check_minutes_map(entry["by_source"], f"history {key} by_source")
+    for name in ("notes", "resets"):
+        if name in entry:
+            _check_list_of_objects(entry[name], f"history {key} {name}")
 
 
 def _validate(data: Any) -> dict[str, Any]:
     """Return the data upgraded to the current version, or raise ValueError."""
     if not isinstance(data, dict):
         raise ValueError("top level is not an object")
-    day, used = data.get("day"), data.get("used_min")
+    day, used = data.get("day"), _minutes(data.get("used_min"))
     if not isinstance(day, str) or not _DAY.match(day):
         raise ValueError("'day' is missing or not YYYY-MM-DD")
-    if not isinstance(used, (int, float)) or not _finite_minutes(used):
+    if used is None:
         raise ValueError("'used_min' is missing or not a number >= 0")
     version = data.get("version", 1)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"'version' is not an integer: {version!r}")
     if version == 1:
         # The original toolkit's file: one day, no history. Upgrade in this one place.
-        return {"version": VERSION, "day": day, "used_min": float(used),
-                "history": {day: {"used_min": float(used), "by_source": {}}}}
+        return {"version": VERSION, "day": day, "used_min": used,
+                "history": {day: {"used_min": used, "by_source": {}}}}
     if version != VERSION:
         raise ValueError(f"unknown version {version!r} (this tool reads up to {VERSION})")
     history = data.get("history")
     if not isinstance(history, dict):
         raise ValueError("'history' is not an object")
     for key, entry in history.items():
-        if not (isinstance(key, str) and _DAY.match(key) and isinstance(entry, dict)
-                and _finite_minutes(entry.get("used_min"))):
-            raise ValueError(f"history entry {key!r} is malformed")
+        _check_entry(key, entry)
+    # The top-level figure mirrors its day's entry; when they disagree (an older tool
+    # rewrote only the top level, or the entry is missing) the larger one counts: a cap is
+    # never lifted by a lost history entry.
+    entry = history.setdefault(day, {"used_min": 0.0, "by_source": {}})
+    entry["used_min"] = max(float(entry["used_min"]), used)
     return data
 
 
@@ -111,9 +158,16 @@ class Ledger:
 
     def _load(self) -> dict[str, Any]:
         try:
-            text = self.path.read_text(encoding="utf-8")
+            # Not through a symlink planted in a shared folder, never another user's file:
+            # whoever owns the ledger decides our cap (#13).
+            fd = private.open_owned(str(self.path), os.O_RDONLY)
+            with open(fd, encoding="utf-8") as fh:
+                text = fh.read()
         except FileNotFoundError:
             return {"version": VERSION, "day": self._today(), "used_min": 0.0, "history": {}}
+        except private.NotPrivate as exc:
+            raise CorruptLedger(f"usage ledger refused: {exc}",
+                                "or set PRIMARY_MODAL_USAGE_FILE to a file of yours") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise CorruptLedger(
                 f"usage ledger {self.path} is unreadable ({exc.__class__.__name__})",
@@ -123,6 +177,8 @@ class Ledger:
             return _validate(json.loads(text))
         except ValueError as exc:  # JSONDecodeError is a ValueError
             raise self._corrupt(str(exc).split("\n")[0]) from None
+        except RecursionError:
+            raise self._corrupt("nested too deeply") from None
 
     def _store(self, data: dict[str, Any]) -> None:
         today = self._today()
@@ -159,6 +215,23 @@ class Ledger:
                      "note": note})
             self._store(data)
             return self._snapshot(data)
+
+    def charge_many(self, charges: list[tuple[str, float]]) -> None:
+        """Charge several (source, minutes) at once; the caller holds the ledger's lock."""
+        data = self._load()
+        entry = data["history"].setdefault(self._today(), {"used_min": 0.0, "by_source": {}})
+        by_source = entry.setdefault("by_source", {})
+        for source, minutes in charges:
+            entry["used_min"] = float(entry["used_min"]) + minutes
+            by_source[source] = float(by_source.get(source, 0.0)) + minutes
+        self._store(data)
+
+    def settle_pending(self) -> None:
+        """Before a remote run: write charges a failing disk kept pending, or refuse
+        (ChargePending) while they cannot be written."""
+        from .pending import PendingCharges
+
+        PendingCharges(self.path).settle(self)
 
     def refund(self, minutes: float, source: str) -> Snapshot:
         """Give back prepaid minutes a meter did not use (never below zero)."""
@@ -218,6 +291,7 @@ class Meter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
+        self.deferred: str | None = None  # the notice when the final charge was kept pending
 
     @property
     def charged_min(self) -> float:
@@ -253,10 +327,31 @@ class Meter:
         return self
 
     def stop(self) -> float:
+        """Settle the exact elapsed time. Never raises for a ledger that cannot be written:
+        the charge is retried, then kept pending and `deferred` says so in one line."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._settle(time.monotonic())
+        until = time.monotonic()
+        for attempt in range(CHARGE_ATTEMPTS):
+            try:
+                self._settle(until)
+                return self.charged_min
+            except (OSError, OffloadError) as exc:
+                self.error = exc
+                if attempt + 1 < CHARGE_ATTEMPTS:
+                    time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
+        reason = why(self.error)
+        delta_min = (until - self._paid_until) / 60.0
+        self._paid_until = until
+        if delta_min <= 0:  # an unused prepaid part we could not give back: over-charged
+            return self.charged_min
+        from .pending import PendingCharges
+
+        where = PendingCharges(self.ledger.path).add(delta_min, self.source)
+        self.deferred = (f"{delta_min:.2f} min of remote time could not be written to "
+                         f"{self.ledger.path} ({reason}); kept {where}, and remote runs refuse "
+                         "until it is written")
         return self.charged_min
 
     def __enter__(self) -> Meter:
@@ -264,3 +359,12 @@ class Meter:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def why(exc: BaseException | None) -> str:
+    """A failed ledger write's reason, short enough for a one-line notice."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, OffloadError):
+        return exc.message
+    return exc.__class__.__name__ if exc is not None else "unknown error"

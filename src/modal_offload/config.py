@@ -30,6 +30,14 @@ HEAVY_MODES = ("auto", "modal", "local")
 NO_BUDGET_POLICIES = ("local", "refuse")
 MISSING_PROGRAM_POLICIES = ("local", "refuse", "remote")
 MAX_HEARTBEAT_SECONDS = 15.0
+# Modal's own bounds: a sandbox `timeout` (and idle timeout) of up to 24 hours
+# (https://modal.com/docs/guide/sandboxes); cpu and memory have an unpublished maximum that
+# Modal enforces with InvalidError (https://modal.com/docs/guide/resources): 64 cores and
+# 336 GiB is the reading the in-repo emulator enforces too (testing/modal_emulator/limits.py).
+# Checked here so a bad setting is a one-line error before anything is created.
+MAX_TIMEOUT_SECONDS = 24 * 3600
+MAX_CPU = 64.0
+MAX_MEMORY_MB = 336 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,8 @@ class Settings:
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
-def _number(value: Any, *, integer: bool = False, minimum: float = 0.0) -> float:
+def _number(value: Any, *, integer: bool = False, minimum: float = 0.0,
+            maximum: float = math.inf) -> float:
     if isinstance(value, bool):
         raise ValueError("is not a number")
     if isinstance(value, str):
@@ -80,17 +89,19 @@ def _number(value: Any, *, integer: bool = False, minimum: float = 0.0) -> float
         raise ValueError("is not a finite number")
     if number < minimum:
         raise ValueError(f"must be >= {minimum:g}")
+    if number > maximum:
+        raise ValueError(f"must be <= {maximum:g} (Modal's limit)")
     if integer and number != int(number):
         raise ValueError("must be a whole number")
     return number
 
 
-def _float(minimum: float = 0.0) -> Callable[[Any], float]:
-    return lambda v: _number(v, minimum=minimum)
+def _float(minimum: float = 0.0, maximum: float = math.inf) -> Callable[[Any], float]:
+    return lambda v: _number(v, minimum=minimum, maximum=maximum)
 
 
-def _int(minimum: float = 0.0) -> Callable[[Any], int]:
-    return lambda v: int(_number(v, integer=True, minimum=minimum))
+def _int(minimum: float = 0.0, maximum: float = math.inf) -> Callable[[Any], int]:
+    return lambda v: int(_number(v, integer=True, minimum=minimum, maximum=maximum))
 
 
 def _bool(value: Any) -> bool:
@@ -164,12 +175,12 @@ def _heartbeat(value: Any) -> float:
 # field -> (parser, env names in priority order); the original toolkit's names come first.
 _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "max_min_per_day": (_float(), ("PRIMARY_MODAL_MAX_MIN_PER_DAY",)),
-    "heavy_cpu": (_float(0.125), ("PRIMARY_MODAL_CPU",)),
-    "heavy_memory_mb": (_int(128), ("PRIMARY_MODAL_MEMORY_MB",)),
-    "exec_cpu": (_float(0.125), ("MODAL_CPU",)),
-    "exec_memory_mb": (_int(128), ("MODAL_MEMORY_MB",)),
-    "timeout_seconds": (_int(1), ("MODAL_TIMEOUT_SECONDS",)),
-    "idle_timeout_seconds": (_int(1), ("MODAL_OFFLOAD_IDLE_TIMEOUT",)),
+    "heavy_cpu": (_float(0.125, MAX_CPU), ("PRIMARY_MODAL_CPU",)),
+    "heavy_memory_mb": (_int(128, MAX_MEMORY_MB), ("PRIMARY_MODAL_MEMORY_MB",)),
+    "exec_cpu": (_float(0.125, MAX_CPU), ("MODAL_CPU",)),
+    "exec_memory_mb": (_int(128, MAX_MEMORY_MB), ("MODAL_MEMORY_MB",)),
+    "timeout_seconds": (_int(1, MAX_TIMEOUT_SECONDS), ("MODAL_TIMEOUT_SECONDS",)),
+    "idle_timeout_seconds": (_int(1, MAX_TIMEOUT_SECONDS), ("MODAL_OFFLOAD_IDLE_TIMEOUT",)),
     "apt_packages": (_words, ("MODAL_APT_PACKAGES",)),
     "pip_packages": (_words, ("MODAL_PIP_PACKAGES",)),
     "app_name": (lambda v: str(v).strip() or "modal-offload", ("MODAL_APP_NAME",)),

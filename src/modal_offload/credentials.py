@@ -1,7 +1,20 @@
 """Whether Modal credentials exist, decided without importing `modal` (~0.35 s).
 
-Follows Modal's own conventions: MODAL_TOKEN_ID + MODAL_TOKEN_SECRET in the environment, or
-a profile in ~/.modal.toml (MODAL_CONFIG_PATH), chosen by MODAL_PROFILE or `active = true`.
+Resolves exactly as the `modal` client does (modal 1.6.4; a test compares the two):
+
+* the config file is MODAL_CONFIG_PATH or ~/.modal.toml, one table per profile, not read at all
+  inside a Modal container (MODAL_IS_REMOTE=1) (modal/config.py:123,126-130,188-210);
+* the profile is MODAL_PROFILE, else the one with `active = true`, else "default", even when
+  the only profile has another name (modal/config.py:270-276,314); more than one active
+  profile, or several profiles with none active while the choice is "default", is an error
+  (modal/config.py:296-311);
+* every setting is `MODAL_<KEY>` from the environment if that variable exists (even empty),
+  else the profile's value, key by key: a token id in the environment and its secret in the
+  file is a valid pair (modal/config.py:440-488);
+* token credentials (token_id + token_secret) or OAuth ones (oauth_refresh_token +
+  oauth_client_id + exactly one of oauth_client_secret / oauth_jwt_key), never both
+  (modal/client.py:372-411); the JWT key needs the client's `oauth` extra (pyjwt and
+  cryptography, modal/_utils/oauth.py:20-30), without which the client fails at connection.
 """
 
 from __future__ import annotations
@@ -27,15 +40,44 @@ def fix() -> str:
     return f"run `{install_fix('auth')}` or set MODAL_TOKEN_ID and MODAL_TOKEN_SECRET"
 
 
-def _profile(config: dict[str, Any]) -> dict[str, Any] | None:
-    wanted = os.environ.get("MODAL_PROFILE")
-    profiles = {k: v for k, v in config.items() if isinstance(v, dict)}
-    if wanted:
-        return profiles.get(wanted)
-    active = [v for v in profiles.values() if v.get("active")]
-    if active:
-        return active[0]
-    return next(iter(profiles.values()), None) if len(profiles) == 1 else None
+_TOKEN = ("token_id", "token_secret")
+_OAUTH = ("oauth_refresh_token", "oauth_client_id", "oauth_client_secret", "oauth_jwt_key")
+
+
+def _read_config() -> tuple[dict[str, Any], str | None]:
+    """The config file's profiles, or an error saying why it cannot be used."""
+    path = paths.modal_config_file()
+    if os.environ.get("MODAL_IS_REMOTE") == "1":
+        return {}, None
+    try:
+        with path.open("rb") as fh:
+            config = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}, None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return {}, f"cannot read {path} ({exc.__class__.__name__}): fix it or {fix()}"
+    if not all(isinstance(v, dict) for v in config.values()):
+        return {}, f"{path} must hold one [table] per profile: fix it or {fix()}"
+    return config, None
+
+
+def _profile_name(config: dict[str, Any]) -> tuple[str, str | None]:
+    path = paths.modal_config_file()
+    active = [name for name, values in config.items() if values.get("active", False) is True]
+    name = os.environ.get("MODAL_PROFILE") or (active[0] if active else "default")
+    if sum(bool(values.get("active", False)) for values in config.values()) > 1:
+        return name, (f"more than one Modal profile is active in {path}: "
+                      "run `modal profile activate`")
+    if len(config) > 1 and not active and name == "default":
+        return name, f"no Modal profile is active in {path}: run `modal profile activate`"
+    return name, None
+
+
+def _setting(config: dict[str, Any], profile: str, key: str) -> Any:
+    env_name = f"MODAL_{key.upper()}"
+    if env_name in os.environ:
+        return os.environ[env_name]
+    return config.get(profile, {}).get(key)
 
 
 def missing_reason() -> str | None:
@@ -44,19 +86,33 @@ def missing_reason() -> str | None:
         from .installation import fix as install_fix
 
         return f"the `modal` package is not installed: run `{install_fix('dependencies')}`"
-    if os.environ.get("MODAL_TOKEN_ID") and os.environ.get("MODAL_TOKEN_SECRET"):
+    config, problem = _read_config()
+    if problem:
+        return problem
+    profile, problem = _profile_name(config)
+    if problem:
+        return problem
+    if os.environ.get("MODAL_IS_REMOTE") == "1":
+        return "inside a Modal container the client ignores credentials: run this on your machine"
+    token = [_setting(config, profile, key) for key in _TOKEN]
+    refresh, client_id, secret, jwt_key = (_setting(config, profile, key) for key in _OAUTH)
+    has_oauth = bool(refresh or client_id or secret or jwt_key)
+    if any(token) and has_oauth:
+        return f"Modal token and OAuth credentials are both configured: keep one kind. {fix()}"
+    if has_oauth:
+        if not refresh or not client_id or bool(secret) == bool(jwt_key):
+            return ("incomplete Modal OAuth settings: MODAL_OAUTH_REFRESH_TOKEN, "
+                    "MODAL_OAUTH_CLIENT_ID and exactly one of MODAL_OAUTH_CLIENT_SECRET or "
+                    "MODAL_OAUTH_JWT_KEY are needed")
+        if jwt_key and not all(importlib.util.find_spec(m) for m in ("jwt", "cryptography")):
+            return ("MODAL_OAUTH_JWT_KEY needs the client's oauth extra: "
+                    "run `.venv/bin/pip install 'modal[oauth]'`")
+        return None
+    if all(token):
         return None
     path = paths.modal_config_file()
-    try:
-        with path.open("rb") as fh:
-            config = tomllib.load(fh)
-    except FileNotFoundError:
-        return f"no Modal credentials: {fix()}"
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        return f"cannot read {path} ({exc.__class__.__name__}): fix it or {fix()}"
-    profile = _profile(config)
-    if profile and profile.get("token_id") and profile.get("token_secret"):
-        return None
-    which = os.environ.get("MODAL_PROFILE")
-    where = f"profile {which!r} in {path}" if which else f"no active profile in {path}"
-    return f"no Modal credentials ({where}): {fix()}"
+    if os.environ.get("MODAL_PROFILE") and profile not in config:
+        return f"no Modal credentials (profile {profile!r} is not in {path}): {fix()}"
+    if any(token):
+        return f"incomplete Modal credentials (profile {profile!r}, {path}): {fix()}"
+    return f"no Modal credentials: {fix()}"

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from .errors import OffloadError
+from .private import NotPrivate, open_owned
 
 LOCK_TIMEOUT_SECONDS = 60.0
+_LOCK_POLL_SECONDS = 0.01
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -58,14 +60,34 @@ def _fsync_dir(folder: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive(path: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-    """Hold `<path>.lock` exclusively (fcntl on POSIX, via filelock)."""
+    """Hold `<path>.lock` exclusively (flock; each call its own open file, so threads of
+    one process exclude each other too).
+
+    The lock file is opened as `private.open_owned` says: a lock another user created
+    first, or a symlink planted in a shared folder such as /tmp, is refused, never
+    followed or truncated (#13). It is created empty and never written.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(path) + ".lock", timeout=timeout)
+    lock_path = f"{path}.lock"
     try:
-        with lock:
+        fd = open_owned(lock_path, os.O_RDWR | os.O_CREAT)
+    except NotPrivate as exc:
+        raise OffloadError(f"refusing the lock {lock_path}: {exc}") from None
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise OffloadError(
+                        f"could not lock {path} within {timeout:g}s",
+                        "another modal-offload process holds it; retry") from None
+                time.sleep(_LOCK_POLL_SECONDS)
+        try:
             yield
-    except Timeout:
-        raise OffloadError(
-            f"could not lock {path} within {timeout:g}s",
-            "another modal-offload process holds it; retry, or remove the stale .lock file",
-        ) from None
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -21,7 +21,7 @@ from . import paths
 from .backends._base import Backend, Process, Session, SessionSpec
 from .budget import Ledger, Meter
 from .config import Settings
-from .errors import BackendError, BudgetExhausted
+from .errors import BackendError, BudgetExhausted, OffloadError
 from .fileio import exclusive
 from .image import cache as image_cache
 from .image import identity, programs
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 Sink = Callable[[bytes], None]
 _CHUNK = 64 * 1024
 KILL_GRACE_SECONDS = 5.0
+# After a hang-up (the client vanished or its terminal closed) the remote group gets this
+# long to exit on SIGHUP before SIGKILL: nobody is watching what it would do next (#13).
+HANGUP_GRACE_SECONDS = 2.0
 MIN_REMOTE_SECONDS = 1.0
 
 
@@ -75,22 +78,46 @@ class RunReport:
 
 
 class RemoteRun:
-    """One command in flight; `forward_signal` may be called from a signal handler."""
+    """One command in flight; `forward_signal` may be called from a signal handler.
 
-    def __init__(self) -> None:
+    SIGHUP means the client is gone (its connection dropped or its terminal closed): the
+    remote group gets SIGHUP, then SIGKILL after HANGUP_GRACE_SECONDS whether or not it
+    trapped the HUP (a `nohup` child included), and the run syncs nothing back.
+    """
+
+    def __init__(self, hangup_grace: float = HANGUP_GRACE_SECONDS) -> None:
         self._process: Process | None = None
-        self._lock = threading.Lock()
+        # Reentrant: a signal handler (in-process exec) may interrupt the main thread while
+        # it holds this lock in `_attach`, and then takes it again.
+        self._lock = threading.RLock()
         self.client_signal: int | None = None
+        self.client_gone = False
         self._signals_seen = 0
+        self._hangup_grace = hangup_grace
+        self._killer: threading.Timer | None = None
 
     def forward_signal(self, sig: int) -> None:
         with self._lock:
             self.client_signal = sig
             self._signals_seen += 1
             process = self._process
+            if sig == _signal.SIGHUP and not self.client_gone:
+                self.client_gone = True
+                self._killer = threading.Timer(self._hangup_grace, self.kill)
+                self._killer.daemon = True
+                self._killer.start()
         if process is not None:
             # A second interrupt means "stop now", as in a local terminal.
             process.signal(_signal.SIGKILL if self._signals_seen > 1 else sig)
+
+    def kill(self) -> None:
+        """SIGKILL the whole remote process group, if it was started."""
+        with self._lock:
+            process = self._process
+            if self._killer is not None:
+                self._killer.cancel()
+        if process is not None:
+            process.signal(_signal.SIGKILL)
 
     def _attach(self, process: Process) -> bool:
         with self._lock:
@@ -190,6 +217,7 @@ class Gateway:
             env: Mapping[str, str], streams: Streams, sync_back: bool, purpose: str = "exec",
             handle: RemoteRun | None = None, progress: bool = False) -> RunReport:
         handle = handle or RemoteRun()
+        self.ledger.settle_pending()  # ChargePending: the cap cannot be checked until then
         remaining = self.remaining_min()
         if remaining * 60 < MIN_REMOTE_SECONDS:
             raise BudgetExhausted(
@@ -223,16 +251,21 @@ class Gateway:
                 report.exit_code, report.timed_out = self._run_process(
                     session, argv, cwd, with_pythonpath(env, session, image), streams, handle,
                     limit=spec.timeout_seconds)
-            if sync_back:
-                with self._sync_guard(session):
-                    report.sync_back = sync.back()
+            if sync_back and handle.client_gone:
+                report.notices.append("the client went away: nothing was synced back")
+            elif sync_back:
+                self._sync_back(session, sync, report)
         except OSError as exc:
             raise BackendError(f"{self.backend.name} backend failed: {exc}",
                                "retry; `modal-offload session stop` resets the session") from exc
         finally:
             # Charged whether the run succeeded or failed: the provider bills either way.
+            # A charge that cannot be written is kept pending (Meter), never raised here:
+            # that would replace the command's exit code, or the error being raised.
             if meter.running:
                 report.charged_min = meter.stop()
+                if meter.deferred is not None:
+                    report.notices.append(meter.deferred)
         report.client_signal = handle.client_signal
         if report.client_signal is not None:
             report.exit_code = 128 + report.client_signal
@@ -279,6 +312,19 @@ class Gateway:
         if session.fresh or programs.known(self.backend.name, image.hash) is None:
             programs.store(self.backend.name, image.hash, programs.list_remote(session))
 
+    def _sync_back(self, session: Session, sync: Any, report: RunReport) -> None:
+        """Once the command has run, its exit code is what the caller must get: a sync
+        back that fails (a full disk, a dropped connection) becomes a notice, and the
+        changes stay in the remote session (#13)."""
+        try:
+            with self._sync_guard(session):
+                report.sync_back = sync.back()
+        except (OSError, OffloadError) as exc:
+            text = exc.one_line() if isinstance(exc, OffloadError) else (
+                f"{exc.__class__.__name__}: {exc}")
+            report.notices.append(f"sync back failed ({text}); the changes stay in the "
+                                  "remote session")
+
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
                      env: Mapping[str, str], streams: Streams, handle: RemoteRun,
                      limit: float) -> tuple[int, bool]:
@@ -312,7 +358,7 @@ class Gateway:
         if handle.client_signal is not None or timed_out.is_set():
             # The user asked the command to stop: leave nothing of it running remotely,
             # including background jobs that ignored the signal and still hold our pipes.
-            process.signal(_signal.SIGKILL)
+            handle.kill()
         for t in pumps:
             t.join()
         return code, timed_out.is_set()

@@ -88,7 +88,7 @@ def run_local(payload: dict[str, Any], settings: config.Settings, root: Path) ->
 
 
 def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
-               gateway: Gateway) -> dict[str, Any]:
+               gateway: Gateway, notify: Notify = notice) -> dict[str, Any]:
     out = io.BytesIO()
     err = bytearray()
     to_stderr = fd_sink(sys.stderr.fileno())
@@ -109,6 +109,10 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
                          streams=Streams(json.dumps(payload).encode(), collect, show_and_keep),
                          sync_back=settings.sync_back, purpose="heavy",
                          progress=sys.stderr.isatty())
+    # What the run has to say (a charge kept pending, a failed sync back, #13); a timeout's
+    # own line, the last, goes into the error below.
+    for text in report.notices[:-1] if report.timed_out else report.notices:
+        notify(text)
     if report.timed_out:
         error = BudgetExhausted if report.limited_by == "budget" else BackendError
         raise error(f"{settings.heavy_entry} {report.notices[-1]}",
@@ -164,7 +168,7 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
         else:
             gateway = Gateway(settings, backend, workspace.Workspace(root), ledger)
             try:
-                result = run_remote(payload, settings, root, gateway)
+                result = run_remote(payload, settings, root, gateway, notify)
                 execution = "modal" if backend.name == "modal" else f"remote-{backend.name}"
             except (BackendError, BudgetExhausted) as exc:
                 fall_back(exc)

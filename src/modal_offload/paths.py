@@ -68,8 +68,9 @@ def user_config_file() -> Path:
 
 
 def runtime_dir_str(environ: Mapping[str, str] | None = None) -> str:
-    """Per-user folder for the session host's socket (kept 0700 by its creator), as a
-    plain string and for a given environment: what the thin client needs."""
+    """Per-user folder for the session host's socket, as a plain string and for a given
+    environment: what the thin client needs. The /tmp fallback's name can be guessed by
+    other users: every user of it checks it first (`private.verify_private_dir`, #13)."""
     env = os.environ if environ is None else environ
     override = env.get("MODAL_OFFLOAD_RUNTIME_DIR")
     if override:

@@ -3,29 +3,51 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Iterable, Mapping
 
 ALWAYS_FORWARDED = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ",
                     "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "CLICOLOR")
-SECRET_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*KEY*", "AWS_*")
+# Names that look like they hold a secret: a glob in MODAL_OFFLOAD_FORWARD_ENV never
+# forwards them; naming one exactly does (the user chose it). Matched on the upper-cased
+# name, after removing the harmless words below (#13).
+SECRET_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASS*", "*PWD*", "*KEY*", "*PAT*", "*DSN*",
+                   "*CREDENTIAL*", "*AUTH*", "*COOKIE*", "*PRIVATE*", "AWS_*")
+# `*PAT*` and `*AUTH*` would also withhold PATH, PYTHONPATH and GIT_AUTHOR_NAME from a
+# `PYTHON*` or `GIT_*` glob: these words are not secrets, and are removed before matching
+# (GITHUB_PAT, PAT_TOKEN, OAUTH_X and AUTH still match).
+_HARMLESS_WORDS = ("PATH", "AUTHOR")
+# A value that carries credentials in a URL (`postgres://user:pw@host`, `https://tok@host`)
+# is a secret whatever its name (DATABASE_URL, PIP_INDEX_URL).
+_URL_WITH_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]+@")
+# Never forwarded, even by name: the laptop's working folder means nothing remotely (the
+# remote command gets its own), and its value would reveal local paths.
+NEVER_FORWARDED = frozenset({"PWD", "OLDPWD"})
 REMOTE_MARKERS = {"MODAL_OFFLOAD_REMOTE": "1", "IN_MODAL_TASK_RUNNER": "1"}
 
 
-def looks_secret(name: str) -> bool:
+def looks_secret(name: str, value: str = "") -> bool:
     upper = name.upper()
-    return any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS)
+    for word in _HARMLESS_WORDS:
+        upper = upper.replace(word, "_")
+    if any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS):
+        return True
+    return bool(_URL_WITH_CREDENTIALS.search(value))
 
 
 def remote_environment(local: Mapping[str, str], allow: Iterable[str]) -> dict[str, str]:
     """Forward the basics plus `allow`; entries of `allow` may be globs, but a secret-looking
-    name is only forwarded when `allow` names it exactly."""
+    name (or a value with credentials in a URL) is only forwarded when `allow` names it
+    exactly. PWD and OLDPWD never are."""
     allow = tuple(allow)
     exact = {a for a in allow if not any(c in a for c in "*?[")}
     patterns = [a for a in allow if a not in exact]
     env: dict[str, str] = {}
     for name, value in local.items():
+        if name in NEVER_FORWARDED:
+            continue
         listed = name in ALWAYS_FORWARDED or any(fnmatch.fnmatchcase(name, p) for p in patterns)
-        if name in exact or (listed and not looks_secret(name)):
+        if name in exact or (listed and not looks_secret(name, value)):
             env[name] = value
     env.update(REMOTE_MARKERS)
     return env

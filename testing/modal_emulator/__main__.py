@@ -17,8 +17,8 @@ from .rootfs import unavailable_reason
 from .server import ImageMode, ModalEmulator
 
 
-async def _serve(port: int, base_dir: str, images: ImageMode) -> None:
-    emulator = ModalEmulator(base_dir, port=port, images=images)
+async def _serve(port: int, base_dir: str, images: ImageMode, rtt_ms: float) -> None:
+    emulator = ModalEmulator(base_dir, port=port, images=images, rtt_ms=rtt_ms)
     # The emulator imports `modal` lazily (for the image builder version); make that import read
     # the emulator's empty config rather than ~/.modal.toml.
     os.environ["MODAL_CONFIG_PATH"] = emulator.env()["MODAL_CONFIG_PATH"]
@@ -51,12 +51,21 @@ def main(argv: list[str] | None = None) -> None:
         help="host: images are records, sandboxes run host processes (default); rootfs: images "
         "are built for real and sandboxes run isolated inside them (Linux, root, mmdebstrap)",
     )
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0.0,
+        help="inject this round-trip time into every RPC (and half of it into every further "
+        "stream message), to see what a laptop on a real network sees (default: 0)",
+    )
     args = parser.parse_args(argv)
+    if args.rtt_ms < 0:
+        parser.error("--rtt-ms must be >= 0")
     if args.images == "rootfs" and (reason := unavailable_reason()) is not None:
         parser.exit(2, f"modal emulator: {reason}\n")
     base_dir = args.base_dir or tempfile.mkdtemp(prefix="modal-emulator-")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.port, base_dir, args.images))
+        asyncio.run(_serve(args.port, base_dir, args.images, args.rtt_ms))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from grpclib.server import Stream
 from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
+from . import limits
 from .faults import fill_unimplemented
 from .object_rpcs import ObjectRpcs
 from .objects import DEFAULT_ENVIRONMENT
@@ -98,7 +99,10 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         app = self.objects.apps.get(req.app_id)
         if app is None:
             _abort(Status.NOT_FOUND, f"App {req.app_id} not found")
+        limits.check_sandbox(d)
+        limits.check_tags({t.tag_name: t.tag_value for t in req.tags})
         name = d.name if d.HasField("name") else None
+        # A terminated sandbox holds its name until it has finished (README, "Names").
         if name and self.sandboxes.by_name(app.app_id, name) is not None:
             _abort(
                 Status.ALREADY_EXISTS,
@@ -275,9 +279,9 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         if sb.result is not None:
             resp.existing_result.CopyFrom(sb.result)
         else:
-            await sb.finish(
-                GenericResult.GENERIC_STATUS_TERMINATED, "terminate", exception="Sandbox terminated"
-            )
+            # Returns at once; the sandbox finishes (and frees its name) a little later, which
+            # `terminate(wait=True)` waits for (modal/sandbox/_sandbox.py:1091-1095).
+            sb.request_terminate(self.emu.terminate_seconds)
         await stream.send_message(resp)
 
     async def SandboxListV2(
@@ -348,8 +352,10 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         req = await stream.recv_message()
         assert req is not None
         sb = self._sandbox(req.sandbox_id)
+        tags = {t.tag_name: t.tag_value for t in req.tags}
+        limits.check_tags(tags)
         # Replaces the whole tag set, as documented for `Sandbox.set_tags`.
-        sb.record.tags = {t.tag_name: t.tag_value for t in req.tags}
+        sb.record.tags = tags
         await stream.send_message(empty_pb2.Empty())
 
     async def SandboxSetName(
@@ -358,6 +364,11 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         req = await stream.recv_message()
         assert req is not None
         sb = self._sandbox(req.sandbox_id)
+        limits.check_name(req.name)
+        if sb.record.name == req.name:
+            # Idempotent, so the call is safe to retry (modal/sandbox/_sandbox.py:757-758).
+            await stream.send_message(api_pb2.SandboxSetNameResponse())
+            return
         if sb.record.name:
             _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} already has a name")
         if self.sandboxes.by_name(sb.record.app_id, req.name) is not None:

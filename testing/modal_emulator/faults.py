@@ -7,6 +7,7 @@ RPC, implemented or not, passes through one place that records it and may fail i
 from __future__ import annotations
 
 import abc
+import asyncio
 import dataclasses
 import threading
 import time
@@ -82,6 +83,11 @@ class FaultInjector:
         self.stdio_delay: float = 0.0
         # Upper bound on bytes per stdio message; smaller values make `stdio_delay` bite harder.
         self.stdio_chunk_size: int = 64 * 1024
+        # Injected network latency (seconds): every RPC waits one round trip before it is
+        # handled, every further message of a stream half of one (see `_LatencyStream`).
+        self.rtt: float = 0.0
+        # Seconds every ImageGetOrCreate takes, standing in for a long first image build.
+        self.image_build_delay: float = 0.0
 
     def fail_next(
         self,
@@ -131,16 +137,57 @@ class FaultInjector:
             self._failures.clear()
         self.stdio_delay = 0.0
         self.stdio_chunk_size = 64 * 1024
+        self.rtt = 0.0
+        self.image_build_delay = 0.0
+
+
+class _LatencyStream:
+    """A grpclib server stream whose messages after the first each cross the network once more.
+
+    The first request and the reply of a unary call are covered by the per-RPC round trip; each
+    further message of a streaming call (stdio chunks out, stdin chunks in) waits rtt / 2, the
+    one-way time. Pessimistic on purpose: a message waits before the next may go, so a stream's
+    throughput is also capped at one message per rtt / 2.
+    """
+
+    def __init__(self, stream: Any, rtt: float) -> None:
+        self._stream = stream
+        self._rtt = rtt
+        self._sent = 0
+        self._received = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def send_message(self, message: Any, **kwargs: Any) -> None:
+        if self._sent:
+            await asyncio.sleep(self._rtt / 2)  # injected latency, not a sync
+        self._sent += 1
+        await self._stream.send_message(message, **kwargs)
+
+    async def recv_message(self) -> Any:
+        if self._received:
+            await asyncio.sleep(self._rtt / 2)  # injected latency, not a sync
+        self._received += 1
+        return await self._stream.recv_message()
+
+    def __aiter__(self) -> Any:
+        return self._iterate()
+
+    async def _iterate(self) -> Any:
+        while (message := await self.recv_message()) is not None:
+            yield message
 
 
 class InstrumentedService:
-    """Wraps a grpclib servicer so each call is recorded and may be failed by `FaultInjector`."""
+    """Wraps a grpclib servicer so each call is recorded, delayed by the injected round-trip time,
+    and may be failed by `FaultInjector`."""
 
     def __init__(
         self,
         servicer: Any,
         faults: FaultInjector,
-        record: Callable[[CallRecord], None],
+        record: Callable[[CallRecord], Callable[[], None]],
     ) -> None:
         self._servicer = servicer
         self._faults = faults
@@ -159,7 +206,7 @@ class InstrumentedService:
 
         async def handler(stream: Any) -> None:
             failure = self._faults.take(method)
-            self._record(
+            ended = self._record(
                 CallRecord(
                     service=service,
                     method=method,
@@ -168,9 +215,16 @@ class InstrumentedService:
                     injected_status=failure.status.value if failure else None,
                 )
             )
-            if failure is not None:
-                raise GRPCError(failure.status, failure.message)
-            await func(stream)
+            try:
+                rtt = self._faults.rtt
+                if rtt > 0:
+                    await asyncio.sleep(rtt)  # injected latency: the request's round trip
+                    stream = _LatencyStream(stream, rtt)
+                if failure is not None:
+                    raise GRPCError(failure.status, failure.message)
+                await func(stream)
+            finally:
+                ended()
 
         return handler
 

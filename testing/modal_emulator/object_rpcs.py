@@ -83,6 +83,8 @@ class ObjectRpcs:
         req = await stream.recv_message()
         assert req is not None
         image = self.objects.get_or_create_image(req)
+        if self.emu.faults.image_build_delay > 0:
+            await asyncio.sleep(self.emu.faults.image_build_delay)  # fault: a slow first build
         if self.emu.rootfs is not None:
             # A real build: a finished one answers now, else the client joins its log stream.
             result = self.emu.rootfs.builds.request(image, req.image)

@@ -85,3 +85,4 @@ class CallRecord:
     at: float
     implemented: bool
     injected_status: int | None = None  # grpclib Status value if a fault was injected
+    ended_at: float | None = None  # when the handler returned (None while still running)

@@ -8,22 +8,26 @@ without verification.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from grpclib import GRPCError, Status
 from grpclib.server import Stream
 from modal_proto import task_command_router_pb2 as sr_pb2
 from modal_proto.task_command_router_grpc import TaskCommandRouterBase
 
+from . import limits
 from .faults import fill_unimplemented
 from .process import ManagedProcess, OutputBuffer
-from .sandboxes import Sandbox, SandboxFinishedError
+from .sandboxes import Sandbox, SandboxFinishedError, WorkdirMissingError
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from .server import ModalEmulator
+
+
+T = TypeVar("T")
 
 
 def _abort(status: Status, message: str) -> NoReturn:
@@ -47,14 +51,39 @@ class RouterServicer(TaskCommandRouterBase):
         sb = self.sandboxes.by_task(task_id)
         if sb is None:
             _abort(Status.NOT_FOUND, f"Task {task_id} not found")
+        if task_id in self.emu.vanished_tasks:
+            # The worker is gone: nothing answers. The client retries UNAVAILABLE.
+            _abort(Status.UNAVAILABLE, f"modal emulator: the worker of task {task_id} vanished")
+        return sb
+
+    def _live_task(self, task_id: str) -> Sandbox:
+        """The task's router goes away with the task: once the sandbox has finished, every
+        exec RPC says NOT_FOUND, and the client stops retrying on it
+        (modal/sandbox/_task_command_router_client.py:889-890)."""
+        sb = self._task(task_id)
+        if sb.result is not None:
+            _abort(Status.NOT_FOUND, f"Task {task_id} not found (the sandbox has finished)")
         return sb
 
     def _exec(self, task_id: str, exec_id: str) -> tuple[Sandbox, ManagedProcess]:
-        sb = self._task(task_id)
+        sb = self._live_task(task_id)
         proc = sb.execs.get(exec_id)
         if proc is None:
             _abort(Status.NOT_FOUND, f"Exec {exec_id} not found in task {task_id}")
         return sb, proc
+
+    async def _unless_gone(self, sb: Sandbox, waiter: Awaitable[T]) -> T:
+        """Await `waiter` unless the sandbox finishes first; then answer as a gone task does."""
+        task = asyncio.ensure_future(waiter)
+        gone = asyncio.ensure_future(sb.done.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not task.done():
+                task.cancel()
+        self._live_task(sb.task_id)  # raises once the sandbox has finished
+        return task.result()
 
     async def _send_buffer(
         self,
@@ -62,14 +91,22 @@ class RouterServicer(TaskCommandRouterBase):
         buf: OutputBuffer,
         offset: int,
         make: Callable[[bytes, int], Message],
+        sb: Sandbox | None = None,
     ) -> None:
-        """Stream `buf` from `offset` until EOF, honouring the injected per-chunk delay."""
+        """Stream `buf` from `offset` until EOF, honouring the injected per-chunk delay. With
+        `sb` (exec output), the stream fails as a gone task's does once the sandbox finishes."""
         faults = self.emu.faults
-        while (chunk := await buf.read(offset, max(1, faults.stdio_chunk_size))) is not None:
+        while True:
+            read = buf.read(offset, max(1, faults.stdio_chunk_size))
+            chunk = await (read if sb is None else self._unless_gone(sb, read))
+            if chunk is None:
+                break
             if faults.stdio_delay > 0:
                 await asyncio.sleep(faults.stdio_delay)  # fault injection: a slow link, not a sync
             await stream.send_message(make(chunk, offset))
             offset += len(chunk)
+        if sb is not None:
+            self._live_task(sb.task_id)  # EOF because the sandbox died is not a clean end
 
     # ------------------------------------------------------------------ exec lifecycle
 
@@ -78,7 +115,7 @@ class RouterServicer(TaskCommandRouterBase):
     ) -> None:
         req = await stream.recv_message()
         assert req is not None
-        sb = self._task(req.task_id)
+        sb = self._live_task(req.task_id)
         if req.HasField("pty_info") and req.pty_info.enabled:
             _abort(
                 Status.UNIMPLEMENTED, "modal emulator: TaskExecStart with a PTY is not supported"
@@ -109,7 +146,10 @@ class RouterServicer(TaskCommandRouterBase):
                 timeout_secs=req.timeout_secs if req.HasField("timeout_secs") else None,
             )
         except SandboxFinishedError:
-            _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} has already finished")
+            _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} is terminating")
+        except WorkdirMissingError:
+            # Best reading (README, "Exec workdir"): the process cannot start at all.
+            _abort(Status.NOT_FOUND, f"workdir {workdir} does not exist in the sandbox")
         await stream.send_message(sr_pb2.TaskExecStartResponse())
 
     async def TaskExecWait(
@@ -117,8 +157,8 @@ class RouterServicer(TaskCommandRouterBase):
     ) -> None:
         req = await stream.recv_message()
         assert req is not None
-        _, proc = self._exec(req.task_id, req.exec_id)
-        await proc.wait()
+        sb, proc = self._exec(req.task_id, req.exec_id)
+        await self._unless_gone(sb, proc.wait())
         await stream.send_message(_exit_status(proc, sr_pb2.TaskExecWaitResponse))
 
     async def TaskExecPoll(
@@ -139,7 +179,7 @@ class RouterServicer(TaskCommandRouterBase):
     ) -> None:
         req = await stream.recv_message()
         assert req is not None
-        _, proc = self._exec(req.task_id, req.exec_id)
+        sb, proc = self._exec(req.task_id, req.exec_id)
         stderr = req.file_descriptor == sr_pb2.TASK_EXEC_STDIO_FILE_DESCRIPTOR_STDERR
         buf = proc.stderr if stderr else proc.stdout
         await self._send_buffer(
@@ -147,6 +187,7 @@ class RouterServicer(TaskCommandRouterBase):
             buf,
             req.offset,
             lambda data, _offset: sr_pb2.TaskExecStdioReadResponse(data=data),
+            sb,
         )
 
     async def TaskExecStdinWrite(
@@ -198,6 +239,12 @@ class RouterServicer(TaskCommandRouterBase):
     async def _write_stdin(
         self, sb: Sandbox, proc: ManagedProcess, offset: int, data: bytes, eof: bool
     ) -> None:
+        if len(data) > limits.MAX_STDIN_WRITE_BYTES:
+            # The client never sends more in one write (it raises BufferError first).
+            _abort(
+                Status.RESOURCE_EXHAUSTED,
+                f"stdin write of {len(data)} bytes exceeds {limits.MAX_STDIN_WRITE_BYTES}",
+            )
         sb.touch()  # stdin writes count as activity for idle_timeout
         try:
             await proc.write_stdin(offset, data, eof)

@@ -41,7 +41,11 @@ _SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class SandboxFinishedError(Exception):
-    """The sandbox has already terminated."""
+    """The sandbox has already terminated (or is terminating)."""
+
+
+class WorkdirMissingError(Exception):
+    """An exec asked for a working directory that does not exist in the sandbox."""
 
 
 def map_sandbox_path(root: Path, sandbox_path: str) -> Path:
@@ -76,6 +80,8 @@ class Sandbox:
         self.root = record.root
         self.default_workdir = record.workdir or image_workdir or DEFAULT_WORKDIR
         self.result: api_pb2.GenericResult | None = None
+        # Set by SandboxTerminateV2: the sandbox is shutting down but still holds its name.
+        self.terminating = False
         self.done = asyncio.Event()
         self.entrypoint: ManagedProcess | None = None
         # Sandbox-level stdio when there is no entrypoint: empty streams that end with the sandbox.
@@ -122,9 +128,31 @@ class Sandbox:
         return env
 
     def workdir_path(self, sandbox_path: str | None) -> Path:
-        path = map_sandbox_path(self.root, sandbox_path or self.default_workdir)
-        path.mkdir(parents=True, exist_ok=True)
+        """The host folder for an exec's working directory. The sandbox's own workdir is
+        created with the sandbox (as Docker's WORKDIR is); an exec's must already exist."""
+        if sandbox_path is None:
+            path = map_sandbox_path(self.root, self.default_workdir)
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        path = map_sandbox_path(self.root, sandbox_path)
+        if not path.is_dir():
+            raise WorkdirMissingError(sandbox_path)
         return path
+
+    def request_terminate(self, seconds: float) -> None:
+        """SandboxTerminateV2: the sandbox finishes `seconds` later and keeps its name (and
+        refuses new execs) until then. Idempotent."""
+        if self.result is not None or self.terminating:
+            return
+        self.terminating = True
+
+        async def later() -> None:
+            await asyncio.sleep(seconds)  # the container's shutdown, not a sync
+            await self.finish(
+                GenericResult.GENERIC_STATUS_TERMINATED, "terminate", exception="Sandbox terminated"
+            )
+
+        self._timers.append(asyncio.create_task(later()))
 
     def _command(self, argv: list[str], workdir: str | None) -> tuple[list[str], Path]:
         """(argv, host cwd) that run `argv` in the sandbox with working directory `workdir`."""
@@ -137,6 +165,7 @@ class Sandbox:
     async def start(self) -> None:
         """Create the filesystem, start the entrypoint (if any) and arm the timeouts."""
         map_sandbox_path(self.root, SANDBOX_HOME).mkdir(parents=True, exist_ok=True)
+        self.workdir_path(None)  # the sandbox's workdir exists from the start, as WORKDIR does
         if self.record.entrypoint_args:
             argv, cwd = self._command(self.record.entrypoint_args, None)
             self.entrypoint = ManagedProcess(argv)
@@ -265,7 +294,7 @@ class Sandbox:
         """Start an exec; a repeated `exec_id` (client retry) returns the existing process."""
         if exec_id in self.execs:
             return self.execs[exec_id]
-        if self.result is not None:
+        if self.result is not None or self.terminating:
             raise SandboxFinishedError(self.sandbox_id)
         command, cwd = self._command(argv, workdir)
         proc = ManagedProcess(command)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import os
 import threading
+import time
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
@@ -82,6 +84,8 @@ class ModalEmulator:
         host: str = "127.0.0.1",
         port: int = 0,
         images: ImageMode = "host",
+        rtt_ms: float = 0.0,
+        terminate_seconds: float = 0.5,
     ) -> None:
         """`images="host"`: images are records only and sandboxes run host processes;
         `images="rootfs"`: images are built for real and sandboxes run isolated inside them
@@ -98,6 +102,12 @@ class ModalEmulator:
         self.faults = FaultInjector(
             service_methods(ModalClientBase) | service_methods(TaskCommandRouterBase)
         )
+        self.faults.rtt = rtt_ms / 1000
+        self._rtt_default = self.faults.rtt
+        # How long a terminated sandbox takes to finish; it keeps its name until then (README).
+        self.terminate_seconds = terminate_seconds
+        # Task ids whose worker vanished: the router no longer answers for them.
+        self.vanished_tasks: set[str] = set()
         self._calls: list[CallRecord] = []
         self._calls_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -163,9 +173,20 @@ class ModalEmulator:
 
     # ===================================================================== helpers for servicers
 
-    def _record_call(self, call: CallRecord) -> None:
+    def _record_call(self, call: CallRecord) -> Callable[[], None]:
+        """Log `call`; the returned function stamps its end time."""
         with self._calls_lock:
-            self._calls.append(call)
+            calls = self._calls
+            index = len(calls)
+            calls.append(call)
+
+        def ended() -> None:
+            with self._calls_lock:
+                # A reset in between replaced the list: the old entry is gone, nothing to stamp.
+                if calls is self._calls and index < len(calls) and calls[index] is call:
+                    calls[index] = dataclasses.replace(call, ended_at=time.time())
+
+        return ended
 
     def blob_url(self, blob_id: str) -> str:
         return f"http://{self.host}:{self._blob_server.port}/blobs/{blob_id}"
@@ -274,8 +295,10 @@ class ModalEmulator:
     ) -> SandboxRecord:
         """Kill a sandbox as if its container died: SIGKILL every process group, mark it finished.
 
-        In-flight execs end with signal 9 (the client reports 137); `Sandbox.wait()` sees
-        `status` (TERMINATED by default: returncode 137, SandboxTerminatedError).
+        The task is gone, so the router answers NOT_FOUND for its execs: an in-flight
+        `ContainerProcess.wait()` raises `NotFoundError`, as the client expects
+        (modal/sandbox/_task_command_router_client.py:889); `Sandbox.wait()` sees `status`
+        (TERMINATED by default: returncode 137, SandboxTerminatedError).
         """
         return self._run_async(lambda: self.kill_sandbox_async(id_or_name, status=status))
 
@@ -286,6 +309,42 @@ class ModalEmulator:
         await sb.finish(status, "killed", exception="Sandbox killed by fault injection")
         await sb.drain()
         return sb.record.snapshot()
+
+    def vanish_worker(self, id_or_name: str) -> SandboxRecord:
+        """The sandbox's task AND its worker are gone: the control plane reports the sandbox
+        terminated, but the router stops answering (UNAVAILABLE, which the client retries):
+        a `ContainerProcess.wait()` without an exec deadline retries forever, as the client
+        warns (modal/sandbox/_task_command_router_client.py:891-893)."""
+        return self._run_async(lambda: self.vanish_worker_async(id_or_name))
+
+    async def vanish_worker_async(self, id_or_name: str) -> SandboxRecord:
+        sb = self.registry.find(id_or_name)
+        self.vanished_tasks.add(sb.task_id)
+        await sb.finish(
+            GenericResult.GENERIC_STATUS_TERMINATED, "killed", exception="Worker lost"
+        )
+        await sb.drain()
+        return sb.record.snapshot()
+
+    def set_image_build_delay(self, seconds: float) -> None:
+        """Make every image build take `seconds` (a long first build on Modal)."""
+        self.faults.image_build_delay = seconds
+
+    def set_rtt(self, ms: float) -> None:
+        """Inject `ms` of round-trip time into every RPC and stream message (see README)."""
+        self.faults.rtt = ms / 1000
+
+    def sequential_round_trips(self, calls: list[CallRecord] | None = None) -> int:
+        """The most calls of `calls` (default: the whole log) that ran one after another, each
+        starting after the previous one ended: the round trips a client paid in sequence."""
+        chain = 0
+        last_end = float("-inf")
+        finished = [c for c in (self.calls() if calls is None else calls) if c.ended_at]
+        for call in sorted(finished, key=lambda c: c.ended_at or 0.0):
+            if call.at >= last_end:
+                chain += 1
+                last_end = call.ended_at or 0.0
+        return chain
 
     def fail_next(
         self,
@@ -338,7 +397,9 @@ class ModalEmulator:
     async def reset_async(self, base_dir: str | os.PathLike[str] | None = None) -> None:
         await self._terminate_all("reset")
         self.registry.clear()
+        self.vanished_tasks.clear()
         self.faults.clear()
+        self.faults.rtt = self._rtt_default
         with self._calls_lock:
             self._calls.clear()
         if base_dir is not None:

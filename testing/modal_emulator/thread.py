@@ -33,13 +33,14 @@ class EmulatorThread:
         *,
         port: int = 0,
         images: ImageMode = "host",
+        rtt_ms: float = 0.0,
     ) -> None:
         path = (
             Path(tempfile.mkdtemp(prefix="modal-emulator-")) if base_dir is None else Path(base_dir)
         )
         # Only a directory we created is ours to delete (reset() may point base_dir elsewhere).
         self._owned_dir = path if base_dir is None else None
-        self.emulator = ModalEmulator(path, port=port, images=images)
+        self.emulator = ModalEmulator(path, port=port, images=images, rtt_ms=rtt_ms)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -125,7 +126,11 @@ class EmulatorThread:
 
 
 def run_in_thread(
-    base_dir: str | os.PathLike[str] | None = None, *, port: int = 0, images: ImageMode = "host"
+    base_dir: str | os.PathLike[str] | None = None,
+    *,
+    port: int = 0,
+    images: ImageMode = "host",
+    rtt_ms: float = 0.0,
 ) -> EmulatorThread:
     """Start an emulator in a background thread; call `.stop()` (or use it as a context manager)."""
-    return EmulatorThread(base_dir, port=port, images=images).start()
+    return EmulatorThread(base_dir, port=port, images=images, rtt_ms=rtt_ms).start()

@@ -85,6 +85,8 @@ def test_exec_paths_are_container_paths(
     modal_emulator_rootfs: ModalEmulator, app_name: str
 ) -> None:
     sb = _sandbox(app_name)
+    # An exec's workdir must exist (emulator README, "Exec workdir").
+    assert _run(sb, "mkdir", "-p", "/srv/work")[0] == 0
     code, out, err = _run(
         sb, "sh", "-c", "pwd; echo made > /srv/made.txt; cat /srv/made.txt", workdir="/srv/work"
     )

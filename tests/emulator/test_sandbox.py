@@ -69,6 +69,7 @@ def test_create_records_the_request(modal_emulator: ModalEmulator, app_name: str
 def test_exec_workdir_env_and_python(modal_emulator: ModalEmulator, app_name: str) -> None:
     sb = _sandbox(app_name)
     rec = modal_emulator.sandbox(sb.object_id)
+    assert sb.exec("mkdir", "-p", "tmp/deep/dir", workdir="/").wait() == 0
     p = sb.exec("pwd", workdir="/tmp/deep/dir")
     assert p.stdout.read().strip() == str(rec.root / "tmp" / "deep" / "dir")
     assert p.wait() == 0
@@ -77,9 +78,9 @@ def test_exec_workdir_env_and_python(modal_emulator: ModalEmulator, app_name: st
     assert p.stdout.read().strip() == sys.executable
     assert p.wait() == 0
     execs = modal_emulator.sandbox(sb.object_id).execs
-    assert execs[0].workdir == "/tmp/deep/dir" and execs[1].env == {"X": "1"}
+    assert execs[1].workdir == "/tmp/deep/dir" and execs[2].env == {"X": "1"}
     # argv is passed unchanged (absolute paths are NOT rewritten).
-    assert execs[1].argv[0] == "python"
+    assert execs[2].argv[0] == "python"
 
 
 def test_live_stdout_arrives_before_exit(modal_emulator: ModalEmulator, app_name: str) -> None:
@@ -190,15 +191,14 @@ def test_terminate_then_from_name_fails(modal_emulator: ModalEmulator, app_name:
     sb = _sandbox(app_name, name="doomed")
     assert modal.Sandbox.from_name(app_name, "doomed").object_id == sb.object_id
     running = sb.exec("sleep", "30")
-    sb.terminate()
-    sb.wait(raise_on_termination=False)
-    assert sb.returncode == 137  # the client's code for GENERIC_STATUS_TERMINATED
+    assert sb.terminate(wait=True) == 137  # the client's code for GENERIC_STATUS_TERMINATED
     assert sb.poll() == 137
-    assert running.wait() == 137  # its processes were SIGKILLed
+    with pytest.raises(modal.exception.NotFoundError):
+        running.wait()  # its task is gone, and its router with it
     with pytest.raises(modal.exception.NotFoundError):
         modal.Sandbox.from_name(app_name, "doomed")
-    with pytest.raises(modal.exception.ConflictError):
-        sb.exec("true")
+    with pytest.raises(modal.exception.NotFoundError):
+        sb.exec("true")  # the handle's cached task id leads to the gone router
     rec = modal_emulator.sandbox("doomed")
     assert rec.termination_reason == "terminate" and rec.terminated_at is not None
     # The name is free again.
@@ -218,7 +218,8 @@ def test_timeout_kills_the_sandbox(modal_emulator: ModalEmulator, app_name: str)
     with pytest.raises(modal.exception.SandboxTimeoutError):
         sb.wait()
     assert sb.returncode == 124
-    assert p.wait() == 137
+    with pytest.raises(modal.exception.NotFoundError):
+        p.wait()
     rec = modal_emulator.sandbox(sb.object_id)
     assert rec.termination_reason == "timeout"
     assert rec.terminated_at is not None and 0.9 <= rec.terminated_at - rec.created_at < 5
@@ -257,7 +258,7 @@ def test_list_filters_by_app_and_tags(modal_emulator: ModalEmulator, app_name: s
     b.set_tags({"role": "db"})
     assert b.get_tags() == {"role": "db"}
     assert ids(tags={"role": "db"}) == {b.object_id, c.object_id}
-    c.terminate()
+    c.terminate(wait=True)
     assert ids(tags={"role": "db"}) == {b.object_id}
     # Listed handles report no returncode while running.
     assert all(s.returncode is None for s in modal.Sandbox.list(app_id=app_id))
@@ -291,7 +292,7 @@ def test_warm_exec_round_trip(modal_emulator: ModalEmulator, app_name: str) -> N
 
 def test_from_name_include_terminated(modal_emulator: ModalEmulator, app_name: str) -> None:
     sb = _sandbox(app_name, name="gone")
-    sb.terminate()
+    sb.terminate(wait=True)
     with pytest.raises(modal.exception.NotFoundError):
         modal.Sandbox.from_name(app_name, "gone")
     found = modal.Sandbox.from_name(app_name, "gone", include_terminated=True)

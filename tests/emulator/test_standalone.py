@@ -32,6 +32,8 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
             "0",
             "--base-dir",
             str(tmp_path),
+            "--rtt-ms",
+            "150",
         ],
         cwd=REPO,
         env=_clean_env(),
@@ -49,11 +51,15 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
         assert exports["MODAL_SERVER_URL"] == url
         script = textwrap.dedent(
             """
+            import time
             import modal
             app = modal.App.lookup("standalone", create_if_missing=True)
             sb = modal.Sandbox.create(app=app, workdir="/w", timeout=60)
             p = sb.exec("sh", "-c", "echo hello > f.txt && cat f.txt")
             print(p.stdout.read().strip(), p.wait())
+            started = time.monotonic()
+            sb.exec("true").wait()  # warm: start + wait, each one injected round trip
+            print(time.monotonic() - started >= 0.3)
             sb.terminate()
             """
         )
@@ -65,7 +71,7 @@ def test_standalone_server_serves_the_real_client(tmp_path: Path) -> None:
             timeout=60,
         )
         assert client.returncode == 0, client.stderr
-        assert client.stdout.split() == ["hello", "0"]
+        assert client.stdout.split() == ["hello", "0", "True"]
         # The sandbox's scratch filesystem lives under --base-dir.
         assert [p.read_text() for p in tmp_path.glob("sb-*/w/f.txt")] == ["hello\n"]
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -36,10 +37,14 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
     return False
 
 
+def _gone(pid: int) -> bool:
+    return not alive(pid)
+
+
 def stop_hosts(home: Path) -> None:
     for pid in host_pids(home):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        if not wait_for(lambda pid=pid: not alive(pid), 5):
+        if not wait_for(functools.partial(_gone, pid), 5):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

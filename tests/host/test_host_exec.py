@@ -12,7 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-from tests.helpers import cli, ledger
+import pytest
+
+from tests.helpers import cli, ledger, spawn_cli
 from tests.host.helpers import alive, host_pids, wait_for
 
 PY = sys.executable
@@ -186,16 +188,60 @@ def test_no_credentials_runs_locally_in_the_client(host_env: dict[str, str], ws:
     assert flagged.returncode == 125 and flagged.stderr.count(b"\n") == 1
 
 
-def test_a_vanished_client_hangs_up_the_remote(host_env: dict[str, str], ws: Path) -> None:
-    proc = subprocess.Popen([PY, "-m", "modal_offload", "exec", "-c",
-                             "trap 'echo hup > hup.txt; exit 3' HUP; echo started;"
-                             " sleep 20 & wait"],
-                            cwd=ws, env=os.environ.copy(), stdout=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL)
+def _sandbox(tmp_home: Path) -> Path:
+    (folder,) = (tmp_home / ".cache" / "modal-offload" / "sandboxes").glob("*/workspace")
+    return folder
+
+
+def _pid_in(folder: Path, name: str) -> int:
+    assert wait_for(lambda: (folder / name).is_file() and (folder / name).read_text().strip()
+                    != "", 15)
+    return int((folder / name).read_text())
+
+
+@pytest.mark.parametrize("how", ["host-client-killed", "in-process-hangup"])
+def test_a_vanished_client_stops_everything_and_syncs_nothing(
+        host_env: dict[str, str], ws: Path, tmp_home: Path, how: str) -> None:
+    """Issue #13 class 8: a command that ignores SIGHUP, and a `nohup` child, are killed
+    after a short grace; what they wrote is never applied to the laptop. Through the host
+    the client is killed outright; in-process its terminal hangs up (SIGHUP)."""
+    in_process = how == "in-process-hangup"
+    proc = spawn_cli("exec", "-c",
+                     "trap 'echo hup > hup.txt' HUP; nohup sh -c 'echo $$ > child.pid;"
+                     " while :; do sleep 0.1; done' >/dev/null 2>&1 & echo $$ > leader.pid;"
+                     " echo started; while :; do date > alive.txt; sleep 0.1; done",
+                     cwd=ws, env={"MODAL_OFFLOAD_HOST": "0" if in_process else "1"})
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"started\n"
-    proc.kill()  # like a closed terminal: the host sees the connection drop
-    proc.wait()
-    # The remote command got SIGHUP, and the host still synced its changes back.
-    assert wait_for(lambda: (ws / "hup.txt").exists(), 15)
-    assert (ws / "hup.txt").read_text() == "hup\n"
+    sandbox = _sandbox(tmp_home)
+    leader, child = _pid_in(sandbox, "leader.pid"), _pid_in(sandbox, "child.pid")
+    if in_process:
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=30) == 128 + signal.SIGHUP
+    else:
+        proc.kill()  # the host sees the connection drop
+        proc.wait()
+    # The remote got the hang-up, then SIGKILL of its whole group: nothing runs on.
+    assert wait_for(lambda: (sandbox / "hup.txt").exists(), 15)
+    assert wait_for(lambda: not alive(leader) and not alive(child), 15)
+    if not in_process:
+        assert wait_for(lambda: "active commands: 0" in cli("host", "status").stdout.decode(),
+                        15)
+    # ... and the run synced nothing back: nobody is there to review it.
+    for name in ("hup.txt", "alive.txt", "leader.pid", "child.pid"):
+        assert not (ws / name).exists(), name
+
+
+def test_session_stop_then_exec_never_reuses_the_stopped_session(
+        host_env: dict[str, str], ws: Path, tmp_home: Path) -> None:
+    """Issue #13 class 10: the host caches open sessions for a few seconds; `session stop`
+    must end that too, and the next command runs in a new session."""
+    assert exec_(ws, "-c", "echo one > one.txt").returncode == 0
+    first = json.loads(cli("session", "status", "--json", cwd=ws).stdout)[0]["id"]
+    stopped = cli("session", "stop", cwd=ws)
+    assert stopped.returncode == 0 and b"stopped local session" in stopped.stdout
+    again = exec_(ws, "-c", "cat one.txt; echo two > two.txt")
+    assert (again.returncode, again.stdout, again.stderr) == (0, b"one\n", b"")
+    assert (ws / "two.txt").read_text() == "two\n"
+    second = json.loads(cli("session", "status", "--json", cwd=ws).stdout)[0]["id"]
+    assert second != first

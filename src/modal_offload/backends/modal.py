@@ -27,6 +27,9 @@ Signals
   SIGINT, as non-interactive shells make them) is killed, so Ctrl-C really stops the command.
   The wrapper's paths are relative to the exec's working directory, because only working
   directories (not argv) name sandbox paths reliably (the in-repo emulator maps those alone).
+  A command's folder under the workspace may not exist remotely (an ignored or never-synced
+  folder), and an exec whose workdir is missing does not start at all: such execs start in
+  the workspace root and the wrapper creates and enters the folder first.
 
 Metering: see `_modal_records` (each instant of a sandbox's life is charged once, by the
 gateway's meter while a command runs or by this backend for the gaps between commands).
@@ -35,6 +38,9 @@ gateway's meter while a command runs or by this backend for the gaps between com
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
+import os
 import posixpath
 import signal as _signal
 import threading
@@ -47,7 +53,6 @@ from ..credentials import fix as credentials_fix
 from ..credentials import missing_reason
 from ..errors import BackendError, BackendUnavailable, OffloadError
 from ..fileio import exclusive
-from ..image.identity import known_built
 from . import _modal_build, _modal_image
 from . import _modal_records as records
 from ._base import Backend, Process, Session, SessionInfo, SessionSpec
@@ -64,9 +69,23 @@ TAG_CREATED = "mo-created"
 TAG_TIMEOUT = "mo-timeout"
 TAG_IDLE = "mo-idle-timeout"
 RESET_HINT = "retry; `modal-offload session stop` resets the session"
+# Per stdin write: well under the client's 16 MiB (modal/io_streams.py:636), so memory per
+# write stays bounded; 2 MiB is the client's own limit for sandbox stdin (io_streams.py:633).
+STDIN_CHUNK_BYTES = 2 * 1024 * 1024
+# How often a running wait asks the control plane whether the sandbox still exists.
+WATCH_SECONDS = 5.0
+# After the control plane says the sandbox ended, how long the router may take to say so.
+GONE_GRACE_SECONDS = 2.0
+# Deadline of the short housekeeping execs (mkdir at creation, the signal sender).
+HOUSEKEEPING_TIMEOUT = 60
 
-# $0: pid file (relative to the working directory); "$@": the command. pid == pgid afterwards.
-_WRAPPER = ('echo $$ > "$0" || exit 125; read -r _ _ _ _ pg _ < /proc/$$/stat; '
+log = logging.getLogger(__name__)
+
+# $0: pid file (relative to the working directory); $1: folder to enter (relative, "." for
+# none), created if missing; the rest: the command. pid == pgid afterwards.
+_WRAPPER = ('echo $$ > "$0" || exit 125; '
+            '[ "$1" = . ] || { mkdir -p -- "$1" && cd -- "$1"; } || exit 125; shift; '
+            'read -r _ _ _ _ pg _ < /proc/$$/stat; '
             '[ "$pg" = "$$" ] || ! command -v setsid >/dev/null || exec setsid "$@"; '
             'exec "$@"')
 # $0: pid file name (in PIDS_DIR); $1: signal name. Waits briefly for a wrapper that has not
@@ -81,6 +100,10 @@ _KILLER = ('sig=$1; i=0; while [ ! -s "$0" ]; do i=$((i+1)); [ $i -gt 50 ] && ex
 def _modal() -> Any:
     import modal  # the only import of modal in the package: ~0.35 s, so never at top level
 
+    if "MODAL_LOGLEVEL" not in os.environ:
+        # The client warns on stderr while it retries (e.g. an unreachable worker); we act on
+        # those situations ourselves and report them in one line. MODAL_LOGLEVEL restores it.
+        logging.getLogger("modal-client").setLevel(logging.ERROR)
     return modal
 
 
@@ -128,13 +151,20 @@ class ModalProcess(Process):
         with self._stdin_lock:
             if self._stdin_closed:
                 return
+            view = memoryview(data)
             try:
-                self._proc.stdin.write(data)
-                self._proc.stdin.drain()
-            except Exception:
-                # The process exited or the sandbox went away: like a closed pipe, the rest of
-                # the input is not wanted; wait() reports what happened.
+                for start in range(0, len(view), STDIN_CHUNK_BYTES):
+                    self._proc.stdin.write(view[start:start + STDIN_CHUNK_BYTES])
+                    self._proc.stdin.drain()
+            except Exception as exc:
+                # Like a closed pipe, the rest of the input is lost; but the remote end must
+                # not wait for it: end the channel with EOF (best effort; if the sandbox is
+                # gone, wait() reports that).
+                log.debug("stdin write failed (%s); sending EOF", exc)
                 self._stdin_closed = True
+                with contextlib.suppress(Exception):
+                    self._proc.stdin.write_eof()
+                    self._proc.stdin.drain()
 
     def close_stdin(self) -> None:
         with self._stdin_lock:
@@ -163,21 +193,62 @@ class ModalProcess(Process):
     def wait(self) -> int:
         if self._exit is not None:
             return self._exit
-        with _modal_errors("waiting for the command"):
-            code = int(self._proc.wait())
+        code = self._watched_wait()
         with contextlib.suppress(OffloadError):
             # Bookkeeping only: a lock timeout must not turn a result into an error.
             records.mark_used(self._session.name, self._session.id)
+        if code == -1:
+            # The exec's deadline (just past the sandbox's own) passed without an answer:
+            # the client's convention for that is -1 (modal/container_process.py:181-185).
+            ended = self._session.ended_code()
+            if ended is not None:
+                raise self._session.died_error(ended)
+            raise BackendError(f"the Modal sandbox {self._session.id} stopped answering",
+                               RESET_HINT)
         if code == 137 or self._stream_error is not None:
             # A killed container also ends its execs with SIGKILL: tell that apart from a
             # command that was itself killed (e.g. out of memory), which is its own status.
             ended = self._session.ended_code()
             if ended is not None:
                 raise self._session.died_error(ended)
-        if code < 0:
-            code = 128 - code
         self._exit = code
         return code
+
+    def _watched_wait(self) -> int:
+        """The exit status, or an error once the sandbox is gone.
+
+        The client's wait retries an unreachable worker until the exec deadline, so it runs in
+        a helper thread while this one asks the control plane every WATCH_SECONDS whether the
+        sandbox still exists.
+        """
+        outcome: list[int | BaseException] = []
+
+        def target() -> None:
+            try:
+                outcome.append(int(self._proc.wait()))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append(exc)
+
+        waiter = threading.Thread(target=target, daemon=True, name="modal-exec-wait")
+        waiter.start()
+        while True:
+            waiter.join(WATCH_SECONDS)
+            if not waiter.is_alive():
+                break
+            ended = self._session.ended_code()
+            if ended is not None:
+                waiter.join(GONE_GRACE_SECONDS)
+                if waiter.is_alive():  # the worker vanished with it: nothing will answer
+                    raise self._session.died_error(ended)
+                break
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            # Once the sandbox has ended its router says NOT_FOUND: report the sandbox.
+            ended = self._session.ended_code()
+            if ended is not None:
+                raise self._session.died_error(ended) from result
+            raise translate(result, "waiting for the command") from result
+        return result
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         # Also after the leader exited: its group's stragglers must stop too (_base.py).
@@ -188,7 +259,8 @@ class ModalProcess(Process):
     def _send(self, name: str) -> None:
         with contextlib.suppress(Exception):
             self._session.sandbox.exec("sh", "-c", _KILLER, self._pid_name, name,
-                                       workdir=PIDS_DIR, text=False)
+                                       workdir=PIDS_DIR, text=False,
+                                       timeout=HOUSEKEEPING_TIMEOUT)
 
 
 class ModalSession(Session):
@@ -204,17 +276,27 @@ class ModalSession(Session):
         self.python = REMOTE_PYTHON
         self.fresh = fresh
 
+    def exec_timeout(self) -> int:
+        """An exec's deadline: the command cannot outlive its sandbox, so a little past the
+        sandbox's own end bounds every wait on the worker without ever cutting a command short."""
+        return max(1, math.ceil(self.record.deadline - time.time() + DEADLINE_SLACK_SECONDS))
+
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
         if "PYTHONPATH" in env:
             # Keep our package (the sandbox's own PYTHONPATH) importable after the
             # workspace's folders (issue 12).
             env = {**env, "PYTHONPATH": f"{env['PYTHONPATH']}:{OUR_PYTHONPATH}"}
         pid_name = uuid.uuid4().hex
-        pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", cwd)
+        workdir, enter = cwd, "."
+        if cwd.startswith(self.root + "/"):
+            workdir, enter = self.root, posixpath.relpath(cwd, self.root)
+        pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", workdir)
         with _modal_errors("starting the command"):
             try:
-                proc = self.sandbox.exec("sh", "-c", _WRAPPER, pid_file, *argv, workdir=cwd,
-                                         env=dict(env), text=False)
+                proc = self.sandbox.exec("sh", "-c", _WRAPPER, pid_file, enter, *argv,
+                                         workdir=workdir,
+                                         env=dict(env), text=False,
+                                         timeout=self.exec_timeout())
             except _modal().exception.Error as exc:
                 ended = self.ended_code()
                 if ended is not None:
@@ -240,7 +322,9 @@ class ModalSession(Session):
         with exclusive(records.lock_path(self.name)):
             _settle(self.record, time.time(), "stopped")
             with _modal_errors("terminating the sandbox"):
-                self.sandbox.terminate()
+                # Waited: the name stays taken until the sandbox has finished, and the next
+                # command must be able to create a new one under it.
+                self.sandbox.terminate(wait=True)
 
     def info(self) -> SessionInfo:
         record = records.load(self.name) or self.record
@@ -301,7 +385,7 @@ def build_image(spec: SessionSpec) -> Any:
     return _modal_image.build(_modal(), image, spec.workspace)
 
 
-def _built_image(spec: SessionSpec, app: Any) -> Any:
+def _build(spec: SessionSpec, app: Any) -> Any:
     """Built (or found in Modal's cache) before the sandbox is created; see _modal_build."""
     image_hash = spec.image.hash if spec.image is not None else "base"
     return _modal_build.build(_modal(), build_image(spec), app, show=spec.build_output,
@@ -337,52 +421,72 @@ class ModalBackend(Backend):
             return ModalSession(sandbox, self._known(spec, sandbox), fresh=False)
 
     def open_session(self, spec: SessionSpec) -> Session:
-        prebuilt = None
-        if spec.image is not None and not known_built(self.name, spec.image.hash):
-            # A first build can take minutes: it happens before the session lock is taken,
-            # so concurrent first commands wait on Modal's build (which it deduplicates),
-            # never on a lock that gives up after 60 s.
-            with _modal_errors("building the image"):
-                app = _modal().App.lookup(spec.app_name, create_if_missing=True)
-                prebuilt = _built_image(spec, app)
         with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
-            now = time.time()
-            previous = records.load(spec.name)
-            sandbox = self._lookup(spec)
-            if sandbox is not None:
-                record = self._known(spec, sandbox)
-                if record.deadline <= now + spec.timeout_seconds + DEADLINE_SLACK_SECONDS:
-                    records.charge_gap(record, now)  # idle time billed since the last command
-                    record.idle_timeout_seconds = spec.idle_timeout_seconds
-                    records.store(record)
-                    return ModalSession(sandbox, record, fresh=False)
-                # Budget spent elsewhere since it was created: its deadline would overrun the
-                # cap, so it makes way for a sandbox with a smaller timeout.
-                _settle(record, now, "replaced: deadline past the budget cap")
-                sandbox.terminate()
-            elif previous is not None and not previous.settled:
-                _settle(previous, previous.latest_end(now), "found gone")
-            return self._create(spec, prebuilt)
+            session = self._reuse(spec)
+        if session is not None:
+            return session
+        # The first build of an image can take minutes: never under the session lock, or
+        # every concurrent first command would give up on it (fileio.LOCK_TIMEOUT_SECONDS).
+        # Identical builds started by several processes are one build on Modal's side.
+        with _modal_errors("building the image"):
+            app, image = self._built_image(spec)
+        with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
+            # Someone may have created it while the image was building.
+            return self._reuse(spec) or self._create(spec, app, image)
 
-    def _create(self, spec: SessionSpec, image: Any = None) -> ModalSession:
+    def _reuse(self, spec: SessionSpec) -> ModalSession | None:
+        """The live session if it fits the budget cap; else clear the way for a new one.
+        Holds the session lock."""
+        now = time.time()
+        previous = records.load(spec.name)
+        sandbox = self._lookup(spec)
+        if sandbox is not None:
+            record = self._known(spec, sandbox)
+            if record.deadline <= now + spec.timeout_seconds + DEADLINE_SLACK_SECONDS:
+                records.charge_gap(record, now)  # idle time billed since the last command
+                record.idle_timeout_seconds = spec.idle_timeout_seconds
+                records.store(record)
+                return ModalSession(sandbox, record, fresh=False)
+            # Budget spent elsewhere since it was created: its deadline would overrun the
+            # cap, so it makes way for a sandbox with a smaller timeout. Waited, because it
+            # holds its name until it has finished.
+            _settle(record, now, "replaced: deadline past the budget cap")
+            sandbox.terminate(wait=True)
+        elif previous is not None and not previous.settled:
+            _settle(previous, previous.latest_end(now), "found gone")
+        return None
+
+    def _built_image(self, spec: SessionSpec) -> tuple[Any, Any]:
         modal = _modal()
         app = modal.App.lookup(spec.app_name, create_if_missing=True)
-        if image is None:
-            image = _built_image(spec, app)
+        return app, _build(spec, app)
+
+    def _create(self, spec: SessionSpec, app: Any, image: Any) -> ModalSession:
+        modal = _modal()
         created = time.time()
-        sandbox = modal.Sandbox.create(
-            app=app, name=spec.name, image=image, cpu=spec.cpu,
-            memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
-            idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
-            env={"PYTHONPATH": OUR_PYTHONPATH},
-            tags=_tags(spec, created))
+        try:
+            sandbox = modal.Sandbox.create(
+                app=app, name=spec.name, image=image, cpu=spec.cpu,
+                memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
+                idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
+                env={"PYTHONPATH": OUR_PYTHONPATH},
+                tags=_tags(spec, created))
+        except modal.exception.AlreadyExistsError as exc:
+            # Its holder was created or terminated (without waiting) by another machine.
+            session = self._reuse(spec)
+            if session is None:
+                raise BackendError(f"the Modal sandbox name {spec.name} is still taken by a "
+                                   "sandbox that is shutting down",
+                                   "retry in a few seconds") from exc
+            return session
         record = records.SandboxRecord(
             name=spec.name, sandbox_id=sandbox.object_id, created_at=created,
             timeout_seconds=int(spec.timeout_seconds),
             idle_timeout_seconds=int(spec.idle_timeout_seconds), accounted_until=time.time())
         records.store(record)
         # The wrapper's pid files need their folder; "/" as cwd keeps the path relative.
-        code = sandbox.exec("mkdir", "-p", PIDS_DIR.lstrip("/"), workdir="/").wait()
+        code = sandbox.exec("mkdir", "-p", PIDS_DIR.lstrip("/"), workdir="/",
+                            timeout=HOUSEKEEPING_TIMEOUT).wait()
         if code != 0:
             raise BackendError(f"could not prepare the Modal sandbox (mkdir exit {code})",
                                RESET_HINT)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .. import config, workspace
 from ..backends._base import Backend, get_backend
-from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, OffloadError
+from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, CorruptLedger, OffloadError
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
 from ..image.programs import MissingProgram
 from ..local_run import exec_here, shell_argv
@@ -78,6 +78,12 @@ def missing_fallback(settings: config.Settings, exc: MissingProgram) -> str | No
     return once(f"running {exc.program} locally: {exc.one_line()}")
 
 
+def failure_exit(exc: OffloadError) -> int:
+    """125 when exec itself failed, so 1..124 stay the command's own codes; a corrupt
+    ledger keeps its documented code 5 (#13), what `usage show` says for the same file."""
+    return exc.exit_code if isinstance(exc, CorruptLedger) else EXEC_FAILURE_EXIT
+
+
 def sync_notices(report: RunReport) -> list[str]:
     out = list(report.notices)
     back = report.sync_back
@@ -116,6 +122,8 @@ def run(argv: Sequence[str], shell: str | None = None, backend: str | None = Non
             return exec_here(command)
         gateway = Gateway(settings, chosen.backend, ws)
         handle = RemoteRun()
+        # SIGHUP (the terminal closed) is a hang-up: the remote group is killed after a
+        # short grace and nothing is synced back (gateway.RemoteRun).
         previous = {sig: signal.signal(sig, lambda s, _f: handle.forward_signal(s))
                     for sig in _FORWARDED}
         try:
@@ -145,7 +153,7 @@ def run(argv: Sequence[str], shell: str | None = None, backend: str | None = Non
         return exec_here(command)
     except OffloadError as exc:
         notice(exc.one_line())
-        return EXEC_FAILURE_EXIT
+        return failure_exit(exc)
     report_sync(report)
     return report.exit_code
 

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from .. import config
-from ..host.client import request
+from ..errors import OffloadError
+from ..host import client, lifecycle
 
 
 def serve() -> int:
     from ..host.server import serve as serve_forever
 
     return serve_forever(config.load().host_idle_seconds)
+
+
+def request(message: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return client.request(message)
+    except lifecycle.HostUnavailable as exc:
+        raise OffloadError(f"session host refused: {exc}",
+                           "or set MODAL_OFFLOAD_RUNTIME_DIR to a folder of yours") from None
 
 
 def status() -> int:
@@ -26,6 +36,8 @@ def status() -> int:
     print(f"sessions: {', '.join(reply.get('sessions', [])) or 'none'}")
     print(f"watched workspaces: {', '.join(reply.get('workspaces', [])) or 'none'}")
     print(f"active commands: {len(commands)}")
+    if reply.get("log"):
+        print(f"log: {reply['log']}")
     for cmd in commands:
         age = _duration(time.time() - float(cmd.get("started_at", time.time())))
         print(f"  {cmd.get('argv0')} in {cmd.get('cwd')} ({age})")

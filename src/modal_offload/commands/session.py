@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import replace
@@ -60,6 +61,18 @@ def stop(backend: str | None = None) -> int:
     for session in sessions:
         session.terminate()
         print(f"stopped {chosen.name} session {session.name}")
+    _host_forgets()
     if not sessions:
         print(f"no live {chosen.name} session for this workspace")
     return 0
+
+
+def _host_forgets() -> None:
+    """The session host caches open sessions for a few seconds; a stopped one must never be
+    handed to the next `exec` (#13). No host running: nothing cached."""
+    from ..host import lifecycle, protocol
+    from ..host.client import request
+
+    # A host we cannot reach, or that is not ours, has nothing of ours cached to forget.
+    with contextlib.suppress(OSError, protocol.ProtocolError, lifecycle.HostUnavailable):
+        request({"op": "forget"})

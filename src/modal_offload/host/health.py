@@ -24,6 +24,9 @@ def host_check(use_host: bool) -> tuple[str, str, str]:
                 "in-process", f"remove {location.dir} or set MODAL_OFFLOAD_RUNTIME_DIR")
     try:
         reply = request({"op": "status"})
+    except lifecycle.HostUnavailable as exc:
+        return ("fail", f"{exc}; commands run in-process",
+                f"remove {location.dir} or set MODAL_OFFLOAD_RUNTIME_DIR")
     except (OSError, protocol.ProtocolError) as exc:
         return "warn", f"the host does not answer ({exc})", "modal-offload host stop"
     if reply is None:

@@ -16,12 +16,11 @@ import _socket  # see protocol.py
 import errno
 import fcntl
 import os
-import stat
 import sys
 import time
 import zlib
 
-from .. import paths
+from .. import paths, private
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,12 +34,18 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 # must not split one user's host into one per workspace.
 _KEY_NAMES = ("HOME", "PRIMARY_MODAL_USAGE_FILE", "MODAL_CONFIG_PATH", "MODAL_PROFILE",
               "MODAL_TOKEN_ID", "MODAL_TOKEN_SECRET", "MODAL_SERVER_URL", "MODAL_ENVIRONMENT",
+              "MODAL_OAUTH_REFRESH_TOKEN", "MODAL_OAUTH_CLIENT_ID", "MODAL_OAUTH_CLIENT_SECRET",
+              "MODAL_OAUTH_JWT_KEY", "MODAL_IS_REMOTE",
               "MODAL_OFFLOAD_CACHE_DIR", "MODAL_OFFLOAD_STATE_DIR", "MODAL_OFFLOAD_CONFIG_DIR",
               "MODAL_OFFLOAD_RUNTIME_DIR", "MODAL_OFFLOAD_BIN_DIR")
 
 
 class HostUnavailable(Exception):
     """The host cannot be reached or started; the caller runs in-process instead."""
+
+
+def _not_private(exc: private.NotPrivate) -> HostUnavailable:
+    return HostUnavailable(f"{exc}; set MODAL_OFFLOAD_RUNTIME_DIR to a private folder of yours")
 
 
 runtime_dir = paths.runtime_dir_str  # one implementation, also for the thin client
@@ -68,20 +73,11 @@ class Location:
 
     def ensure_private_dir(self) -> None:
         """Create the folder 0700, or check an existing one is ours and private: in the /tmp
-        fallback another user could have made it first to catch our commands."""
+        fallback another user could have made it first to catch our commands (#13)."""
         try:
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            st = os.lstat(self.dir)
-        except OSError as exc:
-            raise HostUnavailable(f"cannot create {self.dir} ({exc.strerror})") from None
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-            raise HostUnavailable(f"{self.dir} is not a folder owned by this user")
-        if st.st_mode & 0o077:
-            try:
-                os.chmod(self.dir, 0o700)
-            except OSError:
-                raise HostUnavailable(f"{self.dir} is not private (mode "
-                                      f"{st.st_mode & 0o777:o})") from None
+            private.make_private_dir(self.dir)
+        except private.NotPrivate as exc:
+            raise _not_private(exc) from None
 
     def read_pidfile(self) -> dict[str, Any] | None:
         import json  # not on the exec path
@@ -119,7 +115,14 @@ def bind(sock: _socket.socket, path: str) -> None:
 
 
 def connect(location: Location) -> _socket.socket | None:
-    """A connection to a live host, or None when nobody listens (no or stale socket)."""
+    """A connection to a live host of this user, or None when nobody listens (no or stale
+    socket). HostUnavailable when the folder or the listener is not this user's: nothing
+    has been sent then, and the caller runs in-process."""
+    try:
+        if not private.verify_private_dir(location.dir):
+            return None
+    except private.NotPrivate as exc:
+        raise _not_private(exc) from None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT_SECONDS)
     try:
@@ -133,14 +136,32 @@ def connect(location: Location) -> _socket.socket | None:
         if exc.errno in (errno.ENOENT, errno.ECONNREFUSED, errno.ENOTDIR):
             return None
         raise HostUnavailable(f"cannot connect to {location.socket} ({exc.strerror})") from None
+    try:
+        uid = private.peer_uid(sock)
+    except OSError as exc:
+        sock.close()
+        raise HostUnavailable(f"cannot check who listens on {location.socket} "
+                              f"({exc.strerror})") from None
+    if not private.peer_allowed(uid):
+        sock.close()
+        raise HostUnavailable(f"{location.socket} is served by uid {uid}, not this user")
     sock.settimeout(None)
     return sock
+
+
+def open_private(path: str, flags: int) -> int:
+    try:
+        return private.open_owned(path, flags | os.O_NOFOLLOW)
+    except private.NotPrivate as exc:
+        raise HostUnavailable(str(exc)) from None
+    except OSError as exc:
+        raise HostUnavailable(f"cannot open {path} ({exc.strerror})") from None
 
 
 def _lock_start(location: Location, timeout: float = START_TIMEOUT_SECONDS) -> int:
     """Take the lock held while checking for and starting a host, so two clients never
     start two; close the returned fd to release it."""
-    fd = os.open(location.start_lock, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    fd = open_private(location.start_lock, os.O_CREAT | os.O_RDWR)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -158,7 +179,9 @@ def spawn(location: Location) -> int:
     """Start `modal-offload host serve` detached; return its pid."""
     import subprocess
 
-    log = os.open(location.log, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    # Truncated at each start: only what a host prints before its log is set up (a crash
+    # at import) lands here; everything else goes to the rotated log in the state folder.
+    log = open_private(location.log, os.O_CREAT | os.O_WRONLY | os.O_TRUNC)
     try:
         # Its own session, no inherited std streams: a caller capturing our output (a test,
         # `$(...)`) must see EOF when we exit, not when the host does.

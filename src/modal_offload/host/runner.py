@@ -15,7 +15,6 @@ import select
 import signal as _signal
 import socket
 import threading
-import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from ..image import identity
 from ..image.programs import MissingProgram
 from ..remote_env import remote_environment
 from . import protocol
+from .log import log
 from .warm import Warm, WarmBackend
 from .watcher import Watcher
 
@@ -122,7 +122,7 @@ def _stream_fds(message: dict[str, Any], fds: list[int]) -> dict[int, int]:
 
 
 def _listen_for_signals(conn: socket.socket, handle: RemoteRun,
-                        finished: threading.Event) -> None:
+                        finished: threading.Event, argv0: str) -> None:
     while True:
         try:
             got = protocol.recv(conn)
@@ -130,7 +130,10 @@ def _listen_for_signals(conn: socket.socket, handle: RemoteRun,
             got = None
         if got is None:
             if not finished.is_set():
-                # The client vanished (killed, terminal closed): like a hang-up.
+                # The client vanished (killed, terminal closed): a hang-up, which stops the
+                # whole remote process group and applies no sync back (gateway.RemoteRun).
+                log.warning("dropped connection: the client of `%s` vanished mid-command; "
+                            "hanging up the remote command, no sync back", argv0)
                 handle.forward_signal(_signal.SIGHUP)
             return
         message, _ = got
@@ -148,7 +151,7 @@ def serve_exec(conn: socket.socket, message: dict[str, Any], fds: list[int], war
         try:
             outcome = _decide_and_run(conn, message, env, std, warm, on_started)
         except Exception as exc:  # our bug: the client must still get one line and 125
-            traceback.print_exc()  # into the host's log file
+            log.exception("internal error in an exec")
             outcome = {"op": "error", "exit": EXEC_FAILURE_EXIT,
                        "message": f"internal error in the session host: "
                                   f"{exc.__class__.__name__}: {exc}"}
@@ -199,7 +202,7 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
     except OffloadError as exc:
         if backend is not None and isinstance(exc, BackendError):
             backend.forget()
-        return {"op": "error", "message": exc.one_line(), "exit": EXEC_FAILURE_EXIT}
+        return {"op": "error", "message": exc.one_line(), "exit": exec_cmd.failure_exit(exc)}
     return {"op": "done", "exit": report.exit_code, "notices": exec_cmd.sync_notices(report)}
 
 
@@ -208,7 +211,8 @@ def _run(conn: socket.socket, gateway: HostGateway, command: list[str], cwd_rel:
          on_started: Callable[[dict[str, Any]], None], sync_back: bool) -> Any:
     handle = RemoteRun()
     finished = threading.Event()
-    listener = threading.Thread(target=_listen_for_signals, args=(conn, handle, finished),
+    listener = threading.Thread(target=_listen_for_signals,
+                                args=(conn, handle, finished, os.path.basename(command[0])),
                                 name="client-signals", daemon=True)
     listener.start()
     relay = StdinRelay(std[0]) if 0 in std else None

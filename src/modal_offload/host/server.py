@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import socket
-import struct
 import threading
 import time
 from pathlib import Path
@@ -23,25 +22,14 @@ from typing import Any
 from .. import __version__
 from ..errors import EXEC_FAILURE_EXIT
 from ..fileio import atomic_write_text
+from ..private import peer_allowed, peer_credentials, peer_uid
 from . import lifecycle, protocol
+from .log import log, log_path, setup, teardown
 from .warm import Warm
 
+__all__ = ["Host", "peer_allowed", "peer_uid", "serve"]
+
 _ACCEPT_POLL_SECONDS = 0.2
-
-
-def peer_uid(conn: socket.socket) -> int:
-    """The connecting process's uid, from the kernel (not from anything it sends)."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        return int(struct.unpack("3i", creds)[1])
-    # macOS/BSD: LOCAL_PEERCRED (SOL_LOCAL=0, option 1) gives struct xucred {version, uid, ...}
-    creds = conn.getsockopt(0, 1, 76)
-    return int(struct.unpack_from("2I", creds)[1])
-
-
-def peer_allowed(uid: int, own_uid: int | None = None) -> bool:
-    """Root may not borrow our session either: only our own uid is served."""
-    return uid == (os.getuid() if own_uid is None else own_uid)
 
 
 class Host:
@@ -76,13 +64,19 @@ class Host:
         self._socket_ino = os.stat(self.location.socket).st_ino
         listener.listen(128)
         listener.settimeout(_ACCEPT_POLL_SECONDS)
+        previous = self.location.read_pidfile()
+        if previous is not None and previous.get("pid") != os.getpid():
+            log.info("restart: replacing host pid %s (version %s)", previous.get("pid"),
+                     previous.get("version"))
         atomic_write_text(Path(self.location.pidfile), json.dumps(
             {"pid": os.getpid(), "version": __version__, "fingerprint": self.fingerprint,
              "started_at": self.started_at, "socket": self.location.socket}), mode=0o600)
         return listener
 
-    def retire(self) -> None:
+    def retire(self, why: str = "asked to stop") -> None:
         """Stop taking connections now; exit once running commands are done."""
+        if not self._retiring.is_set():
+            log.info("retiring: %s", why)
         self._retiring.set()
         self._unlink_own(self.location.socket)
 
@@ -95,9 +89,11 @@ class Host:
 
     def serve(self, install_signals: bool = True) -> int:
         listener = self._listen()
+        log.info("started: version %s, code %s, socket %s", __version__, self.fingerprint,
+                 self.location.socket)
         if install_signals:  # only possible in the main thread; tests run hosts in threads
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(sig, lambda _s, _f: self.retire())
+                signal.signal(sig, lambda s, _f: self.retire(f"signal {s}"))
         try:
             while True:
                 if self._retiring.is_set():
@@ -127,6 +123,7 @@ class Host:
                 with contextlib.suppress(OSError):
                     os.unlink(self.location.pidfile)
             self.warm.close()
+            log.info("exited")
         return 0
 
     def _check_idle(self) -> None:
@@ -134,20 +131,23 @@ class Host:
             idle = (self._connections == 0
                     and time.monotonic() - self._last_activity >= self.idle_seconds)
         if idle:
-            self.retire()
+            self.retire(f"idle for {self.idle_seconds:g}s")
 
     # ----------------------------------------------------------- connections
     def _serve_connection(self, conn: socket.socket) -> None:
         try:
-            if not peer_allowed(peer_uid(conn)):
+            pid, uid = peer_credentials(conn)
+            if not peer_allowed(uid):
+                log.warning("rejected peer: uid %d (pid %d) is not this user", uid, pid)
                 return
             got = protocol.recv(conn, with_fds=True)
             if got is None:
                 return
             message, fds = got
             self._dispatch(conn, message, fds)
-        except (OSError, protocol.ProtocolError):
-            pass  # the client went away; it reports its own error
+        except (OSError, protocol.ProtocolError) as exc:
+            # The client went away or sent garbage; it reports its own error.
+            log.warning("dropped connection: %s", exc.__class__.__name__)
         finally:
             # shutdown, not just close: a thread still blocked in recv on this socket
             # would otherwise keep it open and the client would wait forever.
@@ -165,7 +165,7 @@ class Host:
             if message.get("fingerprint") != self.fingerprint or self._retiring.is_set():
                 for fd in fds:
                     os.close(fd)
-                self.retire()
+                self.retire("a client runs other code (upgrade or edit): a new host starts")
                 protocol.send(conn, {"op": "mismatch", "fingerprint": self.fingerprint})
                 return
             from .runner import serve_exec
@@ -184,8 +184,13 @@ class Host:
             os.close(fd)
         if op == "status":
             protocol.send(conn, self.status())
+        elif op == "forget":
+            # `session stop` ended this user's sessions: never hand a cached one out again.
+            self.warm.forget_sessions()
+            log.info("forgot cached sessions (`modal-offload session stop`)")
+            protocol.send(conn, {"op": "forgotten"})
         elif op == "stop":
-            self.retire()
+            self.retire("`modal-offload host stop`")
             protocol.send(conn, {"op": "stopping", "pid": os.getpid()})
         else:
             protocol.send(conn, {"op": "error", "message": f"unknown request {op!r}",
@@ -201,11 +206,19 @@ class Host:
         return {"op": "status", "pid": os.getpid(), "version": __version__,
                 "fingerprint": self.fingerprint, "uptime": time.time() - self.started_at,
                 "idle_seconds": self.idle_seconds, "sessions": self.warm.sessions(),
-                "workspaces": list(self.warm.workspaces()), "commands": commands}
+                "workspaces": list(self.warm.workspaces()), "commands": commands,
+                "log": str(log_path(lifecycle.config_key()))}
 
 
 def serve(idle_seconds: float) -> int:
     """Run a host for this environment until it is idle or told to stop."""
     fingerprint = protocol.fingerprint()  # first: the code on disk we are about to load
-    host = Host(lifecycle.Location(), idle_seconds, fingerprint)
-    return host.serve()
+    location = lifecycle.Location()
+    handler = setup(log_path(lifecycle.config_key()))
+    try:
+        return Host(location, idle_seconds, fingerprint).serve()
+    except Exception:
+        log.exception("crashed")
+        raise
+    finally:
+        teardown(handler)

@@ -151,6 +151,12 @@ class Warm:
                     old.close()
             return watcher
 
+    def forget_sessions(self) -> None:
+        with self._lock:
+            backends = list(self._backends.values())
+        for backend in backends:
+            backend.forget()
+
     def sessions(self) -> list[str]:
         with self._lock:
             backends = list(self._backends.values())
