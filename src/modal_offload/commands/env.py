@@ -137,14 +137,14 @@ def _compare(ws: workspace.Workspace, settings: config.Settings) -> dict[str, An
                                             "remote": remote["versions"].get("python")},
             "programs": rows, "routed_not_in_image": missing_routed,
             "packages_differ": differ, "missing": missing, "ok": not missing,
-            "session": identity.previous(ws.session_family(*resources(settings, "exec")))}
+            "session": (identity.previous(ws.session_family(*resources(settings, "exec")))
+                        or {}).get("session")}
 
 
 def check(as_json: bool = False, backend: str | None = None) -> int:
     ws = workspace.require()
     settings = config.load(ws.root, {"backend": backend} if backend else None)
     result = _compare(ws, settings)
-    result["session"] = (result["session"] or {}).get("session")
     if as_json:
         print(json.dumps(result, indent=2))
         return 0 if result["ok"] else 1
