@@ -154,6 +154,10 @@ def test_node_project_runs_node_remotely_and_env_check_compares_both_sides(
     assert all(rows[n][1] == "ok" for n in ("python", "node", "npm", "pytest"))
     assert rows["node"][3] == remote_version and rows["node"][5] == local_version
 
+    doctor = json.loads(run(ws, env, "doctor", "--json").stdout)
+    [row] = [r for r in doctor["checks"] if r["check"] == "remote image"]
+    assert row["status"] == "ok" and "has python, node, npm, pytest" in row["detail"]
+
     missing = run(ws, env, "env", "check", "--json",
                   extra={"MODAL_OFFLOAD_REMOTE_ALWAYS": "rsync"})
     assert missing.returncode == 1
