@@ -17,13 +17,13 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigError
+from .exec_args import BACKENDS  # the one list of backend names, shared with exec's parser
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-BACKENDS = ("modal", "local")
 # run_heavy's modes (PRIMARY_MODAL_MODE, --mode): here so the CLI's parser offers them without
 # importing heavy.py (~45 ms) on every command.
 HEAVY_MODES = ("auto", "modal", "local")
@@ -72,6 +72,9 @@ class Settings:
     image_env: tuple[tuple[str, str], ...] = ()
     image_node: str = "auto"  # "auto" (when package.json exists), "yes", "no"
     when_missing_program: str = "local"
+    protected: tuple[str, ...] = ()  # extra paths sync back never changes (issue 13)
+    upload_secrets: tuple[str, ...] = ()  # secret-looking files allowed up, by name
+    allow_home_workspace: bool = False  # a workspace root of $HOME or / may sync
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -206,6 +209,9 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
         ("MODAL_OFFLOAD_IMAGE_NODE",)),
     "when_missing_program": (_choice(MISSING_PROGRAM_POLICIES),
                              ("MODAL_OFFLOAD_WHEN_MISSING_PROGRAM",)),
+    "protected": (_words, ("MODAL_OFFLOAD_PROTECTED",)),
+    "upload_secrets": (_words, ("MODAL_OFFLOAD_UPLOAD_SECRETS",)),
+    "allow_home_workspace": (_bool, ("MODAL_OFFLOAD_ALLOW_HOME_WORKSPACE",)),
 }
 
 # Friendlier spellings accepted in TOML files.

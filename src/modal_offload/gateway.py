@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import paths
-from .backends._base import Backend, Process, Session, SessionSpec
+from .backends._base import Backend, Process, PtySpec, Session, SessionSpec
 from .budget import Ledger, Meter
 from .config import Settings
 from .errors import BackendError, BudgetExhausted, OffloadError
@@ -27,7 +27,7 @@ from .image import cache as image_cache
 from .image import identity, programs
 from .image.spec import ImageSpec
 from .ui import once
-from .workspace import Workspace
+from .workspace import Workspace, refuse_unsafe_root
 
 if TYPE_CHECKING:
     from .sync.client import SyncBackReport, SyncUpReport
@@ -207,16 +207,23 @@ class Gateway:
         return exclusive(paths.sessions_state_dir() / f"{session.name}.sync", timeout=600)
 
     def _sync(self, session: Session, progress: bool) -> Any:
-        from .sync.client import WorkspaceSync
+        from .sync.client import SyncPolicy, WorkspaceSync
 
         cache = paths.sessions_state_dir() / session.name
+        policy = SyncPolicy(protected=self.settings.protected,
+                            upload_secrets=self.settings.upload_secrets)
         return WorkspaceSync(self.workspace.root, session, cache,
-                             max_bytes=self.settings.sync_max_bytes, progress=progress)
+                             max_bytes=self.settings.sync_max_bytes, progress=progress,
+                             policy=policy)
 
     def run(self, argv: Sequence[str] | Callable[[Session], Sequence[str]], *, cwd_rel: str,
             env: Mapping[str, str], streams: Streams, sync_back: bool, purpose: str = "exec",
-            handle: RemoteRun | None = None, progress: bool = False) -> RunReport:
+            handle: RemoteRun | None = None, progress: bool = False,
+            pty: PtySpec | None = None) -> RunReport:
+        """`pty`: run under a remote pseudo-terminal (stdout then carries stdout and stderr
+        merged, as on the terminal; `streams.stdin` is the raw keystrokes)."""
         handle = handle or RemoteRun()
+        refuse_unsafe_root(self.workspace, self.settings.allow_home_workspace)
         self.ledger.settle_pending()  # ChargePending: the cap cannot be checked until then
         remaining = self.remaining_min()
         if remaining * 60 < MIN_REMOTE_SECONDS:
@@ -250,7 +257,7 @@ class Gateway:
                 cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
                 report.exit_code, report.timed_out = self._run_process(
                     session, argv, cwd, with_pythonpath(env, session, image), streams, handle,
-                    limit=spec.timeout_seconds)
+                    limit=spec.timeout_seconds, pty=pty)
             if sync_back and handle.client_gone:
                 report.notices.append("the client went away: nothing was synced back")
             elif sync_back:
@@ -327,8 +334,8 @@ class Gateway:
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
                      env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float) -> tuple[int, bool]:
-        process = session.exec(argv, cwd=cwd, env=env)
+                     limit: float, pty: PtySpec | None = None) -> tuple[int, bool]:
+        process = session.exec(argv, cwd=cwd, env=env, pty=pty)
         if not handle._attach(process):
             process.signal(handle.client_signal or _signal.SIGTERM)
         pumps = [threading.Thread(target=_pump, args=(process.stdout_chunks(), streams.stdout),

@@ -102,7 +102,7 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
         del err[:-KEEP_BYTES]
 
     def argv(session: Session) -> list[str]:
-        return [session.python, "-m", "modal_offload.worker", "--entry", settings.heavy_entry]
+        return session.module_argv("modal_offload.worker", "--entry", settings.heavy_entry)
 
     report = gateway.run(argv, cwd_rel=".", env=remote_environment(os.environ,
                                                                    settings.forward_env),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .. import config, paths, routing, workspace
+from .. import config, localonly, paths, routing, workspace
 from ..errors import BadInput
 
 
@@ -35,6 +35,10 @@ def run(argv: Sequence[str], as_json: bool = False) -> int:
         if known is not None and name not in known:
             print(f"note: {name} is not in the remote image, so it runs locally "
                   f'(`[image] apt = ["{name}"]` in .modal-offload.toml adds it)')
+    if decision.where == "local" and name in localonly.RUNS_OTHER_COMMANDS \
+            and decision.rule != "user-local-only":
+        print(f"note: {name} runs other commands, so an agent hook routes `{name} ...` like "
+              "the command it runs (docs/agent-hooks.md)")
     if decision.rule in ("default-remote", "user-remote") and ws and not shimmed:
         print(f"note: no shim for {name} yet: `modal-offload shims refresh` adds it; until "
               f"then run it as `modal-offload exec -- {name} ...`")
