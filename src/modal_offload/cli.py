@@ -102,6 +102,31 @@ def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
 
 
+def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    import argparse
+
+    p = sub.add_parser("batch", help="run a command once per task, each in its own sandbox",
+                       usage="%(prog)s (--tasks N | --map-over-file F | --map-over-values V "
+                             "[V ...]) [options] -- CMD [ARGS...]")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--tasks", type=int, default=None, metavar="N",
+                     help="N tasks, MODAL_OFFLOAD_TASK_ID 0..N-1")
+    src.add_argument("--map-over-file", default=None, metavar="F",
+                     help="one task per non-empty line of F (MODAL_OFFLOAD_TASK_INPUT)")
+    src.add_argument("--map-over-values", nargs="+", default=None, metavar="V",
+                     help="one task per value (MODAL_OFFLOAD_TASK_INPUT)")
+    p.add_argument("--parallel", type=int, default=None, metavar="P",
+                   help="at most P sandboxes at once (default: all)")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop every task at the first failure")
+    p.add_argument("--task-minutes", type=float, default=None, metavar="M",
+                   help="budget each sandbox leases (default: an equal share of what is left)")
+    p.add_argument("--gpu", default=None, help="not supported yet")
+    _add_backend(p)
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    p.set_defaults(handler=_call("batch", "run"))
+
+
 def _add_session(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("session", help="show or stop the workspace's remote session")
     acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -196,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_usage(sub)
     _add_heavy(sub)
     _add_exec(sub)
+    _add_batch(sub)
     _add_session(sub)
     _add_route(sub)
     _add_installer(sub, "shims", "shims", (

@@ -13,6 +13,8 @@ BAD_INPUT_EXIT = 2
 BUDGET_EXIT = 3
 BACKEND_EXIT = 4
 LEDGER_EXIT = 5
+# `batch`: some task failed, found no budget, was cancelled, or two tasks changed one file.
+BATCH_EXIT = 6
 # `exec` could not run the command (our own failure, as `docker run` does), so that 1..124
 # and 126+ always mean the command's own status.
 EXEC_FAILURE_EXIT = 125
@@ -26,6 +28,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (BUDGET_EXIT, "daily budget used up and local fallback not allowed"),
     (BACKEND_EXIT, "backend unavailable (credentials, not installed) or failed"),
     (LEDGER_EXIT, "the usage ledger is corrupt or unreadable"),
+    (BATCH_EXIT, "`batch`: a task failed or conflicted (see .modal-offload/batch/<id>/)"),
     (EXEC_FAILURE_EXIT, "`exec` could not run the command (any other code is the command's)"),
     (INTERRUPTED_EXIT, "interrupted (Ctrl-C)"),
     (BROKEN_PIPE_EXIT, "output pipe closed early"),

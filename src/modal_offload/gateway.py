@@ -133,7 +133,7 @@ def resources(settings: Settings, purpose: str) -> tuple[float, int]:
 
 def session_spec(settings: Settings, workspace: Workspace, purpose: str,
                  remaining_min: float, image: ImageSpec | None = None,
-                 build_output: bool = False) -> SessionSpec:
+                 build_output: bool = False, task: str = "") -> SessionSpec:
     """The session for `purpose`; its name carries the image hash (issue 12), derived from
     the workspace now unless `image` is given."""
     if image is None:
@@ -141,7 +141,7 @@ def session_spec(settings: Settings, workspace: Workspace, purpose: str,
     cpu, memory = resources(settings, purpose)
     timeout = int(min(settings.timeout_seconds, remaining_min * 60))
     return SessionSpec(
-        name=workspace.session_name(cpu, memory, image.hash), workspace=workspace.root,
+        name=workspace.session_name(cpu, memory, image.hash, task), workspace=workspace.root,
         app_name=settings.app_name, cpu=cpu, memory_mb=memory,
         timeout_seconds=max(1, timeout), idle_timeout_seconds=settings.idle_timeout_seconds,
         apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
@@ -190,6 +190,9 @@ def _feed_stdin(process: Process, source: int | bytes | None) -> None:
 
 
 class Gateway:
+    # A batch task's gateway (batch/runner.py) names its own sandbox; "" is the shared one.
+    task = ""
+
     def __init__(self, settings: Settings, backend: Backend, workspace: Workspace,
                  ledger: Ledger | None = None) -> None:
         self.settings = settings
@@ -233,10 +236,10 @@ class Gateway:
                 "or `modal-offload usage reset`")
         image = image_cache.current(self.workspace.root, self.settings)
         spec = session_spec(self.settings, self.workspace, purpose, remaining, image,
-                            build_output=progress)
+                            build_output=progress, task=self.task)
         program = None if callable(argv) else programs.program_of(list(argv))
         self._check_program(program, image)
-        family = self.workspace.session_family(spec.cpu, spec.memory_mb)
+        family = self.workspace.session_family(spec.cpu, spec.memory_mb, self.task)
         self._before_open(spec, family, streams, progress)
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)

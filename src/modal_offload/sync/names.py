@@ -30,7 +30,8 @@ from collections.abc import Iterable
 
 TMP_SUFFIX = ".mo-sync-tmp"
 STAGING_PREFIX = ".modal-offload-staging-"
-HARD_NAMES = frozenset({".git", ".modal-shims"})
+# `.modal-offload`: batch outputs (batch/outputs.py), never uploaded nor overwritten.
+HARD_NAMES = frozenset({".git", ".modal-shims", ".modal-offload"})
 
 # Code points HFS+ ignores when comparing names (git utf8.c next_hfs_char).
 _HFS_IGNORABLE = frozenset([0x200C, 0x200D, 0x200E, 0x200F, *range(0x202A, 0x202F),

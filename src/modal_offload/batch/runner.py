@@ -1,0 +1,282 @@
+"""Runs a batch's tasks: each in its own sandbox under a lease, at most `parallel` at once.
+
+What a task does (a command, a heavy call) is the caller's `Work`; this module owns the
+scheduling every kind of batch shares: leases, fail-fast, Ctrl-C, states for the progress
+table, and ending each task's sandbox once its results are back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal as _signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..backends._base import Backend, Session
+from ..budget import Ledger
+from ..config import Settings
+from ..errors import BackendError, BudgetExhausted, OffloadError
+from ..gateway import Gateway, RemoteRun
+from ..image.spec import ImageSpec
+from ..workspace import Workspace
+from .leases import LeasePool
+from .plan import Task
+
+# Kept for the sync back of a task whose command used its whole lease: the lease covers
+# the sandbox's whole metered life, not only its command.
+BACK_RESERVE_SECONDS = 1.0
+# States a task goes through; the last four are final.
+QUEUED, WAITING, RUNNING, DONE, FAILED, CANCELLED, NO_BUDGET = (
+    "queued", "waiting", "running", "done", "failed", "cancelled", "no-budget")
+FINAL = (DONE, FAILED, CANCELLED, NO_BUDGET)
+
+
+class Stoppable(Protocol):
+    def forward_signal(self, sig: int) -> None: ...
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    value: Any = None  # what the work returns (a heavy result), kept in input order
+    error: str = ""
+    charged_min: float = 0.0
+    conflicts: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskState:
+    task: Task
+    state: str = QUEUED
+    where: str = ""  # the backend's name, or "local"
+    started: float | None = None
+    ended: float | None = None
+    outcome: Outcome | None = None
+
+    def elapsed(self, now: float | None = None) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.ended or now or time.monotonic()) - self.started
+
+
+class TaskGateway(Gateway):
+    """One task's own sandbox (session name ending in `-t<k>`) under its lease."""
+
+    def __init__(self, settings: Settings, backend: Backend, workspace: Workspace,
+                 ledger: Ledger, task: Task, lease_min: float,
+                 back_lock: threading.Lock) -> None:
+        super().__init__(settings, backend, workspace, ledger)
+        self.task = f"t{task.index}"
+        self.lease_min = lease_min
+        self.session: Session | None = None
+        self._deadline = time.monotonic() + lease_min * 60
+        self._back_lock = back_lock
+
+    def remaining_min(self) -> float:
+        # Gateway.run sizes the sandbox's timeout from this: never beyond the lease.
+        return min(super().remaining_min(), self.lease_min)
+
+    def _after_open(self, session: Session, family: str, image: ImageSpec) -> None:
+        self.session = session
+        # The meter starts right before this: from here the lease is being spent.
+        self._deadline = time.monotonic() + self.lease_min * 60
+        super()._after_open(session, family, image)
+
+    def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
+                     env: Any, streams: Any, handle: RemoteRun, limit: float,
+                     pty: Any = None) -> tuple[int, bool]:
+        left = self._deadline - time.monotonic() - BACK_RESERVE_SECONDS
+        return super()._run_process(session, argv, cwd, env, streams, handle,
+                                    max(0.1, min(limit, left)), pty)
+
+    def _sync_back(self, session: Session, sync: Any, report: Any) -> None:
+        # One task's changes land in the workspace at a time: the next one then sees them
+        # as local changes, so a file two tasks changed is a conflict (sync/client.py keeps
+        # the second version beside it), never a silent last-writer-wins.
+        with self._back_lock:
+            super()._sync_back(session, sync, report)
+
+
+RemoteWork = Callable[[Task, TaskGateway, RemoteRun], Outcome]
+LocalWork = Callable[[Task, "LocalHandle"], Outcome]
+
+
+class LocalHandle:
+    """Ctrl-C for a task running here: its work registers what to signal."""
+
+    def __init__(self) -> None:
+        self.target: Callable[[int], None] | None = None
+        self.signalled: int | None = None
+
+    def forward_signal(self, sig: int) -> None:
+        self.signalled = sig
+        if self.target is not None:
+            with contextlib.suppress(OSError):
+                self.target(sig)
+
+
+class Batch:
+    """`run()` returns every task's state, in input order, once all are final."""
+
+    def __init__(self, settings: Settings, backend: Backend | None, workspace: Workspace,
+                 tasks: Sequence[Task], *, parallel: int, fail_fast: bool,
+                 remote: RemoteWork, local: LocalWork | None, ledger: Ledger | None = None,
+                 per_task_min: float | None = None,
+                 on_change: Callable[[TaskState], None] | None = None) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.workspace = workspace
+        self.states = [TaskState(t) for t in tasks]
+        self.parallel = max(1, min(parallel, len(tasks) or 1))
+        self.fail_fast = fail_fast
+        self.remote = remote
+        self.local = local
+        self.ledger = ledger or Ledger()
+        self.on_change = on_change or (lambda _s: None)
+        self.cancelled = threading.Event()
+        self.interrupted: int | None = None
+        self._handles: dict[int, Stoppable] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+        self._back_lock = threading.Lock()
+        remaining = self.ledger.snapshot().remaining(settings.max_min_per_day)
+        if per_task_min is None:
+            # An equal share by default, so `parallel` sandboxes can all run at once.
+            per_task_min = min(settings.timeout_seconds / 60, remaining / self.parallel)
+        self.pool = LeasePool(remaining, per_task_min)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> list[TaskState]:
+        if self.backend is not None:
+            self.ledger.settle_pending()
+        workers = [threading.Thread(target=self._worker, name=f"batch-{k}", daemon=True)
+                   for k in range(self.parallel)]
+        for w in workers:
+            w.start()
+        try:
+            for w in workers:
+                while w.is_alive():
+                    w.join(0.2)  # short joins, so Ctrl-C reaches this thread
+        except KeyboardInterrupt:
+            self.stop(_signal.SIGINT)
+            try:
+                for w in workers:
+                    w.join()
+            except KeyboardInterrupt:  # a second Ctrl-C: stop now
+                self.stop(_signal.SIGKILL)
+                for w in workers:
+                    w.join()
+        return self.states
+
+    def stop(self, sig: int) -> None:
+        """Stop every task: queued ones never start, running ones get `sig`."""
+        self.interrupted = self.interrupted or sig
+        self.cancelled.set()
+        with self._lock:
+            handles = list(self._handles.values())
+        for handle in handles:
+            handle.forward_signal(sig)
+
+    def _take(self) -> TaskState | None:
+        with self._lock:
+            if self._next >= len(self.states):
+                return None
+            state = self.states[self._next]
+            self._next += 1
+            return state
+
+    def _set(self, state: TaskState, new: str) -> None:
+        state.state = new
+        if new == RUNNING and state.started is None:
+            state.started = time.monotonic()
+        if new in FINAL:
+            state.ended = time.monotonic()
+            if state.started is None:
+                state.started = state.ended
+        self.on_change(state)
+
+    def _worker(self) -> None:
+        while (state := self._take()) is not None:
+            if self.cancelled.is_set():
+                self._set(state, CANCELLED)
+                continue
+            try:
+                self._run_one(state)
+            except Exception as exc:  # a task's failure is its result, never the batch's
+                state.outcome = Outcome(1, error=f"{exc.__class__.__name__}: {exc}")
+                self._set(state, FAILED)
+            if state.state == FAILED and self.fail_fast and not self.cancelled.is_set():
+                self.stop(_signal.SIGTERM)
+
+    def _run_one(self, state: TaskState) -> None:
+        if self.backend is None:
+            self._run_local(state, "")
+            return
+        self._set(state, WAITING)
+        lease = self.pool.acquire(self.cancelled)
+        if lease is None:
+            if self.cancelled.is_set():
+                self._set(state, CANCELLED)
+                return
+            self._no_budget(state, "the daily remote budget cannot cover another sandbox")
+            return
+        gateway = TaskGateway(self.settings, self.backend, self.workspace, self.ledger,
+                              state.task, lease, self._back_lock)
+        handle = RemoteRun()
+        used = lease  # unknown until the meter settles: assume all of it was spent
+        state.where = self.backend.name
+        self._set(state, RUNNING)
+        with self._lock:
+            self._handles[state.task.index] = handle
+        try:
+            outcome = self.remote(state.task, gateway, handle)
+            used = outcome.charged_min
+        except BudgetExhausted as exc:
+            used = 0.0
+            self._no_budget(state, exc.one_line())
+            return
+        except OffloadError as exc:
+            outcome = Outcome(exc.exit_code, error=exc.one_line())
+        finally:
+            with self._lock:
+                self._handles.pop(state.task.index, None)
+            self.pool.release(lease, used)
+            if gateway.session is not None:
+                # Its results are back: an idle sandbox would bill until its idle timeout.
+                with contextlib.suppress(OffloadError, OSError):
+                    gateway.session.terminate()
+        self._finish(state, outcome)
+
+    def _no_budget(self, state: TaskState, why: str) -> None:
+        if self.local is not None and self.settings.when_no_budget == "local":
+            self._run_local(state, f"running locally: {why}")
+            return
+        state.outcome = Outcome(BudgetExhausted.exit_code, error=why)
+        self._set(state, NO_BUDGET)
+
+    def _run_local(self, state: TaskState, notice: str) -> None:
+        if self.local is None:
+            state.outcome = Outcome(BackendError.exit_code, error="no backend to run on")
+            self._set(state, FAILED)
+            return
+        handle = LocalHandle()
+        state.where = "local"
+        self._set(state, RUNNING)
+        with self._lock:
+            self._handles[state.task.index] = handle
+        try:
+            outcome = self.local(state.task, handle)
+        finally:
+            with self._lock:
+                self._handles.pop(state.task.index, None)
+        if notice:
+            outcome.notices.insert(0, notice)
+        self._finish(state, outcome)
+
+    def _finish(self, state: TaskState, outcome: Outcome) -> None:
+        state.outcome = outcome
+        self._set(state, DONE if outcome.exit_code == 0 and not outcome.error else FAILED)
