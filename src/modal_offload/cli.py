@@ -72,6 +72,11 @@ def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     src.add_argument("--payload", default=None, help="the payload, a JSON object")
     src.add_argument("--payload-file", default=None, metavar="PATH",
                      help="a file holding the payload JSON object")
+    src.add_argument("--map", default=None, metavar="JSONL", dest="map_file",
+                     help="one payload per line, each in its own sandbox; prints one JSON "
+                          "result per line, in order")
+    p.add_argument("--parallel", type=int, default=None, metavar="P",
+                   help="with --map: at most P sandboxes at once")
     p.add_argument("--mode", default=None, choices=MODES,
                    help="auto (default: remote while budget and credentials allow), "
                         "modal (remote or fail) or local")

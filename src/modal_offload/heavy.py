@@ -19,7 +19,7 @@ from . import config, workspace
 from .backends._base import Session, get_backend
 from .budget import Ledger
 from .errors import BackendError, BackendUnavailable, BadInput, BudgetExhausted, OffloadError
-from .gateway import Gateway, Streams, fd_sink
+from .gateway import Gateway, RemoteRun, Streams, fd_sink
 from .image.mismatch import KEEP_BYTES, mismatch
 from .remote_env import remote_environment
 from .ui import notice
@@ -88,7 +88,9 @@ def run_local(payload: dict[str, Any], settings: config.Settings, root: Path) ->
 
 
 def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
-               gateway: Gateway, notify: Notify = notice) -> dict[str, Any]:
+               gateway: Gateway, notify: Notify = notice, *, handle: RemoteRun | None = None,
+               charged: list[float] | None = None) -> dict[str, Any]:
+    """`handle` stops the call (a batch's Ctrl-C); `charged` gets the minutes metered."""
     out = io.BytesIO()
     err = bytearray()
     to_stderr = fd_sink(sys.stderr.fileno())
@@ -108,7 +110,9 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
                                                                    settings.forward_env),
                          streams=Streams(json.dumps(payload).encode(), collect, show_and_keep),
                          sync_back=settings.sync_back, purpose="heavy",
-                         progress=sys.stderr.isatty())
+                         progress=sys.stderr.isatty() and handle is None, handle=handle)
+    if charged is not None:
+        charged.append(report.charged_min)
     # What the run has to say (a charge kept pending, a failed sync back, #13); a timeout's
     # own line, the last, goes into the error below.
     for text in report.notices[:-1] if report.timed_out else report.notices:
@@ -178,3 +182,13 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
     result.update(execution=execution, tracked_modal_min_today=round(after.used_min, 4),
                   daily_budget_min=settings.max_min_per_day)
     return result
+
+
+def run_heavy_map(payloads: list[dict[str, Any]], parallel: int | None = None,
+                  max_min_per_day: float | None = None,
+                  force_mode: str | None = None) -> list[dict[str, Any]]:
+    """`run_heavy` over many payloads at once, each in its own sandbox under the one daily
+    budget (issue 18); see batch/heavymap.py."""
+    from .batch.heavymap import run_heavy_map as _map
+
+    return _map(payloads, parallel, max_min_per_day, force_mode)
