@@ -8,11 +8,13 @@ table, and ending each task's sandbox once its results are back.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal as _signal
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..backends._base import Backend, Session
@@ -45,6 +47,7 @@ class Outcome:
     error: str = ""
     charged_min: float = 0.0
     conflicts: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # paths its sync back wrote or removed
     notices: list[str] = field(default_factory=list)
 
 
@@ -63,18 +66,73 @@ class TaskState:
         return (self.ended or now or time.monotonic()) - self.started
 
 
+class SyncGate:
+    """Every task starts from the same workspace: no task's changes are synced back while a
+    task already started has not sent its copy up yet. Sync backs then run one at a time."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: set[int] = set()
+        self.back_lock = threading.Lock()
+
+    def started(self, index: int) -> None:
+        with self._cond:
+            self._pending.add(index)
+
+    def synced_up(self, index: int) -> None:
+        """Also once a task ends without syncing (it failed to start): it no longer waits."""
+        with self._cond:
+            self._pending.discard(index)
+            self._cond.notify_all()
+
+    def wait_all_up(self) -> None:
+        with self._cond:
+            while self._pending:
+                self._cond.wait()
+
+
+class _GatedSync:
+    """A WorkspaceSync whose up() tells the gate it is done."""
+
+    def __init__(self, inner: Any, gate: SyncGate, index: int) -> None:
+        self._inner, self._gate, self._index = inner, gate, index
+
+    def up(self) -> Any:
+        try:
+            return self._inner.up()
+        finally:
+            self._gate.synced_up(self._index)
+
+    def back(self) -> Any:
+        return self._inner.back()
+
+
+def keep_copies(root: Path, applied: Sequence[str], into: Path) -> None:
+    for rel in applied:
+        source = root / rel
+        if source.is_symlink() or not source.is_file():
+            continue
+        target = into / rel
+        with contextlib.suppress(OSError):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target, follow_symlinks=False)
+
+
 class TaskGateway(Gateway):
     """One task's own sandbox (session name ending in `-t<k>`) under its lease."""
 
     def __init__(self, settings: Settings, backend: Backend, workspace: Workspace,
-                 ledger: Ledger, task: Task, lease_min: float,
-                 back_lock: threading.Lock) -> None:
+                 ledger: Ledger, task: Task, lease_min: float, gate: SyncGate) -> None:
         super().__init__(settings, backend, workspace, ledger)
         self.task = f"t{task.index}"
+        self.index = task.index
         self.lease_min = lease_min
         self.session: Session | None = None
         self._deadline = time.monotonic() + lease_min * 60
-        self._back_lock = back_lock
+        self._gate = gate
+        # Where this task's changed files are copied as they land, so a later task that
+        # changes them again loses nothing of this one's (None: not kept).
+        self.keep_changed: Path | None = None
 
     def remaining_min(self) -> float:
         # Gateway.run sizes the sandbox's timeout from this: never beyond the lease.
@@ -93,12 +151,18 @@ class TaskGateway(Gateway):
         return super()._run_process(session, argv, cwd, env, streams, handle,
                                     max(0.1, min(limit, left)), pty)
 
+    def _sync(self, session: Session, progress: bool) -> Any:
+        return _GatedSync(super()._sync(session, progress), self._gate, self.index)
+
     def _sync_back(self, session: Session, sync: Any, report: Any) -> None:
-        # One task's changes land in the workspace at a time: the next one then sees them
-        # as local changes, so a file two tasks changed is a conflict (sync/client.py keeps
-        # the second version beside it), never a silent last-writer-wins.
-        with self._back_lock:
+        # One task's changes land in the workspace at a time, once every started task has
+        # its copy: a later one then sees them as local changes, so a file two tasks
+        # changed is a conflict (sync/client.py keeps the second version beside it).
+        self._gate.wait_all_up()
+        with self._gate.back_lock:
             super()._sync_back(session, sync, report)
+            if self.keep_changed is not None and report.sync_back is not None:
+                keep_copies(self.workspace.root, report.sync_back.applied, self.keep_changed)
 
 
 RemoteWork = Callable[[Task, TaskGateway, RemoteRun], Outcome]
@@ -142,7 +206,8 @@ class Batch:
         self._handles: dict[int, Stoppable] = {}
         self._lock = threading.Lock()
         self._next = 0
-        self._back_lock = threading.Lock()
+        self.gate = SyncGate()
+        self._claims: dict[str, int] = {}  # path -> the task whose change landed first
         remaining = self.ledger.snapshot().remaining(settings.max_min_per_day)
         if per_task_min is None:
             # An equal share by default, so `parallel` sandboxes can all run at once.
@@ -225,7 +290,8 @@ class Batch:
             self._no_budget(state, "the daily remote budget cannot cover another sandbox")
             return
         gateway = TaskGateway(self.settings, self.backend, self.workspace, self.ledger,
-                              state.task, lease, self._back_lock)
+                              state.task, lease, self.gate)
+        self.gate.started(state.task.index)
         handle = RemoteRun()
         used = lease  # unknown until the meter settles: assume all of it was spent
         state.where = self.backend.name
@@ -242,6 +308,7 @@ class Batch:
         except OffloadError as exc:
             outcome = Outcome(exc.exit_code, error=exc.one_line())
         finally:
+            self.gate.synced_up(state.task.index)
             with self._lock:
                 self._handles.pop(state.task.index, None)
             self.pool.release(lease, used)
@@ -278,5 +345,15 @@ class Batch:
         self._finish(state, outcome)
 
     def _finish(self, state: TaskState, outcome: Outcome) -> None:
+        # A task started after another's changes landed saw them; changing the same path
+        # again is still a conflict between the two (the first version is kept in its task
+        # folder, see keep_copies), never a silent last-writer-wins.
+        with self._lock:
+            for path in outcome.changed:
+                first = self._claims.setdefault(path, state.task.index)
+                if first != state.task.index and path not in outcome.conflicts:
+                    outcome.conflicts.append(path)
+                    outcome.notices.append(f"{path} was also changed by task {first} (its "
+                                           f"version is kept in its task folder)")
         state.outcome = outcome
         self._set(state, DONE if outcome.exit_code == 0 and not outcome.error else FAILED)

@@ -57,7 +57,9 @@ def run(argv: Sequence[str], tasks: int | None = None, map_over_file: str | None
     forwarded = remote_environment(os.environ, settings.forward_env)
 
     def remote(task: Task, gateway: TaskGateway, handle: RemoteRun) -> Outcome:
-        out_fd, err_fd = outputs.open_streams(outputs.task_dir(where, task.index))
+        folder = outputs.task_dir(where, task.index)
+        gateway.keep_changed = folder / "changed"
+        out_fd, err_fd = outputs.open_streams(folder)
         try:
             report = gateway.run(command, cwd_rel=cwd_rel, env={**forwarded, **task.env()},
                                  streams=Streams(None, fd_sink(out_fd), fd_sink(err_fd)),
@@ -65,10 +67,11 @@ def run(argv: Sequence[str], tasks: int | None = None, map_over_file: str | None
         finally:
             os.close(out_fd)
             os.close(err_fd)
-        conflicts = [c.path for c in report.sync_back.conflicts] if report.sync_back else []
-        notes = list(report.notices)
+        back = report.sync_back
+        conflicts = [c.path for c in back.conflicts] if back else []
+        changed = [*back.applied, *back.deleted] if back else []
         return Outcome(report.exit_code, charged_min=report.charged_min, conflicts=conflicts,
-                       notices=notes)
+                       changed=changed, notices=list(report.notices))
 
     def local(task: Task, handle: LocalHandle) -> Outcome:
         out_fd, err_fd = outputs.open_streams(outputs.task_dir(where, task.index))
