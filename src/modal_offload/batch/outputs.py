@@ -64,7 +64,8 @@ def write_summary(batch: Path, batch_id: str, states: Sequence[TaskState]) -> No
                      "elapsed_s": round(s.elapsed(), 3),
                      "charged_min": 0.0 if o is None else round(o.charged_min, 6),
                      "error": "" if o is None else o.error,
-                     "conflicts": [] if o is None else o.conflicts})
+                     "conflicts": [] if o is None else o.conflicts,
+                     "bytes_up": 0 if o is None else o.bytes_up})
         folder = batch / str(s.task.index)
         if o is not None and folder.is_dir():
             atomic_write_text(folder / "exit_code", f"{o.exit_code}\n")

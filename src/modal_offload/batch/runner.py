@@ -48,6 +48,7 @@ class Outcome:
     charged_min: float = 0.0
     conflicts: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # paths its sync back wrote or removed
+    bytes_up: int = 0  # what its sync up sent (the workspace, once per sandbox)
     notices: list[str] = field(default_factory=list)
 
 

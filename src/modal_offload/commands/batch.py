@@ -71,7 +71,8 @@ def run(argv: Sequence[str], tasks: int | None = None, map_over_file: str | None
         conflicts = [c.path for c in back.conflicts] if back else []
         changed = [*back.applied, *back.deleted] if back else []
         return Outcome(report.exit_code, charged_min=report.charged_min, conflicts=conflicts,
-                       changed=changed, notices=list(report.notices))
+                       changed=changed, notices=list(report.notices),
+                       bytes_up=report.sync_up.bytes_sent if report.sync_up else 0)
 
     def local(task: Task, handle: LocalHandle) -> Outcome:
         out_fd, err_fd = outputs.open_streams(outputs.task_dir(where, task.index))
