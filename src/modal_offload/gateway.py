@@ -133,7 +133,7 @@ def resources(settings: Settings, purpose: str) -> tuple[float, int]:
 
 def session_spec(settings: Settings, workspace: Workspace, purpose: str,
                  remaining_min: float, image: ImageSpec | None = None,
-                 build_output: bool = False, task: str = "") -> SessionSpec:
+                 build_output: bool = False, task: str = "", seed: str = "") -> SessionSpec:
     """The session for `purpose`; its name carries the image hash (issue 12), derived from
     the workspace now unless `image` is given."""
     if image is None:
@@ -146,7 +146,7 @@ def session_spec(settings: Settings, workspace: Workspace, purpose: str,
         timeout_seconds=max(1, timeout), idle_timeout_seconds=settings.idle_timeout_seconds,
         apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
         tags={"modal-offload": "1", "workspace": workspace.id, "mo-image": image.hash},
-        image=image, build_output=build_output,
+        image=image, build_output=build_output, seed=seed,
     )
 
 
@@ -192,6 +192,7 @@ def _feed_stdin(process: Process, source: int | bytes | None) -> None:
 class Gateway:
     # A batch task's gateway (batch/runner.py) names its own sandbox; "" is the shared one.
     task = ""
+    seed = ""  # ... and may start it from a snapshot (SessionSpec.seed)
 
     def __init__(self, settings: Settings, backend: Backend, workspace: Workspace,
                  ledger: Ledger | None = None) -> None:
@@ -236,7 +237,7 @@ class Gateway:
                 "or `modal-offload usage reset`")
         image = image_cache.current(self.workspace.root, self.settings)
         spec = session_spec(self.settings, self.workspace, purpose, remaining, image,
-                            build_output=progress, task=self.task)
+                            build_output=progress, task=self.task, seed=self.seed)
         program = None if callable(argv) else programs.program_of(list(argv))
         self._check_program(program, image)
         family = self.workspace.session_family(spec.cpu, spec.memory_mb, self.task)

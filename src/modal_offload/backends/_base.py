@@ -47,6 +47,9 @@ class SessionSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     image: ImageSpec | None = None  # what the image holds (issue 12); None: the bare base
     build_output: bool = False  # show image build progress and logs (stderr is a terminal)
+    # A new session starts from this snapshot (`Session.snapshot()`) instead of the bare
+    # image (issue 18: one upload for many sandboxes); "" for none.
+    seed: str = ""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,12 @@ class Session(abc.ABC):
         """Start `argv` (unchanged, no shell) in remote folder `cwd` with exactly `env`
         added to the session's base environment; under a pseudo-terminal when `pty`."""
 
+    def snapshot(self) -> str:
+        """A handle a new session can start from (SessionSpec.seed): this session's whole
+        filesystem, the workspace copy and our state included. Backends without snapshots
+        raise NotImplementedError, and callers sync each session instead."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def terminate(self) -> None: ...
 
@@ -166,6 +175,9 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def list_sessions(self, app_name: str) -> list[SessionInfo]: ...
+
+    def drop_snapshot(self, handle: str) -> None:
+        """Free a snapshot nothing will start from any more (a no-op where it expires)."""
 
 
 _REGISTRY = {

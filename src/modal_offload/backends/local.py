@@ -142,11 +142,21 @@ class LocalSession(Session):
             )
         return LocalProcess(popen)
 
+    def snapshot(self) -> str:
+        """A copy of the session's folders beside the sessions (symlinks kept as links)."""
+        target = self._base.parent / ".snapshots" / uuid.uuid4().hex
+        for sub in _SNAPSHOT_DIRS:
+            shutil.copytree(self._base / sub, target / sub, symlinks=True)
+        return str(target)
+
     def terminate(self) -> None:
         shutil.rmtree(self._base, ignore_errors=True)
 
     def info(self) -> SessionInfo:
         return _info(self._base, self._meta)
+
+
+_SNAPSHOT_DIRS = ("workspace", "state", "home")
 
 
 def _meta_path(base: Path) -> Path:
@@ -217,8 +227,15 @@ class LocalBackend(Backend):
                 return LocalSession(base, meta, fresh=False)
             # Dead, expired or never created: start from an empty container, like a provider.
             shutil.rmtree(base, ignore_errors=True)
-            for sub in ("workspace", "state", "home"):
-                (base / sub).mkdir(parents=True, exist_ok=True)
+            for sub in _SNAPSHOT_DIRS:
+                if spec.seed:
+                    seed = Path(spec.seed)
+                    if seed.parent != self._root / ".snapshots" or not (seed / sub).is_dir():
+                        raise BackendError(f"no such local snapshot: {spec.seed}",
+                                           "run the batch again")
+                    shutil.copytree(seed / sub, base / sub, symlinks=True)
+                else:
+                    (base / sub).mkdir(parents=True, exist_ok=True)
             now = time.time()
             meta = {"name": spec.name, "id": f"ls-{uuid.uuid4().hex[:22]}",
                     "created_at": now, "last_used_at": now,
@@ -228,6 +245,11 @@ class LocalBackend(Backend):
                     "memory_mb": spec.memory_mb, "exec_count": 0}
             _write_meta(base, meta)
             return LocalSession(base, meta, fresh=True)
+
+    def drop_snapshot(self, handle: str) -> None:
+        path = Path(handle)
+        if path.parent == self._root / ".snapshots":
+            shutil.rmtree(path, ignore_errors=True)
 
     def list_sessions(self, app_name: str) -> list[SessionInfo]:
         if not self._root.is_dir():

@@ -8,6 +8,8 @@ table, and ending each task's sandbox once its results are back.
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import shutil
 import signal as _signal
 import threading
@@ -21,6 +23,7 @@ from ..backends._base import Backend, Session
 from ..budget import Ledger
 from ..config import Settings
 from ..errors import BackendError, BudgetExhausted, OffloadError
+from ..fileio import atomic_write_text
 from ..gateway import Gateway, RemoteRun
 from ..image.spec import ImageSpec
 from ..workspace import Workspace
@@ -92,17 +95,57 @@ class SyncGate:
                 self._cond.wait()
 
 
-class _GatedSync:
-    """A WorkspaceSync whose up() tells the gate it is done."""
+class Seed:
+    """One upload for the batch: the first task's sandbox, once synced, is snapshotted and
+    every other sandbox starts from that snapshot with the same sync baseline, so its own
+    sync up finds nothing to send. `handle` stays "" when the backend cannot snapshot:
+    then each sandbox is synced as usual."""
 
-    def __init__(self, inner: Any, gate: SyncGate, index: int) -> None:
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.handle = ""
+        self.baseline: dict[str, Any] | None = None
+
+    def publish(self, handle: str = "", baseline: dict[str, Any] | None = None) -> None:
+        if not self.ready.is_set():
+            self.handle, self.baseline = handle, baseline
+            self.ready.set()
+
+    def wait(self, cancelled: threading.Event) -> bool:
+        while not self.ready.wait(0.2):
+            if cancelled.is_set():
+                return False
+        return True
+
+
+class _GatedSync:
+    """A WorkspaceSync whose up() tells the gate it is done (and, for the seeding task,
+    snapshots the synced sandbox for the others)."""
+
+    def __init__(self, inner: Any, gate: SyncGate, index: int, session: Session,
+                 seed: Seed | None) -> None:
         self._inner, self._gate, self._index = inner, gate, index
+        self._session, self._seed = session, seed
 
     def up(self) -> Any:
         try:
-            return self._inner.up()
+            report = self._inner.up()
+            if self._seed is not None:
+                self._publish(self._seed)
+            return report
         finally:
+            if self._seed is not None:
+                self._seed.publish()  # never leave the others waiting
             self._gate.synced_up(self._index)
+
+    def _publish(self, seed: Seed) -> None:
+        try:
+            baseline = json.loads(self._inner.cache_path.read_bytes())
+            handle = self._session.snapshot()
+        except (NotImplementedError, OffloadError, OSError, ValueError) as exc:
+            logging.getLogger(__name__).info("no snapshot, each sandbox syncs: %s", exc)
+            return
+        seed.publish(handle, baseline)
 
     def back(self) -> Any:
         return self._inner.back()
@@ -134,6 +177,8 @@ class TaskGateway(Gateway):
         # Where this task's changed files are copied as they land, so a later task that
         # changes them again loses nothing of this one's (None: not kept).
         self.keep_changed: Path | None = None
+        self.seeder: Seed | None = None  # set on the task whose sandbox the others copy
+        self.seed_baseline: dict[str, Any] | None = None  # the seed's sync baseline
 
     def remaining_min(self) -> float:
         # Gateway.run sizes the sandbox's timeout from this: never beyond the lease.
@@ -141,6 +186,12 @@ class TaskGateway(Gateway):
 
     def _after_open(self, session: Session, family: str, image: ImageSpec) -> None:
         self.session = session
+        if self.seed and session.fresh and self.seed_baseline is not None:
+            # The snapshot holds what the seed's baseline describes: make it this
+            # session's baseline, so sync up sends only what changed since.
+            cache = Gateway._sync(self, session, False).cache_path
+            atomic_write_text(cache, json.dumps({**self.seed_baseline,
+                                                 "session_id": session.id}))
         # The meter starts right before this: from here the lease is being spent.
         self._deadline = time.monotonic() + self.lease_min * 60
         super()._after_open(session, family, image)
@@ -153,7 +204,8 @@ class TaskGateway(Gateway):
                                     max(0.1, min(limit, left)), pty)
 
     def _sync(self, session: Session, progress: bool) -> Any:
-        return _GatedSync(super()._sync(session, progress), self._gate, self.index)
+        return _GatedSync(super()._sync(session, progress), self._gate, self.index, session,
+                          self.seeder)
 
     def _sync_back(self, session: Session, sync: Any, report: Any) -> None:
         # One task's changes land in the workspace at a time, once every started task has
@@ -209,6 +261,8 @@ class Batch:
         self._next = 0
         self.gate = SyncGate()
         self._claims: dict[str, int] = {}  # path -> the task whose change landed first
+        self.seed: Seed | None = Seed() if backend is not None and len(tasks) > 1 else None
+        self._seeder_taken = False
         remaining = self.ledger.snapshot().remaining(settings.max_min_per_day)
         if per_task_min is None:
             # An equal share by default, so `parallel` sandboxes can all run at once.
@@ -236,6 +290,9 @@ class Batch:
                 self.stop(_signal.SIGKILL)
                 for w in workers:
                     w.join()
+        if self.seed is not None and self.seed.handle and self.backend is not None:
+            with contextlib.suppress(OffloadError, OSError):
+                self.backend.drop_snapshot(self.seed.handle)
         return self.states
 
     def stop(self, sig: int) -> None:
@@ -292,6 +349,17 @@ class Batch:
             return
         gateway = TaskGateway(self.settings, self.backend, self.workspace, self.ledger,
                               state.task, lease, self.gate)
+        if self.seed is not None:
+            with self._lock:
+                seeding, self._seeder_taken = not self._seeder_taken, True
+            if seeding:
+                gateway.seeder = self.seed
+            elif not self.seed.wait(self.cancelled):
+                self.pool.release(lease, 0.0)
+                self._set(state, CANCELLED)
+                return
+            else:
+                gateway.seed, gateway.seed_baseline = self.seed.handle, self.seed.baseline
         self.gate.started(state.task.index)
         handle = RemoteRun()
         used = lease  # unknown until the meter settles: assume all of it was spent
@@ -309,6 +377,8 @@ class Batch:
         except OffloadError as exc:
             outcome = Outcome(exc.exit_code, error=exc.one_line())
         finally:
+            if gateway.seeder is not None:
+                gateway.seeder.publish()  # it failed before syncing: the others sync
             self.gate.synced_up(state.task.index)
             with self._lock:
                 self._handles.pop(state.task.index, None)
