@@ -23,6 +23,7 @@ from .objects import DEFAULT_ENVIRONMENT
 from .records import SandboxRecord
 from .rootfs import ContainerError
 from .sandboxes import Sandbox
+from .snapshots import SnapshotError
 
 if TYPE_CHECKING:
     from .server import ModalEmulator
@@ -164,10 +165,17 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         image = self.objects.images.get(d.image_id)
         sb = Sandbox(record, image_workdir=image.workdir if image else None)
         record.root.mkdir(parents=True, exist_ok=True)
+        # From a snapshot (snapshots.py): its files first, then its base image as usual.
+        restore_into = record.root / "upper" if self.emu.rootfs is not None else record.root
+        try:
+            await self.emu.snapshots.restore(d.image_id, restore_into)
+        except SnapshotError as exc:
+            _abort(Status.INTERNAL, str(exc))
         if self.emu.rootfs is not None:
             # rootfs mode: the sandbox runs in its built image (record.root holds its upper dir).
             try:
-                sb.attach_container(await self.emu.rootfs.container(d.image_id, record.root))
+                base_image = self.emu.snapshots.base_of(d.image_id)
+                sb.attach_container(await self.emu.rootfs.container(base_image, record.root))
             except LookupError as exc:
                 _abort(Status.FAILED_PRECONDITION, str(exc))
             except ContainerError as exc:

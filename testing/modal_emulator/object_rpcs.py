@@ -158,7 +158,8 @@ class ObjectRpcs:
         image = self.objects.images.get(image_id)
         metadata = api_pb2.ImageMetadata(image_builder_version=self.emu.image_builder_version)
         if self.emu.rootfs is not None:
-            metadata.MergeFrom(self.emu.rootfs.builds.metadata(image_id))
+            metadata.MergeFrom(
+                self.emu.rootfs.builds.metadata(self.emu.snapshots.base_of(image_id)))
         if image is not None and image.workdir:
             metadata.workdir = image.workdir
         return metadata

@@ -20,6 +20,7 @@ from . import limits
 from .faults import fill_unimplemented
 from .process import ManagedProcess, OutputBuffer, PtyOptions
 from .sandboxes import Sandbox, SandboxFinishedError, WorkdirMissingError
+from .snapshots import SnapshotError
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -107,6 +108,27 @@ class RouterServicer(TaskCommandRouterBase):
             offset += len(chunk)
         if sb is not None:
             self._live_task(sb.task_id)  # EOF because the sandbox died is not a clean end
+
+    # ------------------------------------------------------------------ snapshots
+
+    async def TaskSnapshotFilesystem(
+        self,
+        stream: Stream[sr_pb2.TaskSnapshotFilesystemRequest, sr_pb2.TaskSnapshotFilesystemResponse],
+    ) -> None:
+        """The sandbox's filesystem as a new image (see snapshots.py)."""
+        req = await stream.recv_message()
+        assert req is not None
+        sb = self._live_task(req.task_id)
+        if req.container_id:
+            _abort(Status.INVALID_ARGUMENT, "modal emulator: sidecar containers are not emulated")
+        files = sb.container.scratch / "upper" if sb.container is not None else sb.root
+        try:
+            image_id = await self.emu.snapshots.take(
+                sb.record.image_id, files, self.emu.snapshot_store(),
+                self.emu.image_builder_version)
+        except SnapshotError as exc:
+            _abort(Status.INTERNAL, str(exc))
+        await stream.send_message(sr_pb2.TaskSnapshotFilesystemResponse(image_id=image_id))
 
     # ------------------------------------------------------------------ exec lifecycle
 

@@ -38,6 +38,7 @@ from .rootfs import IMAGE_BUILDER_VERSION as ROOTFS_BUILDER_VERSION
 from .rootfs import RootfsRuntime
 from .router import RouterServicer
 from .sandboxes import SandboxRegistry, map_sandbox_path
+from .snapshots import Snapshots
 
 T = TypeVar("T")
 GenericResult = api_pb2.GenericResult
@@ -98,6 +99,7 @@ class ModalEmulator:
         self.images = images
         self.objects = ObjectStore()
         self.rootfs = RootfsRuntime(self.objects) if images == "rootfs" else None
+        self.snapshots = Snapshots(self.objects)
         self.registry = SandboxRegistry()
         self.faults = FaultInjector(
             service_methods(ModalClientBase) | service_methods(TaskCommandRouterBase)
@@ -190,6 +192,9 @@ class ModalEmulator:
 
     def blob_url(self, blob_id: str) -> str:
         return f"http://{self.host}:{self._blob_server.port}/blobs/{blob_id}"
+
+    def snapshot_store(self) -> Path:
+        return self.base_dir / "_snapshots"
 
     def sandbox_root(self, sandbox_id: str) -> Path:
         return self.base_dir / sandbox_id

@@ -178,6 +178,7 @@ class Backend(abc.ABC):
 
     def drop_snapshot(self, handle: str) -> None:
         """Free a snapshot nothing will start from any more (a no-op where it expires)."""
+        return None
 
 
 _REGISTRY = {
