@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.helpers import REPO, make_workspace
@@ -64,3 +65,8 @@ def pytest_collection_modifyitems(config, items):
 def pytest_workspace(root: Path, config: str = "") -> Path:
     return make_workspace(root, config, {"tests/test_many.py": TESTS,
                                          "tests/conftest.py": SHARD_CONFTEST})
+
+
+def passed(output: str) -> int:
+    found = re.search(r"(\d+) passed", output)
+    return int(found.group(1)) if found else 0

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
 from modal_offload.errors import BATCH_EXIT
 from testing.modal_emulator import ModalEmulator
-from tests.batch.shared import CHECKSUM, batch_dir, combine, demo_workspace, task_stdout
+from tests.batch.shared import (
+    CHECKSUM,
+    batch_dir,
+    combine,
+    demo_workspace,
+    passed,
+    pytest_workspace,
+    task_stdout,
+)
 from tests.helpers import cli, ledger, make_workspace
 
 ENV = {"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "0.5"}
@@ -26,6 +35,10 @@ def test_demo_over_8_sandboxes_gives_the_original_checksum(modal_emulator: Modal
     assert len({rec.sandbox_id for rec in sandboxes}) == 8  # each task its own sandbox
     assert all(not rec.running for rec in sandboxes)  # ended once their results were back
     summary = json.loads((batch_dir(ws) / "summary.json").read_text())
+    # One upload: the first sandbox is synced, the other 7 start from its snapshot.
+    sent = [t["bytes_up"] for t in summary["tasks"]]
+    assert sum(1 for b in sent if b > 0) == 1
+    assert len({rec.image_id for rec in sandboxes}) == 2
     charged = sum(t["charged_min"] for t in summary["tasks"])
     # Each sandbox's command time under its own meter; the backend adds the sandboxes'
     # idle time as "modal-idle" (backends/_modal_records.py).
@@ -79,3 +92,18 @@ def test_python_api_returns_results_in_input_order(modal_emulator: ModalEmulator
                          env={**__import__("os").environ, **ENV}, timeout=120)
     assert out.returncode == 0, out.stderr
     assert [r["n"] for r in json.loads(out.stdout)] == [0, 1]
+
+
+def test_pytest_in_4_rootfs_sandboxes_passes_as_many_as_one_run(
+        modal_emulator_rootfs: ModalEmulator, tmp_path: Path) -> None:
+    """pytest comes from the workspace's declared dependencies, in the real image."""
+    ws = pytest_workspace(tmp_path / "ws")
+    (ws / "requirements.txt").write_text("pytest\n")
+    counts = []
+    for shards in (1, 4):
+        out = cli("batch", "--tasks", str(shards), "--", "python", "-m", "pytest", "-q",
+                  "-p", "no:cacheprovider", "tests", cwd=ws, env=ENV, timeout=900)
+        assert out.returncode == BATCH_EXIT, out.stderr  # 2 of the 20 fail on purpose
+        counts.append(sum(passed(text) for text in task_stdout(ws, shards)))
+        shutil.rmtree(ws / ".modal-offload")
+    assert counts == [18, 18]

@@ -14,6 +14,7 @@ from tests.batch.shared import (
     batch_dir,
     combine,
     demo_workspace,
+    passed,
     pytest_workspace,
     task_stdout,
 )
@@ -149,11 +150,6 @@ def test_pytest_in_4_shards_passes_as_many_as_one_run(tmp_path: Path) -> None:
     assert code == BATCH_EXIT, err
     shards = task_stdout(ws, 4)
     assert passed(single) == 18 and sum(passed(s) for s in shards) == passed(single)
-
-
-def passed(output: str) -> int:
-    found = re.search(r"(\d+) passed", output)
-    return int(found.group(1)) if found else 0
 
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
