@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from tests.batch.shared import (
     pytest_workspace,
     task_stdout,
 )
-from tests.helpers import cli, ledger, make_workspace
+from tests.helpers import cli, ledger, make_workspace, spawn_cli
+from tests.host.helpers import alive, wait_for
 
 ENV = {"MODAL_OFFLOAD_BACKEND": "local", "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "0.2"}
 
@@ -157,3 +159,22 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     for args in (["--", "true"], ["--tasks", "0", "--", "true"], ["--tasks", "2"]):
         code, err = batch(ws, *args)
         assert code == 2 and err.count(b"\n") == 1, err
+
+
+def test_ctrl_c_stops_every_task(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    proc = spawn_cli("batch", "--tasks", "3", "--", "sh", "-c", "echo $$; exec sleep 60",
+                     cwd=ws, env=ENV)
+
+    def pids() -> list[int]:
+        outs = list((ws / ".modal-offload" / "batch").glob("*/*/stdout"))
+        texts = [p.read_text().strip() for p in outs]
+        return [int(t) for t in texts if t] if len(texts) == 3 else []
+
+    assert wait_for(lambda: len(pids()) == 3, timeout=30)
+    running = pids()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    assert wait_for(lambda: not any(alive(pid) for pid in running), timeout=10)
+    tasks = json.loads((batch_dir(ws) / "summary.json").read_text())["tasks"]
+    assert [t["exit_code"] for t in tasks] == [130, 130, 130]

@@ -14,7 +14,7 @@ from modal_offload.batch.leases import MIN_LEASE_MIN, LeasePool
 from modal_offload.batch.plan import plan
 from modal_offload.errors import BadInput
 
-VALUES = st.text(alphabet=st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)))
+VALUES = st.text(alphabet=st.characters(exclude_characters="\0", exclude_categories=["Cs"]))
 
 
 @given(st.lists(VALUES, min_size=1, max_size=20))
@@ -27,9 +27,9 @@ def test_values_map_one_task_each_in_order(values: list[str]) -> None:
 
 
 @settings(max_examples=50)
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\0\r\n\x0b\x0c\x1c\x1d"
+@given(st.lists(st.text(alphabet=st.characters(exclude_characters="\0\r\n\x0b\x0c\x1c\x1d"
                                                                   "\x1e\x85\u2028\u2029",
-                                               blacklist_categories=("Cs",))),
+                                               exclude_categories=["Cs"])),
                 min_size=1, max_size=10))
 def test_a_file_maps_its_non_empty_lines(tmp_path_factory: pytest.TempPathFactory,
                                          lines: list[str]) -> None:
@@ -47,7 +47,7 @@ def test_exactly_one_source_and_sane_counts(tmp_path: Path) -> None:
     for args in ((None, None, None), (2, None, ["a"]), (0, None, None), (None, None, ["a\0"]),
                  (None, str(tmp_path / "missing"), None)):
         with pytest.raises(BadInput):
-            plan(*args)  # type: ignore[arg-type]
+            plan(*args)
     assert [t.input for t in plan(3, None, None)] == [None, None, None]
     assert "MODAL_OFFLOAD_TASK_INPUT" not in plan(1, None, None)[0].env()
 
