@@ -107,3 +107,21 @@ def test_pytest_in_4_rootfs_sandboxes_passes_as_many_as_one_run(
         counts.append(sum(passed(text) for text in task_stdout(ws, shards)))
         shutil.rmtree(ws / ".modal-offload")
     assert counts == [18, 18]
+
+
+def test_budget_for_3_units_holds_across_8_modal_sandboxes(modal_emulator: ModalEmulator,
+                                                           tmp_path: Path,
+                                                           tmp_home: Path) -> None:
+    """Scaled: a unit is 3 s. The lease covers a sandbox's whole life, so the backend's idle
+    charges ("modal-idle") stay inside the cap too."""
+    unit_min = 3 / 60
+    ws = make_workspace(tmp_path / "ws")
+    out = cli("batch", "--tasks", "8", "--task-minutes", str(1.5 * unit_min), "--",
+              "sleep", "2", cwd=ws, timeout=300,
+              env={**ENV, "PRIMARY_MODAL_MAX_MIN_PER_DAY": str(3 * unit_min),
+                   "MODAL_OFFLOAD_WHEN_NO_BUDGET": "refuse"})
+    assert out.returncode == BATCH_EXIT, out.stderr
+    assert ledger(tmp_home)["used_min"] <= 3 * unit_min + 1e-9, ledger(tmp_home)
+    states = [t["state"] for t in json.loads((batch_dir(ws) / "summary.json").read_text())
+              ["tasks"]]
+    assert states.count("done") >= 1 and "no-budget" in states

@@ -172,6 +172,9 @@ class TaskGateway(Gateway):
         self.index = task.index
         self.lease_min = lease_min
         self.session: Session | None = None
+        # The lease covers the sandbox's whole life as seen from here (open, sync, run,
+        # sync back, terminate): more than the meter charges, and also the backend's own
+        # charges outside commands (the Modal backend's idle time, "modal-idle").
         self._deadline = time.monotonic() + lease_min * 60
         self._gate = gate
         # Where this task's changed files are copied as they land, so a later task that
@@ -179,6 +182,12 @@ class TaskGateway(Gateway):
         self.keep_changed: Path | None = None
         self.seeder: Seed | None = None  # set on the task whose sandbox the others copy
         self.seed_baseline: dict[str, Any] | None = None  # the seed's sync baseline
+
+    def start_clock(self) -> float:
+        """The lease starts now (not while the task waited for the seed)."""
+        now = time.monotonic()
+        self._deadline = now + self.lease_min * 60
+        return now
 
     def remaining_min(self) -> float:
         # Gateway.run sizes the sandbox's timeout from this: never beyond the lease.
@@ -192,8 +201,6 @@ class TaskGateway(Gateway):
             cache = Gateway._sync(self, session, False).cache_path
             atomic_write_text(cache, json.dumps({**self.seed_baseline,
                                                  "session_id": session.id}))
-        # The meter starts right before this: from here the lease is being spent.
-        self._deadline = time.monotonic() + self.lease_min * 60
         super()._after_open(session, family, image)
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
@@ -362,18 +369,20 @@ class Batch:
                 gateway.seed, gateway.seed_baseline = self.seed.handle, self.seed.baseline
         self.gate.started(state.task.index)
         handle = RemoteRun()
-        used = lease  # unknown until the meter settles: assume all of it was spent
+        began = gateway.start_clock()
+        used = lease  # unknown until it has ended: assume all of it was spent
         state.where = self.backend.name
         self._set(state, RUNNING)
         with self._lock:
             self._handles[state.task.index] = handle
         try:
             outcome = self.remote(state.task, gateway, handle)
-            used = outcome.charged_min
         except BudgetExhausted as exc:
-            used = 0.0
-            self._no_budget(state, exc.one_line())
-            return
+            if gateway.session is None:  # refused before any sandbox: nothing was spent
+                used = 0.0
+                self._no_budget(state, exc.one_line())
+                return
+            outcome = Outcome(exc.exit_code, error=f"its lease ran out: {exc.one_line()}")
         except OffloadError as exc:
             outcome = Outcome(exc.exit_code, error=exc.one_line())
         finally:
@@ -382,11 +391,13 @@ class Batch:
             self.gate.synced_up(state.task.index)
             with self._lock:
                 self._handles.pop(state.task.index, None)
-            self.pool.release(lease, used)
             if gateway.session is not None:
                 # Its results are back: an idle sandbox would bill until its idle timeout.
                 with contextlib.suppress(OffloadError, OSError):
                     gateway.session.terminate()
+            if used:  # not a refused start: what its whole life took
+                used = (time.monotonic() - began) / 60
+            self.pool.release(lease, used)
         self._finish(state, outcome)
 
     def _no_budget(self, state: TaskState, why: str) -> None:
