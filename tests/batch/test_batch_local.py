@@ -177,4 +177,4 @@ def test_ctrl_c_stops_every_task(tmp_path: Path) -> None:
     assert proc.wait(timeout=30) == 130
     assert wait_for(lambda: not any(alive(pid) for pid in running), timeout=10)
     tasks = json.loads((batch_dir(ws) / "summary.json").read_text())["tasks"]
-    assert [t["exit_code"] for t in tasks] == [130, 130, 130]
+    assert [t["exit_code"] for t in tasks] == [130, 130, 130], tasks

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from modal_offload.batch.leases import MIN_LEASE_MIN, LeasePool
@@ -106,3 +106,19 @@ def test_a_waiting_task_gets_the_rest_once_nothing_is_held() -> None:
     assert got == [pytest.approx(0.3)]
     pool.release(0.3, 0.3)
     assert pool.acquire(never) is None  # nothing left
+
+
+@given(total=st.floats(0.1, 1000), parallel=st.integers(1, 64))
+def test_an_equal_share_fits_parallel_times(total: float, parallel: int) -> None:
+    """Rounding must not make the last of P equal shares wait (it would never start)."""
+    assume(total / parallel >= MIN_LEASE_MIN)
+    pool = LeasePool(total, total / parallel)
+    grants = [pool.try_acquire() for _ in range(parallel)]
+    assert None not in grants and pool.free_min >= 0
+    assert sum(g for g in grants if g) <= total + 1e-9
+
+
+def test_no_budget_at_all_never_waits() -> None:
+    never = threading.Event()
+    assert LeasePool(0.0, 0.0).acquire(never) is None
+    assert LeasePool(MIN_LEASE_MIN / 2, 1.0).acquire(never) is None

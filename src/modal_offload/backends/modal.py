@@ -355,7 +355,14 @@ class ModalSession(Session):
 
     def terminate(self) -> None:
         with exclusive(records.lock_path(self.name)):
-            _settle(self.record, time.time(), "stopped")
+            # The stored record: processes that ended since the open moved its
+            # `accounted_until` (records.mark_used); the one held since the open would charge
+            # the time the meter already charged again (a batch ends each sandbox in the
+            # process that used it, issue 18).
+            stored = records.load(self.name)
+            record = stored if stored is not None and stored.sandbox_id == self.id \
+                else self.record
+            _settle(record, time.time(), "stopped")
             with _modal_errors("terminating the sandbox"):
                 # Waited: the name stays taken until the sandbox has finished, and the next
                 # command must be able to create a new one under it.

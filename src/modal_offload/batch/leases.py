@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 
 MIN_LEASE_MIN = 2.0 / 60.0  # a sandbox needs seconds just to start and sync
+EPSILON_MIN = 1e-9
 
 
 class LeasePool:
@@ -28,19 +29,33 @@ class LeasePool:
         """Minutes granted, or None: the budget cannot cover this task (or it was cancelled)."""
         with self._cond:
             while not cancelled.is_set():
-                if self.free_min >= self.per_task_min:
-                    grant = self.per_task_min
-                elif self.held == 0:
-                    if self.free_min < MIN_LEASE_MIN:
-                        return None
-                    grant = self.free_min
-                else:
-                    self._cond.wait(0.2)  # also wakes for a cancel
-                    continue
-                self.free_min -= grant
-                self.held += 1
-                return grant
+                grant = self._grant()
+                if grant != 0.0:
+                    return grant
+                self._cond.wait(0.2)  # also wakes for a cancel
             return None
+
+    def try_acquire(self) -> float | None:
+        """As `acquire`, but None instead of waiting."""
+        with self._cond:
+            grant = self._grant()
+            return grant or None
+
+    def _grant(self) -> float | None:
+        """A lease, None when none can ever come, 0.0 when one may after a release."""
+        if self.held == 0 and self.free_min < MIN_LEASE_MIN:
+            return None
+        # Within rounding: an equal share of the pool times P must fit P times.
+        if (self.per_task_min >= MIN_LEASE_MIN
+                and self.free_min + EPSILON_MIN >= self.per_task_min):
+            grant = min(self.per_task_min, self.free_min)
+        elif self.held == 0:
+            grant = self.free_min
+        else:
+            return 0.0
+        self.free_min -= grant
+        self.held += 1
+        return grant
 
     def release(self, granted_min: float, used_min: float) -> None:
         """Give back what the sandbox did not use (never more than it was granted)."""

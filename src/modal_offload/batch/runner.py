@@ -267,6 +267,8 @@ class Batch:
         self._lock = threading.Lock()
         self._next = 0
         self.gate = SyncGate()
+        self._all_done = threading.Condition()
+        self._running_workers = self.parallel
         self._claims: dict[str, int] = {}  # path -> the task whose change landed first
         self.seed: Seed | None = Seed() if backend is not None and len(tasks) > 1 else None
         self._seeder_taken = False
@@ -284,23 +286,26 @@ class Batch:
                    for k in range(self.parallel)]
         for w in workers:
             w.start()
+        # Completion is counted, not joined: a Thread.join interrupted by Ctrl-C can report
+        # a thread as finished while it still runs (CPython gh-89437, bpo-45274).
         try:
-            for w in workers:
-                while w.is_alive():
-                    w.join(0.2)  # short joins, so Ctrl-C reaches this thread
+            self._wait_workers()
         except KeyboardInterrupt:
             self.stop(_signal.SIGINT)
             try:
-                for w in workers:
-                    w.join()
+                self._wait_workers()
             except KeyboardInterrupt:  # a second Ctrl-C: stop now
                 self.stop(_signal.SIGKILL)
-                for w in workers:
-                    w.join()
+                self._wait_workers()
         if self.seed is not None and self.seed.handle and self.backend is not None:
             with contextlib.suppress(OffloadError, OSError):
                 self.backend.drop_snapshot(self.seed.handle)
         return self.states
+
+    def _wait_workers(self) -> None:
+        with self._all_done:
+            while self._running_workers:
+                self._all_done.wait(0.2)
 
     def stop(self, sig: int) -> None:
         """Stop every task: queued ones never start, running ones get `sig`."""
@@ -330,6 +335,14 @@ class Batch:
         self.on_change(state)
 
     def _worker(self) -> None:
+        try:
+            self._work()
+        finally:
+            with self._all_done:
+                self._running_workers -= 1
+                self._all_done.notify_all()
+
+    def _work(self) -> None:
         while (state := self._take()) is not None:
             if self.cancelled.is_set():
                 self._set(state, CANCELLED)
