@@ -26,6 +26,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import isolated
+
 
 @dataclass(frozen=True)
 class SessionSpec:
@@ -106,18 +108,9 @@ class Session(abc.ABC):
     package_dir: str = ""
 
     def module_argv(self, module: str, *args: str) -> list[str]:
-        """argv running one of our modules remotely, isolated from the workspace.
-
-        Our agent and worker start with the workspace as their working folder, where a
-        file named `json.py` or `tarfile.py` would replace the standard module (issue 13).
-        `-I` (Python >= 3.4; unlike `-P`, which needs 3.11) keeps the working folder,
-        PYTHONPATH and the user site out of sys.path; since it also ignores the
-        PYTHONPATH our package may depend on, a tiny bootstrap appends `package_dir`
-        (after the standard library, so nothing there can shadow it either) and runs the
-        module as `-m` would. `module` stays right before `args` so the command line still
-        reads `... modal_offload.worker --entry ...`.
-        """
-        return [self.python, "-I", "-c", MODULE_BOOTSTRAP, self.package_dir, module, *args]
+        """argv running one of our modules remotely, isolated from the workspace it starts
+        in (see `isolated`)."""
+        return isolated.argv(self.python, self.package_dir, module, *args)
 
     @abc.abstractmethod
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
@@ -130,15 +123,6 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def info(self) -> SessionInfo: ...
-
-
-# argv: ['-c', package_dir, module, *args]; runs `module` as __main__ like `python -m`.
-MODULE_BOOTSTRAP = (
-    "import sys, runpy\n"
-    "if sys.argv[1]: sys.path.append(sys.argv[1])\n"
-    "sys.argv = sys.argv[2:]\n"
-    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
-)
 
 
 class Backend(abc.ABC):
