@@ -12,7 +12,10 @@ SECRET_NAMES = ["GITHUB_PAT", "PAT", "AZURE_DEVOPS_PAT", "MY_PAT_VALUE", "DB_PWD
                 "SENTRY_DSN", "DATABASE_DSN", "PASS", "DB_PASS", "PASSWD", "SMTP_PASSWORD",
                 "CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS", "AUTH", "NPM_AUTH",
                 "OAUTH_CLIENT", "BASIC_AUTH_HEADER", "API_TOKEN", "STRIPE_SECRET", "SSH_KEY",
-                "AWS_REGION", "db_pwd", "github_pat"]
+                "AWS_REGION", "db_pwd", "github_pat",
+                # not the harmless word AUTHOR (red team)
+                "HTTP_AUTHORIZATION", "PROXY_AUTHORIZATION", "API_AUTHORISATION",
+                "authorization"]
 HARMLESS = {"PATH": "/usr/bin", "PYTHONPATH": "/src", "GIT_AUTHOR_NAME": "Ada",
             "MY_URL": "https://example.com/x?a=b@c", "MY_LEVEL": "3", "EDITOR": "vi"}
 

@@ -16,8 +16,9 @@ SECRET_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASS*", "*PWD*", "*KEY*", "*PAT*", "
                    "*CREDENTIAL*", "*AUTH*", "*COOKIE*", "*PRIVATE*", "AWS_*")
 # `*PAT*` and `*AUTH*` would also withhold PATH, PYTHONPATH and GIT_AUTHOR_NAME from a
 # `PYTHON*` or `GIT_*` glob: these words are not secrets, and are removed before matching
-# (GITHUB_PAT, PAT_TOKEN, OAUTH_X and AUTH still match).
-_HARMLESS_WORDS = ("PATH", "AUTHOR")
+# (GITHUB_PAT, PAT_TOKEN, OAUTH_X and AUTH still match). AUTHORIZATION/AUTHORISATION (an
+# HTTP header's value, a bearer token) is not AUTHOR: removing that word left `IZATION`.
+_HARMLESS_WORDS = re.compile(r"PATH|AUTHOR(?!I[SZ])")
 # A value that carries credentials in a URL (`postgres://user:pw@host`, `https://tok@host`)
 # is a secret whatever its name (DATABASE_URL, PIP_INDEX_URL).
 _URL_WITH_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]+@")
@@ -28,9 +29,7 @@ REMOTE_MARKERS = {"MODAL_OFFLOAD_REMOTE": "1", "IN_MODAL_TASK_RUNNER": "1"}
 
 
 def looks_secret(name: str, value: str = "") -> bool:
-    upper = name.upper()
-    for word in _HARMLESS_WORDS:
-        upper = upper.replace(word, "_")
+    upper = _HARMLESS_WORDS.sub("_", name.upper())
     if any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS):
         return True
     return bool(_URL_WITH_CREDENTIALS.search(value))

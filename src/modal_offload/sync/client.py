@@ -40,7 +40,7 @@ from ..fileio import atomic_write_text, exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
 from .extract import Decision, OverCap, Placement, SafeExtractor
-from .gitsources import outer_layers
+from .gitsources import hooks_folder, outer_layers
 from .ignore import IgnoreRules
 from .manifest import (
     DIR,
@@ -140,6 +140,11 @@ class WorkspaceSync:
     def rules(self) -> IgnoreRules:
         """This workspace's ignore rules, git's outer sources and allowed secrets included."""
         return IgnoreRules.load(self.root, outer_layers(self.root), self.policy.upload_secrets)
+
+    def _protected(self) -> list[str]:
+        """The configured protected patterns, plus git's hooks folder when it is ours."""
+        hooks = hooks_folder(self.root)
+        return [*self.policy.protected, *([f"/{hooks}/"] if hooks else [])]
 
     # ------------------------------------------------------------------------ up
     def up(self, changed: Iterable[str] | None = None) -> SyncUpReport:
@@ -265,7 +270,7 @@ class WorkspaceSync:
             report.skipped_over_cap = [str(p) for p, _ in header.get("skipped", [])] + deleted
             report.skipped_bytes = int(header.get("bytes", 0))
             return
-        policy = _BackPolicy(self.root, baseline, Protection(self.policy.protected))
+        policy = _BackPolicy(self.root, baseline, Protection(self._protected()))
         rules = self.rules()
         extractor = SafeExtractor(self.root, policy=policy, rules=rules,
                                   replace_dirs=False, max_bytes=self.max_bytes)

@@ -91,7 +91,8 @@ def _unquote(value: str) -> str:
     return "".join(out).strip()
 
 
-def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
+def _config_files(common: Path | None, gitdir: Path | None) -> list[Path]:
+    """git's config files for a repository, weakest first (later ones override)."""
     home = paths.home()
     xdg = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
     global_files = ([Path(os.environ["GIT_CONFIG_GLOBAL"])] if os.environ.get("GIT_CONFIG_GLOBAL")
@@ -102,14 +103,49 @@ def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
         files.append(common / "config")
     if gitdir is not None and gitdir != common:
         files.append(gitdir / "config.worktree")
+    return files
+
+
+def _core_path(common: Path | None, gitdir: Path | None, key: str) -> str | None:
+    """The last `core.<key>` over every config file, `~/` expanded."""
     value: str | None = None
-    for path in files:  # later files override earlier ones, as in git
+    for path in _config_files(common, gitdir):
         text = _read(path)
-        if text is not None and (v := config_value(text, "core", "excludesfile")):
+        if text is not None and (v := config_value(text, "core", key)):
             value = v
+    if value and value.startswith("~"):
+        return os.path.expanduser(value)
+    return value
+
+
+def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
+    value = _core_path(common, gitdir, "excludesfile")
     if value:
-        return Path(os.path.expanduser(value) if value.startswith("~") else value)
+        return Path(value)
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(paths.home() / ".config")
     return Path(xdg) / "git" / "ignore"
+
+
+def hooks_folder(root: Path) -> str | None:
+    """The folder named by `core.hooksPath` (husky, lefthook, ...) relative to `root`, when
+    it lies inside the workspace: git runs what is there on the next local commit, so sync
+    back must treat it as it treats `.git/hooks` (protected). A relative value is relative
+    to the work tree's top, where git runs hooks (githooks(5))."""
+    root = Path(root)
+    top = find_top(root)
+    dirs = _git_dirs(top) if top is not None else None
+    value = _core_path(dirs[1] if dirs else None, dirs[0] if dirs else None, "hookspath")
+    if not value:
+        return None
+    folder = Path(os.path.normpath((top or root) / value))
+    try:
+        rel = folder.relative_to(os.path.normpath(root)).as_posix()
+    except ValueError:
+        try:  # the same folder through a symlinked path
+            rel = folder.resolve().relative_to(root.resolve()).as_posix()
+        except (ValueError, OSError):
+            return None
+    return None if rel == "." else rel
 
 
 def outer_layers(root: Path) -> list[tuple[str, str]]:
