@@ -122,6 +122,27 @@ def test_the_folder_git_runs_hooks_from_is_protected(tmp_path: Path, hooks_path:
     assert (ws / "app.py").read_text() == "v = 2\n"
 
 
+@pytest.mark.parametrize(("section", "key", "value", "target"), [
+    ("include", "path", "../shared.gitconfig", "shared.gitconfig"),  # relative to .git/
+    ('includeIf "gitdir:~/"', "path", "../conf/git.cfg", "conf/git.cfg"),
+    ("core", "excludesFile", "ci/ignore", "ci/ignore"),  # relative to the work tree
+    ("core", "attributesFile", "ci/attrs", "ci/attrs"),
+])
+def test_files_git_config_points_at_are_protected(tmp_path: Path, section: str, key: str,
+                                                  value: str, target: str,
+                                                  tmp_home: Path) -> None:
+    # `git config include.path ../.gitconfig` shares settings through the tree; a remote
+    # that adds `core.fsmonitor = <cmd>` there runs <cmd> at the next local `git status`.
+    top = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    (top / ".git" / "config").write_text(f"[{section}]\n\t{key} = {value}\n")
+    ws = make_workspace(top, files={target: "# mine\n", "app.py": "v = 1\n"})
+    out = run(ws, f"echo '[core] fsmonitor = evil' >> {target}; echo 'v = 2' > app.py")
+    assert out.returncode == 0, out.stderr
+    assert (ws / target).read_text() == "# mine\n"
+    assert (ws / "app.py").read_text() == "v = 2\n"
+
+
 def test_a_remote_symlink_into_a_protected_path_is_refused(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", files={"run.sh": "echo hi\n", "AGENTS.md": "a"})
     (ws / ".git" / "hooks").mkdir(parents=True)

@@ -40,7 +40,7 @@ from ..fileio import atomic_write_text, exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
 from .extract import Decision, OverCap, Placement, SafeExtractor
-from .gitsources import hooks_folder, outer_layers
+from .gitsources import config_targets, outer_layers
 from .ignore import IgnoreRules
 from .manifest import (
     DIR,
@@ -142,9 +142,12 @@ class WorkspaceSync:
         return IgnoreRules.load(self.root, outer_layers(self.root), self.policy.upload_secrets)
 
     def _protected(self) -> list[str]:
-        """The configured protected patterns, plus git's hooks folder when it is ours."""
-        hooks = hooks_folder(self.root)
-        return [*self.policy.protected, *([f"/{hooks}/"] if hooks else [])]
+        """The configured protected patterns, plus what git's config points at in the tree
+        (the whole workspace when it points at the root itself: the safe side)."""
+        targets = config_targets(self.root)
+        return [*self.policy.protected,
+                *("/" + re.sub(r"([*?\[\\])", r"\\\1", t) if t != "." else "*"
+                  for t in targets)]
 
     # ------------------------------------------------------------------------ up
     def up(self, changed: Iterable[str] | None = None) -> SyncUpReport:
