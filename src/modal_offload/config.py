@@ -201,6 +201,41 @@ def _apply(values: dict[str, Any], layer: Mapping[str, Any], source: str,
         sources[name] = source
 
 
+def _check_workspace_layer(layer: Mapping[str, Any], ws_file: Path, user: Mapping[str, Any],
+                           user_file: Path, env: Mapping[str, str]) -> None:
+    """A workspace file may come from anyone (a cloned repository, an unpacked archive), so
+    it cannot widen what leaves this laptop or lift the user's cap (issue 13, red team):
+    no raising `max_min_per_day` above the user's own (config or default), no naming a
+    secret-looking variable in `forward_env` (globs are fine: they never forward one), no
+    `upload_secrets`. Those go in the user config or the environment."""
+    from .remote_env import looks_secret
+
+    where = f"set it in {user_file} or the environment instead"
+    if "max_min_per_day" in layer:
+        own = user.get("max_min_per_day", Settings.max_min_per_day)
+        try:
+            wanted = _SPEC["max_min_per_day"][0](layer["max_min_per_day"])
+        except ValueError:
+            wanted = own  # _apply reports the bad value
+        if wanted > own:
+            raise ConfigError(f"{ws_file}: max_min_per_day={wanted:g} is above your own cap "
+                              f"({own:g}); a workspace file may only lower it",
+                              f"{where} (PRIMARY_MODAL_MAX_MIN_PER_DAY)")
+    if layer.get("upload_secrets"):
+        raise ConfigError(f"{ws_file}: upload_secrets cannot be set by a workspace file, which "
+                          "may come from anyone", f"{where} (MODAL_OFFLOAD_UPLOAD_SECRETS)")
+    try:
+        named = _words(layer.get("forward_env", ()))
+    except ValueError:
+        named = ()
+    secret = [n for n in named if not any(c in n for c in "*?[")
+              and looks_secret(n, env.get(n, ""))]
+    if secret:
+        raise ConfigError(f"{ws_file}: forward_env names secret-looking {', '.join(secret)}, "
+                          "which a workspace file (it may come from anyone) cannot forward",
+                          f"{where} (MODAL_OFFLOAD_FORWARD_ENV)")
+
+
 def load(workspace: Path | None = None, overrides: Mapping[str, Any] | None = None,
          environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
@@ -210,7 +245,9 @@ def load(workspace: Path | None = None, overrides: Mapping[str, Any] | None = No
     _apply(values, _read_toml(user_file), str(user_file), sources)
     if workspace is not None:
         ws_file = workspace / paths.WORKSPACE_CONFIG_NAME
-        _apply(values, _read_toml(ws_file), str(ws_file), sources)
+        layer = _read_toml(ws_file)
+        _check_workspace_layer(layer, ws_file, values, user_file, env)
+        _apply(values, layer, str(ws_file), sources)
     for name, (parser, env_names) in _SPEC.items():
         for env_name in env_names:
             if env_name in env:

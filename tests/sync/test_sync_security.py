@@ -296,11 +296,14 @@ def test_every_git_ignore_source_and_secret_files_stay_on_the_laptop(
 
 
 def test_secret_files_go_up_only_when_allowed_by_name(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path / "ws", 'upload_secrets = [".env.test", "certs/dev.pem"]\n',
-                        {name: name for name in (".env.test", "certs/dev.pem", "x/.env.test",
-                                                 "other.pem", ".env")})
-    assert remote_files(ws) == {".env.test", "certs/dev.pem", "x/.env.test",
-                                ".modal-offload.toml"}
+    # The user's own setting (environment or user config): a workspace file cannot
+    # (tests/test_cloned_workspace_config.py).
+    ws = make_workspace(tmp_path / "ws", files={
+        name: name for name in (".env.test", "certs/dev.pem", "x/.env.test", "other.pem",
+                                ".env")})
+    allowed = {"MODAL_OFFLOAD_UPLOAD_SECRETS": ".env.test certs/dev.pem"}
+    assert remote_files(ws, allowed) == {".env.test", "certs/dev.pem", "x/.env.test",
+                                         ".modal-offload.toml"}
 
 
 def test_a_remote_cannot_create_secret_looking_files_here(tmp_path: Path) -> None:
