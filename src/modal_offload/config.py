@@ -16,6 +16,7 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigError
+from .pricing import Prices
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,6 +62,11 @@ class Settings:
     remote_always: tuple[str, ...] = ()
     use_host: bool = True
     host_idle_seconds: int = 900
+    gpu: str | None = None  # `TYPE[:N]` for every remote sandbox (`[resources] gpu`)
+    max_usd_per_day: float | None = None  # an optional dollar cap beside the minutes cap
+    price_cpu_core_second: float | None = None  # overrides of pricing.py's table
+    price_gib_second: float | None = None
+    price_gpu: Mapping[str, float] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -127,6 +133,24 @@ def _heartbeat(value: Any) -> float:
     return number
 
 
+def _gpu(value: Any) -> str | None:
+    from .pricing import normalize_gpu
+
+    return normalize_gpu(str(value))
+
+
+def _optional_float(value: Any) -> float | None:
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):
+        return None
+    return _float()(value)
+
+
+def _gpu_prices(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of GPU type = dollars per second")
+    return {str(k).upper(): _float()(v) for k, v in value.items()}
+
+
 # field -> (parser, env names in priority order); the original toolkit's names come first.
 _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "max_min_per_day": (_float(), ("PRIMARY_MODAL_MAX_MIN_PER_DAY",)),
@@ -150,11 +174,19 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "remote_always": (_words, ("MODAL_OFFLOAD_REMOTE_ALWAYS",)),
     "use_host": (_bool, ("MODAL_OFFLOAD_HOST",)),
     "host_idle_seconds": (_int(1), ("MODAL_OFFLOAD_HOST_IDLE_SECONDS",)),
+    "gpu": (_gpu, ("MODAL_OFFLOAD_GPU",)),
+    "max_usd_per_day": (_optional_float, ("PRIMARY_MODAL_MAX_USD_PER_DAY",)),
+    "price_cpu_core_second": (_optional_float, ()),
+    "price_gib_second": (_optional_float, ()),
+    "price_gpu": (_gpu_prices, ()),
 }
 
 # Friendlier spellings accepted in TOML files.
 _TOML_ALIASES: dict[str, str] = {"routing.local_only": "local_only",
-                                 "routing.remote": "remote_always"}
+                                 "routing.remote": "remote_always",
+                                 "prices.cpu_core_second": "price_cpu_core_second",
+                                 "prices.gib_second": "price_gib_second",
+                                 "prices.gpu": "price_gpu"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -223,3 +255,9 @@ def load(workspace: Path | None = None, overrides: Mapping[str, Any] | None = No
 
 def setting_names() -> list[str]:
     return [f.name for f in fields(Settings) if f.name != "sources"]
+
+
+def prices(settings: Settings) -> Prices:
+    """The price table with this configuration's overrides (pricing.py)."""
+    return Prices().with_overrides(settings.price_cpu_core_second, settings.price_gib_second,
+                                   settings.price_gpu)

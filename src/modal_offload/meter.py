@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .backends._base import Session
 from .budget import Lease, Ledger, NoLease, why
@@ -145,8 +146,8 @@ class SandboxMeter:
 class _Heartbeat:
     """One thread per (ledger, lease) in this process, however many commands share it."""
 
-    _lock = threading.Lock()
-    _beats: dict[tuple[str, str], _Heartbeat] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _beats: ClassVar[dict[tuple[str, str], _Heartbeat]] = {}
 
     def __init__(self, meter: SandboxMeter, lease_id: str) -> None:
         self.meter = meter

@@ -24,10 +24,13 @@ class Workspace:
     def slug(self) -> str:
         return re.sub(r"[^a-z0-9-]+", "-", self.root.name.lower()).strip("-")[:24] or "root"
 
-    def session_name(self, cpu: float, memory_mb: int) -> str:
+    def session_name(self, cpu: float, memory_mb: int, gpu: str | None = None) -> str:
         """Stable per workspace and resources: heavy and exec share one session when
         their resources agree, and never run on a sandbox sized for the other."""
-        return f"mo-{self.slug}-{self.id}-c{cpu:g}-m{memory_mb}".replace(".", "p")
+        name = f"mo-{self.slug}-{self.id}-c{cpu:g}-m{memory_mb}"
+        if gpu:
+            name += "-g" + gpu.lower().replace(":", "x")
+        return name.replace(".", "p")
 
     def relative(self, path: Path) -> str:
         """`path` relative to the root, as a POSIX string ('.' for the root itself)."""

@@ -24,25 +24,41 @@ def show(as_json: bool = False) -> int:
     if as_json:
         print(json.dumps({
             "file": str(ledger.path), "day": snap.today, "used_min": round(snap.used_min, 4),
+            "used_usd": round(snap.used_usd, 6),
             "budget_min": budget, "remaining_min": round(snap.remaining(budget), 4),
+            "outstanding_min": round(snap.outstanding_min, 4),
+            "live_sandboxes": [{"sandbox_id": lease.sandbox_id, "session": lease.name,
+                                "source": lease.source, "workspace": lease.workspace,
+                                "deadline": lease.deadline,
+                                "charged_min": round(lease.charged_s / 60, 4),
+                                "outstanding_min": round(lease.outstanding_s / 60, 4)}
+                               for lease in snap.leases],
             "last_7_days": [{"day": d.day, "used_min": round(d.used_min, 4),
-                             "by_source": d.by_source} for d in days],
+                             "usd": round(d.usd, 6), "by_source": d.by_source,
+                             "by_source_usd": d.by_source_usd,
+                             "by_workspace": d.by_workspace} for d in days],
         }, indent=2))
         return 0
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"Remote minutes ({ledger.path})", show_edge=False)
+    table = Table(title=f"Remote minutes and dollars ({ledger.path})", show_edge=False)
     table.add_column("day")
     table.add_column("used min", justify="right")
+    table.add_column("usd", justify="right")
     table.add_column("by source")
+    table.add_column("by workspace")
     for d in days:
-        sources = ", ".join(f"{k} {v:.1f}" for k, v in sorted(d.by_source.items()))
-        table.add_row(d.day, f"{d.used_min:.2f}", sources)
+        sources = ", ".join(f"{k} {v:.1f} (${d.by_source_usd.get(k, 0.0):.2f})"
+                            for k, v in sorted(d.by_source.items()))
+        spaces = ", ".join(f"{k} {v.get('min', 0.0):.1f} (${v.get('usd', 0.0):.2f})"
+                           for k, v in sorted(d.by_workspace.items()))
+        table.add_row(d.day, f"{d.used_min:.2f}", f"{d.usd:.2f}", sources, spaces)
     console = Console()
     console.print(table)
-    console.print(f"today {snap.today}: used {snap.used_min:.2f} of {budget:g} min, "
-                  f"remaining {snap.remaining(budget):.2f} min")
+    console.print(f"today {snap.today}: used {snap.used_min:.2f} of {budget:g} min "
+                  f"(${snap.used_usd:.2f}), {snap.outstanding_min:.2f} min held by "
+                  f"{len(snap.leases)} live sandbox(es), remaining {snap.remaining(budget):.2f} min")
     return 0
 
 
