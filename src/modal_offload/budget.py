@@ -381,11 +381,14 @@ class Ledger:
         with exclusive(self.path):
             data = self._load()
             lease = data["leases"].get(lease_id)
-            if lease is None:
-                return
+            if lease is None or lease["sandbox_id"]:
+                return  # ended meanwhile, or bound already: binding happens once
             length = float(lease["deadline"]) - float(lease["created"])
-            lease.update(sandbox_id=sandbox_id, created=created, charged_until=created,
-                         deadline=created + length if deadline is None else deadline)
+            # Whatever was already charged stays charged (never charged twice).
+            charged = max(created, float(lease["charged_until"]))
+            end = created + length if deadline is None else deadline
+            lease.update(sandbox_id=sandbox_id, created=min(created, charged),
+                         charged_until=charged, deadline=max(end, charged))
             self._store(data)
 
     def settle(self, lease_id: str, until: float, *, end: bool = False) -> float:

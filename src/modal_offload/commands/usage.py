@@ -58,7 +58,8 @@ def show(as_json: bool = False) -> int:
     console.print(table)
     console.print(f"today {snap.today}: used {snap.used_min:.2f} of {budget:g} min "
                   f"(${snap.used_usd:.2f}), {snap.outstanding_min:.2f} min held by "
-                  f"{len(snap.leases)} live sandbox(es), remaining {snap.remaining(budget):.2f} min")
+                  f"{len(snap.leases)} live sandbox(es), "
+                  f"remaining {snap.remaining(budget):.2f} min")
     return 0
 
 
