@@ -188,3 +188,11 @@ def test_leases_never_lift_the_cap(tmp_path_factory: pytest.TempPathFactory,
         assert snap.used_min + snap.outstanding_min <= budget + 1e-9
         for lease in snap.leases:
             assert lease.created <= lease.charged_until <= lease.deadline
+
+
+def test_no_lease_when_the_ledger_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    meter = _meter(Ledger(blocker / "usage.json"), 60)
+    with pytest.raises(BudgetExhausted, match="cannot be written"):
+        meter.grant("s", 600)

@@ -274,6 +274,7 @@ class Ledger:
     def _store(self, data: dict[str, Any]) -> None:
         today = self._today()
         entry = data["history"].get(today, {"used_min": 0.0, "by_source": {}})
+        data.setdefault("leases", {})
         data.update(version=VERSION, day=today, used_min=entry["used_min"],
                     used_usd=float(entry.get("usd", 0.0)))
         atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")

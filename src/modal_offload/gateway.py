@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import config, paths
 from .backends._base import Backend, Grant, Process, Session, SessionSpec
-from .budget import Ledger
+from .budget import Ledger, why
 from .config import Settings
 from .errors import BackendError, BudgetExhausted, OffloadError
 from .fileio import exclusive
@@ -221,10 +221,18 @@ class Gateway:
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
             session = self.backend.open_session(spec)  # BudgetExhausted: no lease left
-            lease = meter.attach(session)
         except OSError as exc:
             raise BackendError(f"{self.backend.name} backend failed: {exc}",
                                "retry; `modal-offload session stop` resets the session") from exc
+        try:
+            lease = meter.attach(session)
+        except OSError as exc:
+            # Whatever was reserved stays in the ledger (the cap holds) and the next
+            # command binds it; without a lease this one must not run.
+            raise BudgetExhausted(
+                f"the usage ledger {self.ledger.path} cannot be written ({why(exc)}): no "
+                "lease for the sandbox", "free disk space or fix the file, then run again"
+            ) from None
         charged_before = self._charged_s(lease)
         try:
             with meter.running(lease):  # settled at each heartbeat and at the end

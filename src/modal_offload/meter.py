@@ -63,7 +63,8 @@ class SandboxMeter:
     # -- before creation ---------------------------------------------------------------
     def grant(self, name: str, want_s: int) -> int:
         """Called by a backend right before it creates a sandbox: the seconds of life the
-        budget allows it (its provider-side timeout). Raises BudgetExhausted when none."""
+        budget allows it (its provider-side timeout). Raises BudgetExhausted when none,
+        or when the ledger cannot be written (the cap could not be kept)."""
         lease_id = uuid.uuid4().hex
         try:
             granted = self.ledger.reserve(
@@ -72,6 +73,11 @@ class SandboxMeter:
                 budget_usd=self.budget.usd, now=time.time())
         except NoLease as exc:
             raise BudgetExhausted(exc.message, exc.hint) from None
+        except OSError as exc:
+            raise BudgetExhausted(
+                f"no lease for a new sandbox: the usage ledger {self.ledger.path} cannot be "
+                f"written ({why(exc)})", "free disk space or fix the file, then run again"
+            ) from None
         self.reserved = lease_id
         return int(granted)
 
@@ -79,26 +85,38 @@ class SandboxMeter:
     def attach(self, session: Session) -> str:
         """The lease id the open session's sandbox holds (binding or adopting one), after
         ending the leases of sandboxes the backend found gone under the same name."""
+        now = time.time()
         snapshot = self.ledger.snapshot()
-        mine = [lease for lease in snapshot.leases if lease.sandbox_id == session.id]
-        for lease in snapshot.leases:
-            if lease.name == session.name and lease.sandbox_id not in ("", session.id):
-                self.ledger.settle(lease.lease_id, session.ended.get(lease.sandbox_id,
-                                                                     lease.deadline), end=True)
         reserved, self.reserved = self.reserved, None
+        mine = [lease for lease in snapshot.leases if lease.sandbox_id == session.id]
+        orphans = []
+        for lease in snapshot.leases:
+            if lease.name != session.name or lease.lease_id == reserved:
+                continue
+            if lease.sandbox_id not in ("", session.id):
+                # Replaced or gone: up to the end the backend knows, else its deadline.
+                end = session.ended.get(lease.sandbox_id, lease.deadline)
+                self.ledger.settle(lease.lease_id, end, end=True)
+            elif lease.sandbox_id == "":
+                orphans.append(lease)
         if mine:
             if reserved is not None:  # someone else created it meanwhile: give it back
                 self.ledger.settle(reserved, 0.0, end=True)
             return mine[0].lease_id
+        if reserved is None and orphans:
+            # A process died between creating this sandbox and binding its lease.
+            reserved = orphans.pop().lease_id
+        for lease in orphans:
+            if lease.deadline < now:  # never bound: whether it ran is unknown, so charged
+                self.ledger.settle(lease.lease_id, lease.deadline, end=True)
         if reserved is None:
             # A sandbox created elsewhere (another machine, or before this ledger knew of
             # it): its deadline is what it is; charge its life from now on.
             reserved = uuid.uuid4().hex
             self.ledger.reserve(lease_id=reserved, name=session.name, source=self.source,
                                 workspace=self.workspace, want_s=1.0, usd_per_s=self.usd_per_s,
-                                budget_min=float("inf"), budget_usd=None, now=time.time())
-            self.ledger.bind(reserved, session.id, time.time(),
-                             deadline=max(session.deadline, time.time() + 1))
+                                budget_min=float("inf"), budget_usd=None, now=now)
+            self.ledger.bind(reserved, session.id, now, deadline=max(session.deadline, now + 1))
             return reserved
         self.ledger.bind(reserved, session.id, session.created_at, deadline=session.deadline)
         return reserved
@@ -111,7 +129,7 @@ class SandboxMeter:
             seconds = self.ledger.settle(lease_id, time.time() if until is None else until)
         except (OSError, OffloadError) as exc:
             self.error = exc
-            log.warning("could not settle lease %s: %s", lease_id, why(exc))
+            log.debug("could not settle lease %s: %s", lease_id, why(exc))
             return 0.0
         self.error = None
         return seconds
