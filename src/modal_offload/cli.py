@@ -54,6 +54,8 @@ def _add_usage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 _JSON_HELP = "print JSON instead of text"
+_GPU_HELP = ("a GPU for the sandbox, Modal's TYPE[:COUNT] (e.g. H100, A10G:2); default "
+             "[resources] gpu or MODAL_OFFLOAD_GPU, else none")
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
@@ -77,6 +79,7 @@ def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "modal (remote or fail) or local")
     p.add_argument("--no-local-fallback", action="store_false", dest="allow_local_fallback",
                    help="in auto mode, fail (exit 3/4) instead of running locally")
+    p.add_argument("--gpu", default=None, metavar="TYPE[:N]", help=_GPU_HELP)
     p.set_defaults(handler=_call("heavy", "run"))
 
 
@@ -93,6 +96,7 @@ def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                       help="leave the local tree untouched")
     p.add_argument("-c", "--cmd", default=None, dest="shell", help="a shell command string")
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
+    p.add_argument("--gpu", default=None, metavar="TYPE[:N]", help=_GPU_HELP)
     p.set_defaults(handler=_call("exec", "run"))
 
 

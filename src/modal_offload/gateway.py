@@ -226,6 +226,14 @@ class Gateway:
                                "retry; `modal-offload session stop` resets the session") from exc
         try:
             lease = meter.attach(session)
+            if meter.over_cap():
+                # Minutes spent elsewhere (`usage add`, another machine) since this sandbox
+                # got its lease: its deadline would overrun the cap, so it makes way for a
+                # sandbox whose lease fits what is left.
+                session.terminate()
+                meter.end(lease)
+                session = self.backend.open_session(spec)
+                lease = meter.attach(session)
         except OSError as exc:
             # Whatever was reserved stays in the ledger (the cap holds) and the next
             # command binds it; without a lease this one must not run.

@@ -38,6 +38,9 @@ from .errors import BudgetExhausted, OffloadError
 from .pricing import Prices
 
 log = logging.getLogger(__name__)
+# How far usage plus leases may lie past the cap before a live sandbox is replaced: the
+# rounding of whole-second timeouts, not real overspend.
+OVER_CAP_SLACK_MIN = 5 / 60
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,15 @@ class SandboxMeter:
             return reserved
         self.ledger.bind(reserved, session.id, session.created_at, deadline=session.deadline)
         return reserved
+
+    def over_cap(self) -> bool:
+        """Usage plus live leases exceed the budget (by more than the rounding of whole
+        seconds): minutes were spent elsewhere after the leases were granted."""
+        snap = self.ledger.snapshot()
+        if snap.used_min + snap.outstanding_min > self.budget.minutes + OVER_CAP_SLACK_MIN:
+            return True
+        usd = self.budget.usd
+        return usd is not None and snap.used_usd + snap.outstanding_usd > usd * 1.001
 
     # -- while it lives ----------------------------------------------------------------------
     def settle(self, lease_id: str, until: float | None = None) -> float:

@@ -93,9 +93,10 @@ def test_dead_sandbox_is_replaced_and_resynced(modal_emulator: ModalEmulator, ws
     assert out.returncode == 0 and out.stdout == b"hello\nmore\n", out.stderr
     dead, live = modal_emulator.sandboxes()
     assert dead.termination_reason == "killed" and live.running
-    # The dead one's last stretch was settled once (an upper bound of its unseen life).
-    by_source = ledger(tmp_home)["history"][ledger(tmp_home)["day"]]["by_source"]
-    assert by_source["exec"] > 0 and "modal-idle" in by_source
+    # The dead one's lease was ended (its life settled once); only the live one holds one.
+    data = ledger(tmp_home)
+    assert set(data["history"][data["day"]]["by_source"]) == {"exec"}
+    assert [lease["sandbox_id"] for lease in data["leases"].values()] == [live.sandbox_id]
 
 
 def test_sandbox_killed_mid_command(modal_emulator: ModalEmulator, ws: Path,
@@ -193,7 +194,7 @@ def test_session_status_and_stop(modal_emulator: ModalEmulator, ws: Path,
     after = ledger(tmp_home)
     # The idle second between the command and the stop was billed by Modal: charged once.
     assert after["used_min"] - before >= 0.9 / 60
-    assert after["history"][after["day"]]["by_source"]["modal-idle"] >= 0.9 / 60
+    assert after["leases"] == {}  # ended: what it did not use is released
     assert b"no live" in cli("session", "status", cwd=ws, env=ENV).stdout
 
 

@@ -48,10 +48,11 @@ class Plan:
 
 
 def plan(ws: workspace.Workspace, backend: str | None,
-         environ: Mapping[str, str] | None = None) -> Plan:
+         environ: Mapping[str, str] | None = None, gpu: str | None = None) -> Plan:
     """Settings and backend for a command in `ws`; raises OffloadError when it may neither
     run remotely nor fall back to a local run."""
-    settings = config.load(ws.root, {"backend": backend} if backend else None, environ)
+    overrides = {"backend": backend, "gpu": gpu}  # None: not given on the command line
+    settings = config.load(ws.root, overrides, environ)
     chosen = get_backend(settings.backend)
     reason = chosen.unavailable_reason()
     if reason:
@@ -99,14 +100,14 @@ def report_sync(report: RunReport) -> None:
 
 
 def run(argv: Sequence[str], shell: str | None = None, backend: str | None = None,
-        sync_back: bool | None = None) -> int:
+        sync_back: bool | None = None, gpu: str | None = None) -> int:
     command = command_argv(argv, shell)
     if os.environ.get("MODAL_OFFLOAD_REMOTE") == "1":
         return exec_here(command)  # already inside a session: never nest
     ws = workspace.require()
     settings: config.Settings | None = None
     try:
-        chosen = plan(ws, backend)
+        chosen = plan(ws, backend, gpu=gpu)
         settings = chosen.settings
         if chosen.backend is None:
             notice(chosen.local_notice)
