@@ -51,6 +51,10 @@ def _add_usage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("minutes", help="minutes (>= 0)")
     add.add_argument("--note", default=None, help="a note kept with the entry in the ledger")
     add.set_defaults(handler=_call("usage", "add"))
+    rec = acts.add_parser("reconcile", help="compare our dollars with Modal's billing report")
+    rec.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
+    rec.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
+    rec.set_defaults(handler=_call("usage", "reconcile"))
 
 
 _JSON_HELP = "print JSON instead of text"

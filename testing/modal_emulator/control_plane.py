@@ -17,6 +17,7 @@ from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
 from . import limits
+from .billing import BillingRpcs
 from .faults import fill_unimplemented
 from .object_rpcs import ObjectRpcs
 from .objects import DEFAULT_ENVIRONMENT
@@ -47,7 +48,7 @@ def make_jwt(claims: dict[str, Any]) -> str:
 
 
 @fill_unimplemented("ModalClient")
-class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
+class ControlPlaneServicer(ObjectRpcs, BillingRpcs, ModalClientBase):
     """Client/auth and sandbox RPCs here; apps, images, mounts, secrets in `ObjectRpcs`."""
 
     def __init__(self, emulator: ModalEmulator) -> None:

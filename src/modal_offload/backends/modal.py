@@ -500,3 +500,15 @@ class ModalBackend(Backend):
                                        alive=True, created_at=created, root=ROOT,
                                        detail={"sandbox_id": sandbox.object_id, "tags": tags}))
         return out
+
+
+def billing_report(start: Any, end: Any) -> list[tuple[Any, float, dict[str, str]]]:
+    """Modal's hourly cost of our sandboxes in [start, end) (UTC datetimes): (interval start,
+    dollars, tags) per sandbox and hour. The pinned client's `Workspace.billing.report`
+    (modal/_workspace.py:378-442, RPC WorkspaceBillingReport) with our tags."""
+    modal = _modal()
+    with _modal_errors("reading Modal's billing report"):
+        items = modal.Workspace.from_context().billing.report(
+            start=start, end=end, resolution="h", tag_names=["modal-offload", "workspace"])
+        return [(item.interval_start, float(item.cost), dict(item.tags)) for item in items
+                if item.tags.get("modal-offload") == "1"]

@@ -82,3 +82,44 @@ def add(minutes: str, note: str | None = None) -> int:
     snap = Ledger().charge(value, "manual", note=note)
     print(f"added {value:g} min; today {snap.used_min:.2f} min used")
     return 0
+
+
+def reconcile(days: int = 7, as_json: bool = False) -> int:
+    """Our dollars against Modal's billing report, per day and workspace."""
+    import datetime as dt
+
+    from .. import reconcile as rec
+    from ..backends._base import get_backend
+    from ..errors import BackendUnavailable
+    from ..meter import settle_all
+
+    if days < 1:
+        raise BadInput(f"--days must be at least 1, got {days}", "pass e.g. --days 7")
+    backend = get_backend("modal")
+    reason = backend.unavailable_reason()
+    if reason:
+        raise BackendUnavailable(f"cannot read Modal's bill: {reason}")
+    from ..backends.modal import billing_report
+
+    ledger = Ledger()
+    settle_all(ledger, {})  # live sandboxes' time so far counts on our side too
+    snap = ledger.snapshot()
+    start, end = rec.window(dt.date.fromisoformat(snap.today), days)
+    lines = rec.compare(snap, billing_report(start, end), days)
+    if as_json:
+        print(json.dumps({"from": start.isoformat(), "to": end.isoformat(), "lines": [
+            {"day": line.day, "workspace": line.workspace, "ours_usd": round(line.ours_usd, 6),
+             "modal_usd": round(line.theirs_usd, 6),
+             "diff_pct": None if line.diff_pct is None or math.isinf(line.diff_pct)
+             else round(line.diff_pct, 2)} for line in lines]}, indent=2))
+        return 0
+    if not lines:
+        print(f"nothing billed in the last {days} day(s), by us or by Modal")
+        return 0
+    print(f"{'day':<11} {'workspace':<10} {'ours $':>10} {'Modal $':>10} {'diff':>8}")
+    for line in lines:
+        pct = line.diff_pct
+        shown = "n/a" if pct is None or math.isinf(pct) else f"{pct:+.1f}%"
+        print(f"{line.day:<11} {line.workspace:<10} {line.ours_usd:>10.4f} "
+              f"{line.theirs_usd:>10.4f} {shown:>8}")
+    return 0
