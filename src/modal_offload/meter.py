@@ -209,14 +209,17 @@ class _Heartbeat:
             self.meter.settle(self.lease_id)
 
 
-def settle_all(ledger: Ledger, alive: dict[str, bool | None]) -> float:
-    """Settle every lease up to now, ending those whose sandbox `alive` says has ended
-    (False), charged up to now (the caller checks at least once a heartbeat). Sandboxes
-    `alive` does not know are settled up to now and keep their lease. Returns seconds."""
+def settle_all(ledger: Ledger, alive: dict[str, bool], *, only_known: bool = False) -> float:
+    """Settle leases up to now (their deadline at the latest), ending those whose sandbox
+    `alive` says has ended: charged up to now, at most one heartbeat past its real end when
+    the caller checks once a heartbeat (the session host does). With `only_known`, leases
+    of sandboxes `alive` does not name are left alone. Returns seconds charged."""
     total = 0.0
     now = time.time()
     for lease in ledger.snapshot().leases:
         state = alive.get(lease.sandbox_id)
+        if state is None and only_known:
+            continue
         total += ledger.settle(lease.lease_id, now, end=state is False)
     return total
 
