@@ -85,7 +85,7 @@ def test_three_workspaces_at_once_share_ten_minutes(tmp_path: Path) -> None:
     ledger = Ledger(tmp_path / "usage.json")
     ledger.charge(170, "exec")  # 10 of 180 minutes left
     granted: list[int] = []
-    errors: list[BaseException] = []
+    errors: list[BudgetExhausted] = []
 
     def start(ws: str) -> None:
         try:
@@ -157,7 +157,8 @@ _op = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_op, max_size=25), st.floats(min_value=1, max_value=30))
 def test_leases_never_lift_the_cap(tmp_path_factory: pytest.TempPathFactory,
                                    ops: list[tuple[object, ...]], budget: float) -> None:
@@ -171,7 +172,8 @@ def test_leases_never_lift_the_cap(tmp_path_factory: pytest.TempPathFactory,
             lease_id = f"l{len(ids)}"
             try:
                 ledger.reserve(lease_id=lease_id, name=lease_id, source="exec", workspace="w",
-                               want_s=float(op[1]), usd_per_s=0.0, budget_min=budget,
+                               want_s=float(op[1]),  # type: ignore[arg-type]
+                               usd_per_s=0.0, budget_min=budget,
                                budget_usd=None, now=t0)
                 ids.append(lease_id)
             except NoLease:

@@ -3,7 +3,6 @@ never charged twice (the full-disk story end to end is tests/test_full_disk.py).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modal_offload import paths, pending
+from modal_offload import pending
 from modal_offload.budget import Ledger
 from modal_offload.pending import ChargePending, PendingCharges
 

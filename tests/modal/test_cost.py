@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from testing.modal_emulator import ModalEmulator
+from testing.modal_emulator.records import SandboxRecord
 from tests.helpers import cli, ledger, make_workspace, spawn_cli
 
 HEARTBEAT = 0.5
@@ -30,9 +31,9 @@ def ws(tmp_path: Path) -> Path:
                           {"data/input.txt": "hello\n", "slow.py": SLOW})
 
 
-def life(rec: object) -> float:
-    end = getattr(rec, "terminated_at", None) or time.time()
-    return float(end - getattr(rec, "created_at"))
+def life(rec: SandboxRecord) -> float:
+    end = rec.terminated_at if rec.terminated_at is not None else time.time()
+    return end - rec.created_at
 
 
 def test_two_concurrent_commands_in_one_sandbox_are_charged_once(
