@@ -16,6 +16,7 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigError
+from .exec_args import BACKENDS  # the one list of backend names, shared with exec's parser
 from .pricing import Prices
 
 if sys.version_info >= (3, 11):
@@ -23,7 +24,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-BACKENDS = ("modal", "local")
 # run_heavy's modes (PRIMARY_MODAL_MODE, --mode): here so the CLI's parser offers them without
 # importing heavy.py (~45 ms) on every command.
 HEAVY_MODES = ("auto", "modal", "local")
@@ -67,6 +67,9 @@ class Settings:
     price_cpu_core_second: float | None = None  # overrides of pricing.py's table
     price_gib_second: float | None = None
     price_gpu: Mapping[str, float] = field(default_factory=dict)
+    protected: tuple[str, ...] = ()  # extra paths sync back never changes (issue 13)
+    upload_secrets: tuple[str, ...] = ()  # secret-looking files allowed up, by name
+    allow_home_workspace: bool = False  # a workspace root of $HOME or / may sync
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -179,6 +182,9 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "price_cpu_core_second": (_optional_float, ()),
     "price_gib_second": (_optional_float, ()),
     "price_gpu": (_gpu_prices, ()),
+    "protected": (_words, ("MODAL_OFFLOAD_PROTECTED",)),
+    "upload_secrets": (_words, ("MODAL_OFFLOAD_UPLOAD_SECRETS",)),
+    "allow_home_workspace": (_bool, ("MODAL_OFFLOAD_ALLOW_HOME_WORKSPACE",)),
 }
 
 # Friendlier spellings accepted in TOML files.
