@@ -109,17 +109,47 @@ def test_reconcile_agrees_with_the_providers_bill(modal_emulator: ModalEmulator,
                                                  tmp_home: Path) -> None:
     # A scripted day: commands, a heavy call in a differently sized sandbox, idle time.
     assert cli("exec", "-c", "sleep 2", cwd=ws, env=ENV).returncode == 0
-    heavy = cli("heavy", "--mode", "modal", "--payload", '{"sleep": 2}', cwd=ws,
-                env={**ENV, "PRIMARY_MODAL_CPU": "2", "PRIMARY_MODAL_MEMORY_MB": "4096"})
+    small = {**ENV, "PRIMARY_MODAL_CPU": "2", "PRIMARY_MODAL_MEMORY_MB": "4096"}
+    heavy = cli("heavy", "--mode", "modal", "--payload", '{"sleep": 2}', cwd=ws, env=small)
     assert heavy.returncode == 0, heavy.stderr
+    gpu = cli("heavy", "--mode", "modal", "--gpu", "t4", "--payload", '{"sleep": 1}', cwd=ws,
+              env=small)
+    assert gpu.returncode == 0, gpu.stderr
     assert cli("exec", "-c", "sleep 1", cwd=ws, env=ENV).returncode == 0
     assert cli("session", "stop", cwd=ws, env=ENV).returncode == 0
-    assert cli("session", "stop", cwd=ws, env={
-        **ENV, "PRIMARY_MODAL_CPU": "2", "PRIMARY_MODAL_MEMORY_MB": "4096"}).returncode == 0
-    assert len(modal_emulator.sandboxes()) == 2
+    assert cli("session", "stop", cwd=ws, env=small).returncode == 0
+    assert cli("session", "stop", cwd=ws, env={**small, "MODAL_OFFLOAD_GPU": "T4"}
+               ).returncode == 0
+    assert len(modal_emulator.sandboxes()) == 3
+    assert all(not rec.running for rec in modal_emulator.sandboxes())
     out = cli("usage", "reconcile", "--json", cwd=ws, env=ENV)
     assert out.returncode == 0, out.stderr
     [line] = json.loads(out.stdout)["lines"]
     assert line["modal_usd"] > 0 and abs(line["diff_pct"]) <= 2.0, line
     text = cli("usage", "reconcile", cwd=ws, env=ENV).stdout.decode()
     assert line["day"] in text and "%" in text
+
+
+def test_a_gpu_sandbox_is_its_own_session_and_is_priced(modal_emulator: ModalEmulator,
+                                                        ws: Path, tmp_home: Path) -> None:
+    assert cli("exec", "--", "true", cwd=ws, env=ENV).returncode == 0
+    out = cli("exec", "--gpu", "a10g:2", "--", "true", cwd=ws, env=ENV)
+    assert out.returncode == 0, out.stderr
+    plain, gpu = modal_emulator.sandboxes()
+    assert not plain.request.definition.resources.gpu_config.gpu_type
+    config = gpu.request.definition.resources.gpu_config
+    assert (config.gpu_type, config.count) == ("A10G", 2)
+    assert len(gpu.sandbox_id) == len("sb-") + 22  # created through the V1 control plane
+    assert gpu.name is not None and gpu.name.endswith("-ga10gx2")
+    [lease] = [v for v in ledger(tmp_home)["leases"].values() if v["sandbox_id"] == gpu.sandbox_id]
+    assert lease["usd_per_s"] > 2 * 0.000306  # two A10G, plus CPU and memory
+
+
+def test_a_bad_gpu_is_one_line(ws: Path, tmp_home: Path) -> None:
+    out = cli("exec", "--gpu", "Z100", "--", "true", cwd=ws, env=ENV)
+    # exec's own failures are 125, so that 1..124 stay the command's codes (errors.py)
+    assert out.returncode == 125 and out.stderr.count(b"\n") == 1
+    assert b"unknown GPU type 'Z100'" in out.stderr
+    heavy = cli("heavy", "--gpu", "H100:0", "--payload", "{}", cwd=ws, env=ENV)
+    assert heavy.returncode == 2 and heavy.stderr.count(b"\n") == 1
+    assert b"at least one GPU" in heavy.stderr
