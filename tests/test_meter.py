@@ -198,3 +198,25 @@ def test_no_lease_when_the_ledger_cannot_be_written(tmp_path: Path) -> None:
     meter = _meter(Ledger(blocker / "usage.json"), 60)
     with pytest.raises(BudgetExhausted, match="cannot be written"):
         meter.grant("s", 600)
+
+
+def test_an_injected_ledger_gets_every_charge(tmp_path: Path, tmp_home: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_heavy(ledger=...): the sandbox's whole life, idle gaps included, goes to that
+    ledger; the default one is never written (issue 15)."""
+    from modal_offload.heavy import run_heavy
+    from tests.helpers import make_workspace
+
+    ws = make_workspace(tmp_path / "ws", 'heavy_entry = "slow:work"\n',
+                        {"slow.py": "def work(payload):\n    return {'ok': 1}\n"})
+    monkeypatch.chdir(ws)
+    monkeypatch.setenv("MODAL_OFFLOAD_BACKEND", "local")
+    custom = Ledger(tmp_path / "custom.json")
+    for _ in range(2):  # the second one reuses the sandbox: the idle gap is charged too
+        result = run_heavy({}, force_mode="modal", ledger=custom, notify=lambda _m: None)
+        assert result["execution"] == "remote-local"
+    snap = custom.snapshot()
+    [lease] = snap.leases
+    assert snap.used_min * 60 == pytest.approx(lease.charged_s)
+    assert lease.charged_until >= lease.created
+    assert not (tmp_home / ".primary_compute_modal_usage.json").exists()
