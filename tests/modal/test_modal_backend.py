@@ -196,6 +196,7 @@ def test_session_status_and_stop(modal_emulator: ModalEmulator, ws: Path,
                                  tmp_home: Path) -> None:
     assert run(ws, "--", "true").returncode == 0
     [rec] = modal_emulator.sandboxes()
+    before = ledger(tmp_home)["used_min"]
     time.sleep(1)
     status = cli("session", "status", cwd=ws, env=ENV)
     assert status.returncode == 0, status.stderr
@@ -204,13 +205,16 @@ def test_session_status_and_stop(modal_emulator: ModalEmulator, ws: Path,
     data = json.loads(cli("session", "status", "--json", cwd=ws, env=ENV).stdout)
     detail = data[0]["detail"]
     assert detail["sandbox_id"] == rec.sandbox_id and detail["charged_min"] > 0
-    before = ledger(tmp_home)["used_min"]
     stop = cli("session", "stop", cwd=ws, env=ENV)
     assert stop.returncode == 0 and b"stopped" in stop.stdout
     assert modal_emulator.sandbox(rec.sandbox_id).termination_reason == "terminate"
     after = ledger(tmp_home)
-    # The idle second between the command and the stop was billed by Modal: charged once.
+    # The idle second between the command and the stop was billed by Modal: charged (by
+    # the status, which settles up to now, and the stop), and the whole life only once.
     assert after["used_min"] - before >= 0.9 / 60
+    final = modal_emulator.sandbox(rec.sandbox_id)
+    assert final.terminated_at is not None
+    assert after["used_min"] * 60 <= final.terminated_at - final.created_at + 1.0
     assert after["leases"] == {}  # ended: what it did not use is released
     assert b"no live" in cli("session", "status", cwd=ws, env=ENV).stdout
 
