@@ -10,6 +10,8 @@ import json
 import multiprocessing
 import threading
 import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -220,3 +222,47 @@ def test_an_injected_ledger_gets_every_charge(tmp_path: Path, tmp_home: Path,
     assert snap.used_min * 60 == pytest.approx(lease.charged_s)
     assert lease.charged_until >= lease.created
     assert not (tmp_home / ".primary_compute_modal_usage.json").exists()
+
+
+def _grant_and_settle(path: str, tag: str, want_s: int, untils: list[int]) -> float:
+    """In another process: reserve a lease (the cap decides), bind it, settle it to each
+    `until` in turn (out of order on purpose) and end it. Returns the seconds granted."""
+    ledger = Ledger(Path(path))
+    t0 = 1_000_000.0
+    try:
+        granted = ledger.reserve(lease_id=tag, name=tag, source="exec", workspace="w",
+                                 want_s=want_s, usd_per_s=0.0, budget_min=10.0,
+                                 budget_usd=None, now=t0)
+    except NoLease:
+        return 0.0
+    ledger.bind(tag, f"sb-{tag}", t0)
+    for until in untils:
+        ledger.settle(tag, t0 + until)
+    ledger.settle(tag, t0 + max(untils, default=0), end=True)
+    return granted
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[ProcessPoolExecutor]:
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("spawn")) as executor:
+        yield executor
+
+
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(1, 900), st.lists(st.integers(0, 900), max_size=4)),
+                min_size=1, max_size=5))
+def test_concurrent_processes_never_lift_the_cap_nor_charge_twice(
+        tmp_path_factory: pytest.TempPathFactory, pool: ProcessPoolExecutor,
+        plans: list[tuple[int, list[int]]]) -> None:
+    path = tmp_path_factory.mktemp("race") / "usage.json"
+    jobs = [pool.submit(_grant_and_settle, str(path), f"l{n}", want, untils)
+            for n, (want, untils) in enumerate(plans)]
+    granted = [job.result(timeout=120) for job in jobs]
+    snap = Ledger(path).snapshot()
+    # 10 minutes among however many raced for them (a lease ended early gave back the rest)
+    assert all(g <= 600 for g in granted) and snap.used_min * 60 <= 600 + 1e-6
+    expected = sum(min(max(untils, default=0), g)
+                   for (_, untils), g in zip(plans, granted, strict=True) if g)
+    assert snap.used_min * 60 == pytest.approx(expected)  # each instant charged once
+    assert snap.leases == ()
