@@ -33,9 +33,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from .backends._base import Session
-from .budget import Lease, Ledger, NoLease, why
+from .budget import Ledger, NoLease, why
 from .errors import BudgetExhausted, OffloadError
-from .pricing import Prices
 
 log = logging.getLogger(__name__)
 # How far usage plus leases may lie past the cap before a live sandbox is replaced: the
@@ -223,10 +222,3 @@ def settle_all(ledger: Ledger, alive: dict[str, bool], *, only_known: bool = Fal
         total += ledger.settle(lease.lease_id, now, end=state is False)
     return total
 
-
-def leases_of(ledger: Ledger, session_name: str) -> list[Lease]:
-    return [lease for lease in ledger.snapshot().leases if lease.name == session_name]
-
-
-def usd_rate(prices: Prices, cpu: float, memory_mb: int, gpu: str | None) -> float:
-    return prices.per_second(cpu, memory_mb, gpu)

@@ -56,7 +56,6 @@ def compare(snapshot: Snapshot, rows: Iterable[Row], days: int) -> list[Line]:
         if day in wanted:
             for ws, totals in usage.by_workspace.items():
                 ours[(day, ws)] = float(totals.get("usd", 0.0))
-    keys = sorted((set(ours) | set(theirs)) & {k for k in set(ours) | set(theirs)
-                                                 if k[0] in wanted})
+    keys = sorted(k for k in set(ours) | set(theirs) if k[0] in wanted)
     return [Line(day, ws, ours.get((day, ws), 0.0), theirs.get((day, ws), 0.0))
             for day, ws in keys]
