@@ -24,7 +24,11 @@ from .budget import Ledger, why
 from .config import Settings
 from .errors import BackendError, BudgetExhausted, OffloadError
 from .fileio import exclusive
+from .image import cache as image_cache
+from .image import identity, programs
+from .image.spec import ImageSpec
 from .meter import Budget, SandboxMeter
+from .ui import once
 from .workspace import Workspace, refuse_unsafe_root
 
 if TYPE_CHECKING:
@@ -131,16 +135,22 @@ def resources(settings: Settings, purpose: str) -> tuple[float, int, str | None]
 
 
 def session_spec(settings: Settings, workspace: Workspace, purpose: str,
+                 image: ImageSpec | None = None, build_output: bool = False,
                  grant: Grant | None = None) -> SessionSpec:
-    """The session a command runs in; keyed by its resources (a GPU one is another)."""
+    """The session for `purpose`, keyed by its resources (a GPU one is another) and its
+    image hash (issue 12), derived from the workspace now unless `image` is given. Its
+    timeout is what is wanted; `grant` (the meter's lease) may lower it at creation."""
+    if image is None:
+        image = image_cache.current(workspace.root, settings)
     cpu, memory, gpu = resources(settings, purpose)
     return SessionSpec(
-        name=workspace.session_name(cpu, memory, gpu), workspace=workspace.root,
+        name=workspace.session_name(cpu, memory, image.hash, gpu), workspace=workspace.root,
         app_name=settings.app_name, cpu=cpu, memory_mb=memory, gpu=gpu,
         timeout_seconds=settings.timeout_seconds,
         idle_timeout_seconds=settings.idle_timeout_seconds,
         apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
-        tags={"modal-offload": "1", "workspace": workspace.id}, grant=grant,
+        tags={"modal-offload": "1", "workspace": workspace.id, "mo-image": image.hash},
+        image=image, build_output=build_output, grant=grant,
     )
 
 
@@ -151,6 +161,23 @@ def sandbox_meter(settings: Settings, ledger: Ledger, workspace_id: str,
                         source=purpose, workspace=workspace_id,
                         usd_per_s=config.prices(settings).per_second(cpu, memory, gpu),
                         interval=settings.heartbeat_seconds)
+
+
+def with_pythonpath(env: Mapping[str, str], session: Session,
+                    image: ImageSpec) -> Mapping[str, str]:
+    """The workspace's own package importable remotely as it is locally (issue 12): its
+    folders (e.g. `src`) on PYTHONPATH, the session's copy being always current, which an
+    editable install would give too. A forwarded local PYTHONPATH means nothing remotely."""
+    if not image.pythonpath:
+        return env
+    folders = [session.root if rel in ("", ".") else f"{session.root}/{rel}"
+               for rel in image.pythonpath]
+    return {**env, "PYTHONPATH": ":".join(folders)}
+
+
+def _say(streams: Streams, text: str) -> None:
+    if text:
+        streams.stderr(f"modal-offload: {text}\n".encode())
 
 
 def _pump(chunks: Any, sink: Sink) -> None:
@@ -224,7 +251,13 @@ class Gateway:
             raise BudgetExhausted(f"daily remote budget used up (${usd_cap:g})",
                                   "wait for tomorrow or raise PRIMARY_MODAL_MAX_USD_PER_DAY")
         meter = sandbox_meter(self.settings, self.ledger, self.workspace.id, purpose)
-        spec = session_spec(self.settings, self.workspace, purpose, grant=meter.grant)
+        image = image_cache.current(self.workspace.root, self.settings)
+        spec = session_spec(self.settings, self.workspace, purpose, image,
+                            build_output=progress, grant=meter.grant)
+        program = None if callable(argv) else programs.program_of(list(argv))
+        self._check_program(program, image)
+        family = self.workspace.session_family(spec.cpu, spec.memory_mb, spec.gpu)
+        self._before_open(spec, family, streams, progress, meter)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
             session = self.backend.open_session(spec)  # BudgetExhausted: no lease left
@@ -252,6 +285,8 @@ class Gateway:
         try:
             with meter.running(lease):  # settled at each heartbeat and at the end
                 report.session_id = session.id
+                self._after_open(session, family, image)
+                self._check_program(program, image)
                 sync = self._sync(session, progress)
                 with self._sync_guard(session):
                     report.sync_up = sync.up()
@@ -262,8 +297,8 @@ class Gateway:
                         argv = argv(session)
                     cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
                     report.exit_code, report.timed_out = self._run_process(
-                        session, argv, cwd, env, streams, handle,
-                        limit=max(MIN_REMOTE_SECONDS, session.deadline - time.time()),
+                        session, argv, cwd, with_pythonpath(env, session, image), streams,
+                        handle, limit=max(MIN_REMOTE_SECONDS, session.deadline - time.time()),
                         pty=pty)
                 if sync_back and handle.client_gone:
                     report.notices.append("the client went away: nothing was synced back")
@@ -299,6 +334,43 @@ class Gateway:
         except OffloadError:
             return 0.0
         return next((lease.charged_s for lease in leases if lease.lease_id == lease_id), 0.0)
+
+    def _before_open(self, spec: SessionSpec, family: str, streams: Streams,
+                     progress: bool, meter: SandboxMeter) -> None:
+        """Say what the image means for this command (issue 12): its notes, a move to a new
+        session when it changed (ending the old one), or that a first build is coming."""
+        image = spec.image
+        assert image is not None
+        remote = self.backend.name != "local"  # the local backend runs this machine's tools
+        if remote:
+            for note in image.notes:
+                _say(streams, once(note))
+        last = identity.previous(family)
+        moved = identity.move(self.backend, family, spec, image)
+        if moved and last is not None:
+            meter.end_session(str(last["session"]))  # ended: release what it did not use
+        _say(streams, moved)  # one line, which also says a new image is coming
+        if (remote and image.steps and not progress and not moved
+                and not identity.known_built(self.backend.name, image.hash)):
+            # On a terminal Modal's own build log shows instead (backends/_modal_build.py).
+            _say(streams, once(f"preparing the remote image {image.hash} for this workspace "
+                               "(the first build of new dependencies can take minutes)", 60))
+
+    def _check_program(self, program: str | None, image: ImageSpec) -> None:
+        """Refuse a command whose program the image lacks before it costs a remote run."""
+        if program is None or self.settings.when_missing_program == "remote":
+            return
+        names = programs.known(self.backend.name, image.hash)
+        if names is not None and program not in names:
+            raise programs.MissingProgram(program)
+
+    def _after_open(self, session: Session, family: str, image: ImageSpec) -> None:
+        identity.mark_built(self.backend.name, image.hash)
+        last = identity.previous(family)
+        if last is None or last.get("session") != session.name:
+            identity.remember(family, session.name, image)
+        if session.fresh or programs.known(self.backend.name, image.hash) is None:
+            programs.store(self.backend.name, image.hash, programs.list_remote(session))
 
     def _sync_back(self, session: Session, sync: Any, report: RunReport) -> None:
         """Once the command has run, its exit code is what the caller must get: a sync

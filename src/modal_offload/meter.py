@@ -123,6 +123,16 @@ class SandboxMeter:
         self.ledger.bind(reserved, session.id, session.created_at, deadline=session.deadline)
         return reserved
 
+    def end_session(self, name: str, at: float | None = None) -> None:
+        """A session was ended by name (its image moved on, issue 12): end its leases."""
+        try:
+            for lease in self.ledger.snapshot().leases:
+                if lease.name == name:
+                    self.ledger.settle(lease.lease_id, time.time() if at is None else at,
+                                       end=True)
+        except (OSError, OffloadError) as exc:  # the lease keeps the cap; settled later
+            self.error = exc
+
     def over_cap(self) -> bool:
         """Usage plus live leases exceed the budget (by more than the rounding of whole
         seconds): minutes were spent elsewhere after the leases were granted."""

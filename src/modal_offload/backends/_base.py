@@ -26,6 +26,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..image.spec import ImageSpec
 
 # Asked right before a sandbox is created: (session name, wanted seconds) -> the seconds of
 # life the budget grants it (its provider-side timeout); raises BudgetExhausted. The meter
@@ -55,6 +59,8 @@ class SessionSpec:
         if self.grant is None:
             return int(self.timeout_seconds)
         return min(int(self.timeout_seconds), self.grant(self.name, int(self.timeout_seconds)))
+    image: ImageSpec | None = None  # what the image holds (issue 12); None: the bare base
+    build_output: bool = False  # show image build progress and logs (stderr is a terminal)
 
 
 @dataclass(frozen=True)
