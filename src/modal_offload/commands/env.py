@@ -35,9 +35,9 @@ MAX_LISTED = 12
 
 def _spec_view(ws: workspace.Workspace, settings: config.Settings) -> dict[str, Any]:
     image = cache.current(ws.root, settings)
-    cpu, memory = resources(settings, "exec")
+    cpu, memory, gpu = resources(settings, "exec")
     return {"workspace": str(ws.root), "hash": image.hash,
-            "session": ws.session_name(cpu, memory, image.hash),
+            "session": ws.session_name(cpu, memory, image.hash, gpu),
             "spec": image.as_dict(), "modal": _modal_image.describe(image, ws.root)}
 
 
