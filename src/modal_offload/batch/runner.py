@@ -8,7 +8,9 @@ table, and ending each task's sandbox once its results are back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import math
 import logging
 import shutil
 import signal as _signal
@@ -167,6 +169,10 @@ class TaskGateway(Gateway):
 
     def __init__(self, settings: Settings, backend: Backend, workspace: Workspace,
                  ledger: Ledger, task: Task, lease_min: float, gate: SyncGate) -> None:
+        # The sandbox asks the ledger for a lease of its timeout (meter.py, issue 15): the
+        # task's share, so the ledger's leases of all the batch's sandboxes fit the cap.
+        settings = dataclasses.replace(settings, timeout_seconds=max(
+            1, min(settings.timeout_seconds, math.ceil(lease_min * 60))))
         super().__init__(settings, backend, workspace, ledger)
         self.task = f"t{task.index}"
         self.index = task.index

@@ -28,14 +28,19 @@ def run_map(path: str, parallel: int | None, mode: str | None) -> int:
 
 
 def run(payload: str | None = None, payload_file: str | None = None, mode: str | None = None,
-        allow_local_fallback: bool = True, map_file: str | None = None,
-        parallel: int | None = None) -> int:
+        allow_local_fallback: bool = True, gpu: str | None = None,
+        map_file: str | None = None, parallel: int | None = None) -> int:
     if map_file is not None:
+        if gpu is not None:
+            from ..errors import BadInput
+
+            raise BadInput("--gpu with --map is not supported yet", "run without --gpu")
         return run_map(map_file, parallel, mode)
     if payload_file is not None:
         data = read_payload_file(Path(payload_file))
     else:
         data = parse_payload(payload if payload is not None else "{}")
-    result = _run_heavy(data, allow_local_fallback=allow_local_fallback, force_mode=mode)
+    result = _run_heavy(data, allow_local_fallback=allow_local_fallback, force_mode=mode,
+                        gpu=gpu)
     print(json.dumps(result, indent=2))
     return 0
