@@ -133,7 +133,7 @@ def _add_batch(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                    help="stop every task at the first failure")
     p.add_argument("--task-minutes", type=float, default=None, metavar="M",
                    help="budget each sandbox leases (default: an equal share of what is left)")
-    p.add_argument("--gpu", default=None, help="not supported yet")
+    p.add_argument("--gpu", default=None, metavar="TYPE[:N]", help=_GPU_HELP)
     _add_backend(p)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     p.set_defaults(handler=_call("batch", "run"))

@@ -189,10 +189,10 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
 
 
 def run_heavy_map(payloads: list[dict[str, Any]], parallel: int | None = None,
-                  max_min_per_day: float | None = None,
-                  force_mode: str | None = None) -> list[dict[str, Any]]:
+                  max_min_per_day: float | None = None, force_mode: str | None = None,
+                  gpu: str | None = None) -> list[dict[str, Any]]:
     """`run_heavy` over many payloads at once, each in its own sandbox under the one daily
     budget (issue 18); see batch/heavymap.py."""
     from .batch.heavymap import run_heavy_map as _map
 
-    return _map(payloads, parallel, max_min_per_day, force_mode)
+    return _map(payloads, parallel, max_min_per_day, force_mode, gpu=gpu)

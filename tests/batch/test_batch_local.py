@@ -156,7 +156,8 @@ def test_pytest_in_4_shards_passes_as_many_as_one_run(tmp_path: Path) -> None:
 
 def test_bad_input_is_one_line(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws")
-    for args in (["--", "true"], ["--tasks", "0", "--", "true"], ["--tasks", "2"]):
+    for args in (["--", "true"], ["--tasks", "0", "--", "true"], ["--tasks", "2"],
+                 ["--tasks", "2", "--gpu", "NOPE:x", "--", "true"]):
         code, err = batch(ws, *args)
         assert code == 2 and err.count(b"\n") == 1, err
 

@@ -24,8 +24,8 @@ def _error_result(outcome: Outcome | None, state: str) -> dict[str, Any]:
 
 def run_heavy_map(payloads: Sequence[dict[str, Any]], parallel: int | None = None,
                   max_min_per_day: float | None = None, force_mode: str | None = None,
-                  *, ledger: Ledger | None = None,
-                  task_minutes: float | None = None) -> list[dict[str, Any]]:
+                  *, ledger: Ledger | None = None, task_minutes: float | None = None,
+                  gpu: str | None = None) -> list[dict[str, Any]]:
     """One result per payload, in order: the entry's dict (with `execution`), or
     `{"error": ..., "exit_code": ...}` for a payload that failed."""
     mode = force_mode or "auto"
@@ -40,7 +40,10 @@ def run_heavy_map(payloads: Sequence[dict[str, Any]], parallel: int | None = Non
     if not checked:
         return []
     root = heavy._root()
-    overrides = {} if max_min_per_day is None else {"max_min_per_day": max_min_per_day}
+    overrides: dict[str, Any] = {} if max_min_per_day is None else {
+        "max_min_per_day": max_min_per_day}
+    if gpu is not None:
+        overrides["gpu"] = gpu
     settings = config.load(root, overrides)
     ledger = ledger or Ledger()
     backend = None

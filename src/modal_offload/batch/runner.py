@@ -10,8 +10,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import logging
+import math
 import shutil
 import signal as _signal
 import threading

@@ -39,12 +39,12 @@ def run(argv: Sequence[str], tasks: int | None = None, map_over_file: str | None
     planned = plan(tasks, map_over_file, map_over_values)
     if parallel is not None and parallel < 1:
         raise BadInput(f"--parallel must be at least 1, got {parallel}", "pass a positive count")
-    if gpu:
-        # GPU sandboxes come with the cost issue's GPU-aware meter (issue 15).
-        raise BadInput("--gpu is not supported yet", "run without --gpu")
     ws = workspace.require()
     cwd_rel = ws.relative(Path.cwd())
-    settings = config.load(ws.root, {"backend": backend} if backend else None)
+    overrides: dict[str, object] = {"backend": backend} if backend else {}
+    if gpu is not None:
+        overrides["gpu"] = gpu  # validated by config (pricing.parse_gpu): a one-line error
+    settings = config.load(ws.root, overrides or None)
     chosen = get_backend(settings.backend)
     reason = chosen.unavailable_reason()
     remote_backend = chosen

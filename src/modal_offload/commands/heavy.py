@@ -9,7 +9,7 @@ from ..heavy import parse_payload, read_payload_file
 from ..heavy import run_heavy as _run_heavy
 
 
-def run_map(path: str, parallel: int | None, mode: str | None) -> int:
+def run_map(path: str, parallel: int | None, mode: str | None, gpu: str | None = None) -> int:
     """`heavy --map payloads.jsonl`: one JSON result per line, in input order."""
     from ..errors import BATCH_EXIT, BadInput
     from ..heavy import run_heavy_map
@@ -21,7 +21,7 @@ def run_map(path: str, parallel: int | None, mode: str | None) -> int:
                        "give a JSON Lines file: one payload object per line") from None
     payloads = [parse_payload(line, f"{path} line {n}")
                 for n, line in enumerate(lines, 1) if line.strip()]
-    results = run_heavy_map(payloads, parallel=parallel, force_mode=mode)
+    results = run_heavy_map(payloads, parallel=parallel, force_mode=mode, gpu=gpu)
     for result in results:
         print(json.dumps(result), flush=True)
     return BATCH_EXIT if any("error" in r for r in results) else 0
@@ -31,11 +31,7 @@ def run(payload: str | None = None, payload_file: str | None = None, mode: str |
         allow_local_fallback: bool = True, gpu: str | None = None,
         map_file: str | None = None, parallel: int | None = None) -> int:
     if map_file is not None:
-        if gpu is not None:
-            from ..errors import BadInput
-
-            raise BadInput("--gpu with --map is not supported yet", "run without --gpu")
-        return run_map(map_file, parallel, mode)
+        return run_map(map_file, parallel, mode, gpu)
     if payload_file is not None:
         data = read_payload_file(Path(payload_file))
     else:
