@@ -61,6 +61,12 @@ class Settings:
     remote_always: tuple[str, ...] = ()
     use_host: bool = True
     host_idle_seconds: int = 900
+    # Issue 19 (laptop networks): how long the reachability check may take before Modal
+    # counts as unreachable; how long the session host then answers "offline" without asking
+    # again; how long a remote command may stay out of reach before it is given up.
+    reach_timeout_seconds: float = 1.5
+    offline_seconds: float = 30.0
+    resume_grace_seconds: float = 180.0
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -150,6 +156,9 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "remote_always": (_words, ("MODAL_OFFLOAD_REMOTE_ALWAYS",)),
     "use_host": (_bool, ("MODAL_OFFLOAD_HOST",)),
     "host_idle_seconds": (_int(1), ("MODAL_OFFLOAD_HOST_IDLE_SECONDS",)),
+    "reach_timeout_seconds": (_float(0.05, 60), ("MODAL_OFFLOAD_REACH_TIMEOUT",)),
+    "offline_seconds": (_float(0, 3600), ("MODAL_OFFLOAD_OFFLINE_SECONDS",)),
+    "resume_grace_seconds": (_float(0, 24 * 3600), ("MODAL_OFFLOAD_RESUME_GRACE",)),
 }
 
 # Friendlier spellings accepted in TOML files.

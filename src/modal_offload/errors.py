@@ -71,6 +71,11 @@ class BackendError(OffloadError):
     exit_code = BACKEND_EXIT
 
 
+class BackendUnreachable(BackendUnavailable):
+    """The backend's service cannot be reached right now (offline, stalled, partitioned):
+    before a command starts, `auto` runs it locally instead (fallback.py)."""
+
+
 class CorruptLedger(OffloadError):
     exit_code = LEDGER_EXIT
 

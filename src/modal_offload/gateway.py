@@ -21,7 +21,7 @@ from . import paths
 from .backends._base import Backend, Process, Session, SessionSpec
 from .budget import Ledger, Meter
 from .config import Settings
-from .errors import BackendError, BudgetExhausted, OffloadError
+from .errors import BackendError, BackendUnreachable, BudgetExhausted, OffloadError
 from .fileio import exclusive
 from .workspace import Workspace
 
@@ -195,6 +195,7 @@ class Gateway:
         spec = session_spec(self.settings, self.workspace, purpose, remaining)
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
+        started = False
         try:
             session = self.backend.open_session(spec)
             meter.start()
@@ -208,12 +209,17 @@ class Gateway:
                 if callable(argv):
                     argv = argv(session)
                 cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
+                started = True
                 report.exit_code, report.timed_out = self._run_process(
                     session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds)
             if sync_back and handle.client_gone:
                 report.notices.append("the client went away: nothing was synced back")
             elif sync_back:
                 self._sync_back(session, sync, report)
+        except BackendUnreachable as exc:
+            if started:  # the command may have had effects: never re-run it locally
+                raise BackendError(exc.message, exc.hint) from exc
+            raise
         except OSError as exc:
             raise BackendError(f"{self.backend.name} backend failed: {exc}",
                                "retry; `modal-offload session stop` resets the session") from exc

@@ -107,6 +107,11 @@ class Backend(abc.ABC):
         """Cheap check (no network, no heavy imports): None when usable, else why not
         and how to fix it, in one line."""
 
+    def unreachable_reason(self, timeout: float) -> str | None:
+        """None when the service answers within `timeout` seconds, else why not in one
+        line. Called before any work; a backend on this machine is always reachable."""
+        return None
+
     @abc.abstractmethod
     def open_session(self, spec: SessionSpec) -> Session:
         """Reuse the live session named `spec.name`, or create it (fresh=True). A dead or

@@ -51,7 +51,7 @@ from typing import Any
 
 from ..credentials import fix as credentials_fix
 from ..credentials import missing_reason
-from ..errors import BackendError, BackendUnavailable, OffloadError
+from ..errors import BackendError, BackendUnavailable, BackendUnreachable, OffloadError
 from ..fileio import exclusive
 from . import _modal_records as records
 from ._base import Backend, Process, Session, SessionInfo, SessionSpec
@@ -114,9 +114,10 @@ def translate(exc: BaseException, doing: str) -> OffloadError:
     if isinstance(exc, modal.exception.AuthError):
         return BackendUnavailable(f"Modal rejected the credentials while {doing}",
                                   credentials_fix())
-    if isinstance(exc, (modal.exception.ConnectionError, ConnectionError, OSError)):
-        return BackendError(f"cannot reach Modal while {doing} ({detail})",
-                            "check the network and retry")
+    if isinstance(exc, (modal.exception.ConnectionError, ConnectionError, OSError)) or (
+            type(exc).__name__ == "RetryTimeoutError"):  # retries spent: grpc_utils.py:512
+        return BackendUnreachable(f"cannot reach Modal while {doing} ({detail})",
+                                  "check the network and retry")
     if isinstance(exc, modal.exception.SandboxTimeoutError):
         return BackendError(f"the Modal sandbox reached its time limit while {doing}",
                             "the daily budget or MODAL_TIMEOUT_SECONDS ran out")
@@ -387,6 +388,13 @@ class ModalBackend(Backend):
 
     def unavailable_reason(self) -> str | None:
         return missing_reason()
+
+    def unreachable_reason(self, timeout: float) -> str | None:
+        from ..credentials import server_url
+        from ..reach import unreachable_reason
+
+        why = unreachable_reason(server_url(), timeout)
+        return None if why is None else f"Modal is unreachable ({why})"
 
     def _lookup(self, spec: SessionSpec) -> Any | None:
         modal = _modal()

@@ -10,13 +10,21 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import config, workspace
+from .. import config, fallback, workspace
 from ..backends._base import Backend, get_backend
-from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, CorruptLedger, OffloadError
+from ..errors import (
+    EXEC_FAILURE_EXIT,
+    BackendUnavailable,
+    BackendUnreachable,
+    BadInput,
+    BudgetExhausted,
+    CorruptLedger,
+    OffloadError,
+)
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
 from ..local_run import exec_here, shell_argv
 from ..remote_env import remote_environment
@@ -47,26 +55,41 @@ class Plan:
     local_notice: str = ""
 
 
+BreakerFor = Callable[[Backend, config.Settings], fallback.Breaker]
+
+
 def plan(ws: workspace.Workspace, backend: str | None,
-         environ: Mapping[str, str] | None = None) -> Plan:
-    """Settings and backend for a command in `ws`; raises OffloadError when it may neither
-    run remotely nor fall back to a local run."""
+         environ: Mapping[str, str] | None = None,
+         breaker_for: BreakerFor | None = None) -> Plan:
+    """Settings and backend for a command in `ws` (fallback.preflight: credentials, the
+    host's breaker, a reachability check); raises OffloadError when it may neither run
+    remotely nor fall back to a local run."""
     settings = config.load(ws.root, {"backend": backend} if backend else None, environ)
     chosen = get_backend(settings.backend)
-    reason = chosen.unavailable_reason()
-    if reason:
-        if backend is not None or settings.when_no_budget == "refuse":
-            raise OffloadError(reason)
-        return Plan(settings, None, once(f"running locally: {reason}"))
+    try:
+        fallback.preflight(chosen, settings,
+                           breaker_for(chosen, settings) if breaker_for else None)
+    except BackendUnavailable as exc:
+        return Plan(settings, None, local_notice(settings, exc, forced=backend is not None))
     return Plan(settings, chosen)
 
 
-def budget_fallback(settings: config.Settings, exc: BudgetExhausted) -> str | None:
-    """The notice for running locally when the budget is spent ("" when it was said within
-    the hour), or None: refuse."""
-    if settings.when_no_budget == "refuse":
+def local_notice(settings: config.Settings, exc: OffloadError, *, forced: bool = False) -> str:
+    """The notice for running locally instead ("" when it was said within the hour, so an
+    agent's hundred offline commands get one line); raises `exc` when that is not allowed
+    (`--backend` given, or MODAL_OFFLOAD_WHEN_NO_BUDGET=refuse)."""
+    return once(fallback.local_or_raise(exc, forced=forced,
+                                        allowed=settings.when_no_budget != "refuse"))
+
+
+def budget_fallback(settings: config.Settings, exc: OffloadError,
+                    forced: bool = False) -> str | None:
+    """`local_notice` for a failure met on the way (budget used up, service unreachable
+    before the command started), or None: refuse."""
+    try:
+        return local_notice(settings, exc, forced=forced)
+    except OffloadError:
         return None
-    return once(f"running locally: {exc.one_line()}")
 
 
 def failure_exit(exc: OffloadError) -> int:
@@ -128,8 +151,9 @@ def run(argv: Sequence[str], shell: str | None = None, backend: str | None = Non
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-    except BudgetExhausted as exc:
-        local = budget_fallback(settings, exc) if settings is not None else None
+    except (BudgetExhausted, BackendUnreachable) as exc:
+        forced = backend is not None and not isinstance(exc, BudgetExhausted)
+        local = budget_fallback(settings, exc, forced) if settings is not None else None
         if local is None:
             notice(exc.one_line())
             return EXEC_FAILURE_EXIT

@@ -22,10 +22,17 @@ from typing import Any
 from .. import workspace as _workspace
 from ..backends._base import Session
 from ..commands import exec as exec_cmd
-from ..errors import EXEC_FAILURE_EXIT, BackendError, BudgetExhausted, OffloadError
+from ..errors import (
+    EXEC_FAILURE_EXIT,
+    BackendError,
+    BackendUnreachable,
+    BudgetExhausted,
+    OffloadError,
+)
 from ..gateway import Gateway, RemoteRun, Streams, fd_sink
 from ..remote_env import remote_environment
 from . import protocol
+from .breaker import Breaker
 from .log import log
 from .warm import Warm, WarmBackend
 from .watcher import Watcher
@@ -170,28 +177,47 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         return {"op": "error", "message": exc.one_line(), "exit": exc.exit_code}
     settings = None
     backend: WarmBackend | None = None
+    breaker: Breaker | None = None
+    forced = message.get("backend") is not None
     try:
-        chosen = exec_cmd.plan(ws, message.get("backend"), env)
+        chosen = exec_cmd.plan(ws, message.get("backend"), env, breaker_for=warm.breaker)
         settings = chosen.settings
         if not settings.use_host:
             return {"op": "inprocess"}  # turned off in a config file, which only we read
         if chosen.backend is None:
             return {"op": "local", "notice": chosen.local_notice}
+        breaker = warm.breaker(chosen.backend, settings)
+        recovered = breaker.take_recovered()
         backend = warm.backend(chosen.backend)
         gateway = HostGateway(settings, backend, ws, warm=warm, watcher=warm.watcher(ws.root))
         sync_back = message.get("sync_back")
         report = _run(conn, gateway, command, cwd_rel, env, std, on_started,
                       settings.sync_back if sync_back is None else bool(sync_back))
-    except BudgetExhausted as exc:
-        local = exec_cmd.budget_fallback(settings, exc) if settings is not None else None
+    except (BudgetExhausted, BackendUnreachable) as exc:
+        if isinstance(exc, BackendUnreachable):
+            _lost(backend, breaker, exc)
+        unreachable = not isinstance(exc, BudgetExhausted)
+        local = (exec_cmd.budget_fallback(settings, exc, forced and unreachable)
+                 if settings is not None else None)
         if local is None:
-            return {"op": "error", "message": exc.one_line(), "exit": EXEC_FAILURE_EXIT}
+            return {"op": "error", "message": exc.one_line(), "exit": exec_cmd.failure_exit(exc)}
         return {"op": "local", "notice": local}
     except OffloadError as exc:
-        if backend is not None and isinstance(exc, BackendError):
-            backend.forget()
+        if isinstance(exc, BackendError):
+            _lost(backend, breaker, exc)
         return {"op": "error", "message": exc.one_line(), "exit": exec_cmd.failure_exit(exc)}
-    return {"op": "done", "exit": report.exit_code, "notices": exec_cmd.sync_notices(report)}
+    notices = ([recovered] if recovered else []) + exec_cmd.sync_notices(report)
+    return {"op": "done", "exit": report.exit_code, "notices": notices}
+
+
+def _lost(backend: WarmBackend | None, breaker: Breaker | None, exc: OffloadError) -> None:
+    """After a backend failure: cached sessions may be gone; and when the service could not
+    be reached (before or during the command), the breaker opens."""
+    if backend is not None:
+        backend.forget()
+    if breaker is not None and (isinstance(exc, BackendUnreachable)
+                                or isinstance(exc.__cause__, BackendUnreachable)):
+        breaker.trip(exc.message)
 
 
 def _run(conn: socket.socket, gateway: HostGateway, command: list[str], cwd_rel: str,
