@@ -132,6 +132,7 @@ def session_spec(settings: Settings, workspace: Workspace, purpose: str,
         timeout_seconds=max(1, timeout), idle_timeout_seconds=settings.idle_timeout_seconds,
         apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
         tags={"modal-offload": "1", "workspace": workspace.id},
+        resume_grace_seconds=settings.resume_grace_seconds,
     )
 
 
@@ -211,7 +212,8 @@ class Gateway:
                 cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
                 started = True
                 report.exit_code, report.timed_out = self._run_process(
-                    session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds)
+                    session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds,
+                    notices=report.notices)
             if sync_back and handle.client_gone:
                 report.notices.append("the client went away: nothing was synced back")
             elif sync_back:
@@ -258,7 +260,7 @@ class Gateway:
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
                      env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float) -> tuple[int, bool]:
+                     limit: float, notices: list[str]) -> tuple[int, bool]:
         process = session.exec(argv, cwd=cwd, env=env)
         if not handle._attach(process):
             process.signal(handle.client_signal or _signal.SIGTERM)
@@ -292,4 +294,8 @@ class Gateway:
             handle.kill()
         for t in pumps:
             t.join()
+        dropped = getattr(process, "stdin_dropped", 0)
+        if dropped:  # lost with the connection (issue 19): said, never silently dropped
+            notices.append(f"{dropped} byte(s) of input could not be delivered to the remote "
+                           "command; it saw end of input there")
         return code, timed_out.is_set()

@@ -36,6 +36,8 @@ class SessionSpec:
     apt_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    # How long a running command may stay out of reach before it is given up (issue 19).
+    resume_grace_seconds: float = 180.0
 
 
 @dataclass

@@ -74,6 +74,11 @@ STDIN_CHUNK_BYTES = 2 * 1024 * 1024
 WATCH_SECONDS = 5.0
 # After the control plane says the sandbox ended, how long the router may take to say so.
 GONE_GRACE_SECONDS = 2.0
+# How often a wait looks whether the output pumps gave the command up.
+GIVE_UP_POLL_SECONDS = 0.2
+# Reopening an interrupted output stream: first wait, and the most between attempts.
+RESUME_FIRST_DELAY = 0.2
+RESUME_MAX_DELAY = 5.0
 # Deadline of the short housekeeping execs (mkdir at creation, the signal sender).
 HOUSEKEEPING_TIMEOUT = 60
 
@@ -93,6 +98,21 @@ _KILLER = ('sig=$1; i=0; while [ ! -s "$0" ]; do i=$((i+1)); [ $i -gt 50 ] && ex
            '[ "$sig" = KILL ] && exit 0; i=0; while kill -0 "$pg" 2>/dev/null; do '
            'i=$((i+1)); [ $i -gt 600 ] && exit 0; sleep 0.1; done; '
            'kill -s KILL -- "-$pg" 2>/dev/null; exit 0')
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure of the connection, not of the command or the sandbox: worth retrying."""
+    from grpclib import GRPCError, Status
+    from grpclib.exceptions import StreamTerminatedError
+
+    modal = _modal()
+    if isinstance(exc, (OSError, TimeoutError, StreamTerminatedError,
+                        modal.exception.ConnectionError, modal.exception.ServiceError,
+                        modal.exception.InternalError)):
+        return True
+    return isinstance(exc, GRPCError) and exc.status in (
+        Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED, Status.CANCELLED, Status.UNKNOWN,
+        Status.INTERNAL)
 
 
 def _modal() -> Any:
@@ -145,6 +165,9 @@ class ModalProcess(Process):
         self._stdin_closed = False
         self._stream_error: BaseException | None = None
         self._exit: int | None = None
+        self._gave_up = threading.Event()
+        self.resume_grace = session.resume_grace
+        self.stdin_dropped = 0  # bytes of input that could not be delivered
 
     def write_stdin(self, data: bytes) -> None:
         with self._stdin_lock:
@@ -160,6 +183,7 @@ class ModalProcess(Process):
                 # not wait for it: end the channel with EOF (best effort; if the sandbox is
                 # gone, wait() reports that).
                 log.debug("stdin write failed (%s); sending EOF", exc)
+                self.stdin_dropped += len(view)  # reported by the gateway, never silent
                 self._stdin_closed = True
                 with contextlib.suppress(Exception):
                     self._proc.stdin.write_eof()
@@ -175,13 +199,47 @@ class ModalProcess(Process):
                 self._proc.stdin.drain()
 
     def _chunks(self, reader: Any) -> Iterator[bytes]:
-        try:
-            for chunk in reader:
-                if chunk:
-                    yield bytes(chunk)
-        except Exception as exc:
-            # Pump threads cannot raise to the caller: keep it for wait() to report.
+        """The stream's bytes, surviving a dropped connection (issue 19).
+
+        The client's reader keeps its byte offset when a read fails and reopens the stream
+        there on the next iteration ("Closing the underlying stream keeps the offset",
+        modal/io_streams.py:347-355, 420-436; the router's TaskExecStdioRead takes
+        `start_offset`, _task_command_router_client.py:586-622), so iterating it again
+        resumes with no byte lost or repeated. The client retries a failed read 10 times
+        with backoff from 10 ms (about 10 s, _task_command_router_client.py:395-423,
+        1036-1064); past that we keep reopening with our own backoff until the grace
+        (`MODAL_OFFLOAD_RESUME_GRACE`) runs out, then give the command up (wait() says so).
+        """
+        lost_since: float | None = None
+        delay = RESUME_FIRST_DELAY
+        while True:
+            try:
+                for chunk in reader:
+                    lost_since, delay = None, RESUME_FIRST_DELAY
+                    if chunk:
+                        yield bytes(chunk)
+                return
+            except Exception as exc:
+                if self._gave_up.is_set() or not _transient(exc):
+                    # Pump threads cannot raise to the caller: keep it for wait() to report.
+                    self._stream_error = exc
+                    return
+                now = time.monotonic()
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since >= self.resume_grace:
+                    self._give_up(exc)
+                    return
+                log.info("output stream interrupted (%s); resuming", exc.__class__.__name__)
+                time.sleep(min(delay, max(0.0, lost_since + self.resume_grace - now)))
+                delay = min(delay * 2, RESUME_MAX_DELAY)
+
+    def _give_up(self, exc: BaseException) -> None:
+        """Past the grace: stop the remote command (best effort, as Modal may still be out
+        of reach; its sandbox's own time limit ends it at the latest) and let wait() report."""
+        if not self._gave_up.is_set():
+            self._gave_up.set()
             self._stream_error = exc
+            self.signal(_signal.SIGKILL)
 
     def stdout_chunks(self) -> Iterator[bytes]:
         return self._chunks(self._proc.stdout)
@@ -230,11 +288,28 @@ class ModalProcess(Process):
 
         waiter = threading.Thread(target=target, daemon=True, name="modal-exec-wait")
         waiter.start()
+        # The client's wait retries a lost connection forever (exec_wait,
+        # _task_command_router_client.py:880-915): the resume grace is enforced here, from the
+        # first watch that got no answer, and by the output pumps (_chunks).
+        lost_since: float | None = None
+        next_watch = time.monotonic() + WATCH_SECONDS
         while True:
-            waiter.join(WATCH_SECONDS)
+            self._gave_up.wait(min(GIVE_UP_POLL_SECONDS, max(0.0, next_watch - time.monotonic())))
+            if self._gave_up.is_set():
+                raise self._lost_error()
             if not waiter.is_alive():
                 break
-            ended = self._session.ended_code()
+            if time.monotonic() < next_watch:
+                continue
+            next_watch = time.monotonic() + WATCH_SECONDS
+            ended, reached = self._session.poll_state()
+            if reached:
+                lost_since = None
+            elif lost_since is None:
+                lost_since = time.monotonic()
+            elif time.monotonic() - lost_since >= self.resume_grace:
+                self._give_up(ConnectionError("Modal did not answer"))
+                continue
             if ended is not None:
                 waiter.join(GONE_GRACE_SECONDS)
                 if waiter.is_alive():  # the worker vanished with it: nothing will answer
@@ -248,6 +323,13 @@ class ModalProcess(Process):
                 raise self._session.died_error(ended) from result
             raise translate(result, "waiting for the command") from result
         return result
+
+    def _lost_error(self) -> BackendError:
+        grace = f"{self.resume_grace:g}s"
+        return BackendError(
+            f"lost the connection to Modal for more than {grace} while the command ran "
+            f"(sandbox {self._session.id}); it was stopped and nothing was synced back",
+            "run it again once online; `modal-offload session status` shows the session")
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         # Also after the leader exited: its group's stragglers must stop too (_base.py).
@@ -265,7 +347,8 @@ class ModalProcess(Process):
 class ModalSession(Session):
     backend_name = "modal"
 
-    def __init__(self, sandbox: Any, record: records.SandboxRecord, fresh: bool) -> None:
+    def __init__(self, sandbox: Any, record: records.SandboxRecord, fresh: bool,
+                 resume_grace: float) -> None:
         self.sandbox = sandbox
         self.record = record
         self.name = record.name
@@ -274,6 +357,7 @@ class ModalSession(Session):
         self.state_dir = STATE_DIR
         self.python = REMOTE_PYTHON
         self.fresh = fresh
+        self.resume_grace = resume_grace
 
     def exec_timeout(self) -> int:
         """An exec's deadline: the command cannot outlive its sandbox, so a little past the
@@ -301,11 +385,15 @@ class ModalSession(Session):
 
     def ended_code(self) -> int | None:
         """The sandbox's own exit code once it has ended, else None (also if unknown)."""
+        return self.poll_state()[0]
+
+    def poll_state(self) -> tuple[int | None, bool]:
+        """(the sandbox's exit code or None, whether Modal answered at all)."""
         try:
             code = self.sandbox.poll()
-        except Exception:
-            return None
-        return None if code is None else int(code)
+        except Exception as exc:
+            return None, not _transient(exc)
+        return (None if code is None else int(code)), True
 
     def died_error(self, code: int) -> BackendError:
         why = ("reached its provider-side time limit (the daily budget or "
@@ -416,7 +504,8 @@ class ModalBackend(Backend):
             sandbox = self._lookup(spec)
             if sandbox is None:
                 return None
-            return ModalSession(sandbox, self._known(spec, sandbox), fresh=False)
+            return ModalSession(sandbox, self._known(spec, sandbox), fresh=False,
+                                resume_grace=spec.resume_grace_seconds)
 
     def open_session(self, spec: SessionSpec) -> Session:
         with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
@@ -444,7 +533,8 @@ class ModalBackend(Backend):
                 records.charge_gap(record, now)  # idle time billed since the last command
                 record.idle_timeout_seconds = spec.idle_timeout_seconds
                 records.store(record)
-                return ModalSession(sandbox, record, fresh=False)
+                return ModalSession(sandbox, record, fresh=False,
+                                    resume_grace=spec.resume_grace_seconds)
             # Budget spent elsewhere since it was created: its deadline would overrun the
             # cap, so it makes way for a sandbox with a smaller timeout. Waited, because it
             # holds its name until it has finished.
@@ -488,7 +578,8 @@ class ModalBackend(Backend):
         if code != 0:
             raise BackendError(f"could not prepare the Modal sandbox (mkdir exit {code})",
                                RESET_HINT)
-        return ModalSession(sandbox, record, fresh=True)
+        return ModalSession(sandbox, record, fresh=True,
+                            resume_grace=spec.resume_grace_seconds)
 
     def list_sessions(self, app_name: str) -> list[SessionInfo]:
         modal = _modal()

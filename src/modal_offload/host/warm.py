@@ -32,7 +32,7 @@ class _Opened:
 def _spec_key(spec: SessionSpec) -> tuple[object, ...]:
     # Everything but the timeout, which shrinks with the budget on every call.
     return (spec.name, spec.app_name, spec.cpu, spec.memory_mb, spec.idle_timeout_seconds,
-            spec.apt_packages, spec.pip_packages)
+            spec.apt_packages, spec.pip_packages, spec.resume_grace_seconds)
 
 
 class WarmBackend(Backend):
