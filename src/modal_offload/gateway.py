@@ -294,7 +294,10 @@ class Gateway:
             handle.kill()
         for t in pumps:
             t.join()
-        dropped = getattr(process, "stdin_dropped", 0)
+        failure = process.stream_failure()
+        if failure is not None:  # output was lost: the exit code alone would mislead
+            raise failure
+        dropped = process.stdin_dropped
         if dropped:  # lost with the connection (issue 19): said, never silently dropped
             notices.append(f"{dropped} byte(s) of input could not be delivered to the remote "
                            "command; it saw end of input there")

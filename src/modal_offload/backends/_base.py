@@ -20,6 +20,10 @@ import signal as _signal
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..errors import OffloadError
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class SessionInfo:
 class Process(abc.ABC):
     """A running remote process."""
 
+    # Bytes of input that could not be delivered (the connection was lost): reported.
+    stdin_dropped: int = 0
+
     @abc.abstractmethod
     def write_stdin(self, data: bytes) -> None: ...
 
@@ -78,6 +85,13 @@ class Process(abc.ABC):
         """Deliver `sig` to the remote process group, also after the leader has exited
         (its stragglers); a no-op once the whole group is gone. Must not block long: it
         may be called from a signal handler."""
+
+
+    def stream_failure(self) -> OffloadError | None:
+        """Once both output streams have ended: why some output was lost (the connection
+        stayed down past the resume grace), else None. Checked after `wait()`, because a
+        stream may give up after the exit code arrived."""
+        return None
 
 
 class Session(abc.ABC):

@@ -76,6 +76,8 @@ WATCH_SECONDS = 5.0
 GONE_GRACE_SECONDS = 2.0
 # How often a wait looks whether the output pumps gave the command up.
 GIVE_UP_POLL_SECONDS = 0.2
+# How long giving a command up may wait for the stop to reach Modal.
+STOP_TIMEOUT_SECONDS = 5.0
 # Reopening an interrupted output stream: first wait, and the most between attempts.
 RESUME_FIRST_DELAY = 0.2
 RESUME_MAX_DELAY = 5.0
@@ -166,6 +168,8 @@ class ModalProcess(Process):
         self._stream_error: BaseException | None = None
         self._exit: int | None = None
         self._gave_up = threading.Event()
+        self._give_up_lock = threading.Lock()
+        self._stopped_remote = False
         self.resume_grace = session.resume_grace
         self.stdin_dropped = 0  # bytes of input that could not be delivered
 
@@ -234,12 +238,31 @@ class ModalProcess(Process):
                 delay = min(delay * 2, RESUME_MAX_DELAY)
 
     def _give_up(self, exc: BaseException) -> None:
-        """Past the grace: stop the remote command (best effort, as Modal may still be out
-        of reach; its sandbox's own time limit ends it at the latest) and let wait() report."""
-        if not self._gave_up.is_set():
-            self._gave_up.set()
+        """Past the grace: stop the remote command, so nothing runs (and bills) unwatched,
+        and let wait() report. Modal may still be out of reach; then the sandbox's own time
+        limit ends it at the latest, and wait() says that instead."""
+        with self._give_up_lock:
+            if self._gave_up.is_set():
+                return
             self._stream_error = exc
-            self.signal(_signal.SIGKILL)
+            self._stopped_remote = self._try_stop(STOP_TIMEOUT_SECONDS)
+            self._gave_up.set()
+
+    def _try_stop(self, timeout: float) -> bool:
+        """SIGKILL the command's group, waiting at most `timeout` s; whether it was done."""
+        done: list[bool] = []
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                killer = self._session.sandbox.exec(
+                    "sh", "-c", _KILLER, self._pid_name, "KILL", workdir=PIDS_DIR,
+                    text=False, timeout=HOUSEKEEPING_TIMEOUT)
+                done.append(killer.wait() == 0)
+
+        thread = threading.Thread(target=run, daemon=True, name="modal-stop")
+        thread.start()
+        thread.join(timeout)
+        return bool(done and done[0])
 
     def stdout_chunks(self) -> Iterator[bytes]:
         return self._chunks(self._proc.stdout)
@@ -296,6 +319,10 @@ class ModalProcess(Process):
         while True:
             self._gave_up.wait(min(GIVE_UP_POLL_SECONDS, max(0.0, next_watch - time.monotonic())))
             if self._gave_up.is_set():
+                # The meter charged up to now; whatever the sandbox runs unwatched from here
+                # is charged as a gap by the next open (records.charge_gap).
+                with contextlib.suppress(OffloadError):
+                    records.mark_used(self._session.name, self._session.id)
                 raise self._lost_error()
             if not waiter.is_alive():
                 break
@@ -324,12 +351,19 @@ class ModalProcess(Process):
             raise translate(result, "waiting for the command") from result
         return result
 
+    def stream_failure(self) -> OffloadError | None:
+        return self._lost_error() if self._gave_up.is_set() else None
+
     def _lost_error(self) -> BackendError:
         grace = f"{self.resume_grace:g}s"
+        stopped = ("it was stopped" if self._stopped_remote else
+                   "it could not be stopped from here and ends at the latest with its "
+                   f"sandbox's time limit ({self._session.record.timeout_seconds}s)")
         return BackendError(
             f"lost the connection to Modal for more than {grace} while the command ran "
-            f"(sandbox {self._session.id}); it was stopped and nothing was synced back",
-            "run it again once online; `modal-offload session status` shows the session")
+            f"(sandbox {self._session.id}): {stopped}, and nothing was synced back",
+            "run it again once online; `modal-offload session status` shows the session, "
+            "`modal-offload session stop` ends it")
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         # Also after the leader exited: its group's stragglers must stop too (_base.py).
