@@ -27,6 +27,8 @@ class Breaker(Protocol):
 
     def offline_reason(self) -> str | None: ...
 
+    def fresh(self) -> bool: ...
+
     def trip(self, why: str) -> None: ...
 
     def answered(self) -> None: ...
@@ -41,6 +43,8 @@ def preflight(backend: Backend, settings: Settings, breaker: Breaker | None = No
         known = breaker.offline_reason()
         if known:
             raise BackendUnreachable(known)
+        if breaker.fresh():
+            return  # it answered a moment ago: spare the check's round trips
     why = backend.unreachable_reason(settings.reach_timeout_seconds)
     if why:
         if breaker is not None:

@@ -115,6 +115,12 @@ class RemoteRun:
         if process is not None:
             process.signal(_signal.SIGKILL)
 
+    @property
+    def started(self) -> bool:
+        """The remote command was started (a failure after this never re-runs it here)."""
+        with self._lock:
+            return self._process is not None
+
     def _attach(self, process: Process) -> bool:
         with self._lock:
             self._process = process
@@ -196,7 +202,6 @@ class Gateway:
         spec = session_spec(self.settings, self.workspace, purpose, remaining)
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
-        started = False
         try:
             session = self.backend.open_session(spec)
             meter.start()
@@ -210,7 +215,6 @@ class Gateway:
                 if callable(argv):
                     argv = argv(session)
                 cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
-                started = True
                 report.exit_code, report.timed_out = self._run_process(
                     session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds,
                     notices=report.notices)
@@ -219,7 +223,7 @@ class Gateway:
             elif sync_back:
                 self._sync_back(session, sync, report)
         except BackendUnreachable as exc:
-            if started:  # the command may have had effects: never re-run it locally
+            if handle.started:  # the command may have had effects: never re-run it locally
                 raise BackendError(exc.message, exc.hint) from exc
             raise
         except OSError as exc:

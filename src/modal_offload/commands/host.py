@@ -49,14 +49,15 @@ def status() -> int:
 def reach_lines(reach: dict[str, Any]) -> list[str]:
     """One line per backend the host has checked: reachable, or offline since when and why."""
     out = []
-    for name, state in sorted(reach.items()):
+    for key, state in sorted(reach.items()):
+        name = state.get("name", key)
         if state.get("state") == "closed":
             out.append(f"{name}: reachable (last check answered)")
             continue
         since = time.strftime("%H:%M:%S", time.localtime(float(state.get("since", 0))))
         mode = ("commands run locally without waiting" if state.get("state") == "open"
                 else "the next command checks again")
-        out.append(f"{name}: offline since {since} ({state.get('why')}); {mode}, "
+        out.append(f"{name}: offline since {since}: {state.get('why')}; {mode}, "
                    "probing in the background")
     return out
 

@@ -20,6 +20,11 @@ from typing import Any
 from .log import log
 
 PROBE_EVERY_SECONDS = 2.0
+# A service that answered this recently is not checked again before the next command: on a
+# real network the check costs a TLS handshake (2-3 round trips), several times a warm
+# command's own cost. A drop inside this window is met by the command itself (the client's
+# retries, then a local run if it had not started: gateway.py / fallback.py).
+FRESH_SECONDS = 5.0
 
 Probe = Callable[[], "str | None"]  # None: the service answered; else why not
 
@@ -36,6 +41,7 @@ class Breaker:
         self._opened_at = 0.0  # time.time(), for status
         self._open_until = 0.0  # monotonic
         self._recovered = False
+        self._answered_at = float("-inf")  # monotonic
         self._prober: threading.Thread | None = None
         self._wake = threading.Event()
 
@@ -55,6 +61,7 @@ class Breaker:
                          self.open_seconds, why)
                 self._opened_at = time.time()
             self._why = why
+            self._answered_at = float("-inf")
             self._open_until = time.monotonic() + self.open_seconds
             start = self._prober is None or not self._prober.is_alive()
             if start and self.open_seconds > 0:
@@ -62,9 +69,15 @@ class Breaker:
                                                 name=f"breaker-{self.name}", daemon=True)
                 self._prober.start()
 
+    def fresh(self) -> bool:
+        """The service answered within FRESH_SECONDS and nothing failed since."""
+        with self._lock:
+            return self._why is None and time.monotonic() - self._answered_at < FRESH_SECONDS
+
     def answered(self) -> None:
         """The service answered (a check or a command): close the breaker."""
         with self._lock:
+            self._answered_at = time.monotonic()
             if self._why is None:
                 return
             log.info("%s reachable again: breaker closed", self.name)
@@ -84,10 +97,10 @@ class Breaker:
     def status(self) -> dict[str, Any]:
         with self._lock:
             if self._why is None:
-                return {"state": "closed"}
+                return {"name": self.name, "state": "closed"}
             left = self._open_until - time.monotonic()
-            return {"state": "open" if left > 0 else "half-open", "why": self._why,
-                    "since": self._opened_at, "open_for": max(0.0, left)}
+            return {"name": self.name, "state": "open" if left > 0 else "half-open",
+                    "why": self._why, "since": self._opened_at, "open_for": max(0.0, left)}
 
     # ------------------------------------------------------------------ background probe
     def _probe_until_answered(self) -> None:

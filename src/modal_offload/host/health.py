@@ -33,8 +33,8 @@ def host_check(use_host: bool) -> tuple[str, str, str]:
         return "ok", "not running; starts on the next routed command", ""
     detail = (f"running, pid {reply['pid']}, {len(reply.get('sessions', []))} warm "
               f"session(s), {len(reply.get('commands', []))} command(s) running")
-    offline = [f"{name} offline ({state.get('why')})"
-               for name, state in sorted(reply.get("reach", {}).items())
+    offline = [f"{state.get('name', key)} offline ({state.get('why')})"
+               for key, state in sorted(reply.get("reach", {}).items())
                if state.get("state") != "closed"]
     if offline:
         detail += "; " + "; ".join(offline) + ": routed commands run locally"

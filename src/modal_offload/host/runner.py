@@ -206,6 +206,7 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         if isinstance(exc, BackendError):
             _lost(backend, breaker, exc)
         return {"op": "error", "message": exc.one_line(), "exit": exec_cmd.failure_exit(exc)}
+    breaker.answered()  # a remote command came back: Modal is there
     notices = ([recovered] if recovered else []) + exec_cmd.sync_notices(report)
     return {"op": "done", "exit": report.exit_code, "notices": notices}
 
