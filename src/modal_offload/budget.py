@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -272,6 +273,18 @@ class Ledger:
             return self._snapshot(data), None
 
 
+def elapsed_clock() -> float:
+    """Seconds on a clock that keeps counting while the laptop sleeps (issue 19: a remote
+    command runs on with the lid closed, and the meter must charge that time too).
+    time.monotonic() stops during suspend on Linux (CLOCK_MONOTONIC) and macOS
+    (mach_absolute_time); CLOCK_BOOTTIME (Linux) and clock_gettime(CLOCK_MONOTONIC) on macOS
+    (mach_continuous_time; unverified here) do not."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    if clock is None and sys.platform == "darwin":
+        clock = time.CLOCK_MONOTONIC
+    return time.clock_gettime(clock) if clock is not None else time.monotonic()
+
+
 class Meter:
     """Charges remote time while it runs, one interval in advance, and settles at the end.
 
@@ -310,7 +323,7 @@ class Meter:
     def _beat(self) -> None:
         while True:
             try:
-                self._settle(time.monotonic() + self.interval)
+                self._settle(elapsed_clock() + self.interval)
             except Exception as exc:  # keep beating; the next beat covers this delta
                 self.error = exc
             if self._stop.wait(self.interval):
@@ -321,7 +334,7 @@ class Meter:
         return self._thread is not None and not self._stop.is_set()
 
     def start(self) -> Meter:
-        self._started = self._paid_until = time.monotonic()
+        self._started = self._paid_until = elapsed_clock()
         self._thread = threading.Thread(target=self._beat, name="ledger-heartbeat", daemon=True)
         self._thread.start()
         return self
@@ -332,7 +345,7 @@ class Meter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        until = time.monotonic()
+        until = elapsed_clock()
         for attempt in range(CHARGE_ATTEMPTS):
             try:
                 self._settle(until)
