@@ -112,6 +112,8 @@ def _transient(exc: BaseException) -> bool:
                         modal.exception.ConnectionError, modal.exception.ServiceError,
                         modal.exception.InternalError)):
         return True
+    if isinstance(exc, modal.exception.Error):
+        return False  # NotFoundError etc.: also GRPCErrors, whose `.status` warns (exception.py:95)
     return isinstance(exc, GRPCError) and exc.status in (
         Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED, Status.CANCELLED, Status.UNKNOWN,
         Status.INTERNAL)
