@@ -57,7 +57,7 @@ _JSON_HELP = "print JSON instead of text"
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
-    from .config import BACKENDS
+    from .exec_args import BACKENDS
 
     p.add_argument("--backend", default=None, choices=BACKENDS,
                    help="where sessions run: modal, or local (a scratch folder on this "
@@ -81,19 +81,25 @@ def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _add_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """For `exec --help` and completion only: `main` parses exec with `exec_args.parse`,
+    whose OPTIONS table this renders, so there is one parser and one list of options."""
     import argparse
+
+    from .exec_args import BACKENDS, OPTIONS
 
     p = sub.add_parser("exec", help="run a command in the workspace's remote session",
                        usage="%(prog)s [options] (-- CMD [ARGS...] | -c 'SHELL STRING')")
-    _add_backend(p)
-    back = p.add_mutually_exclusive_group()
-    back.add_argument("--sync-back", action="store_true", default=None, dest="sync_back",
-                      help="copy the remote's changes back here (the default; MODAL_SYNC_BACK)")
-    back.add_argument("--no-sync-back", action="store_false", dest="sync_back",
-                      help="leave the local tree untouched")
-    p.add_argument("-c", "--cmd", default=None, dest="shell", help="a shell command string")
+    groups: dict[str, argparse._MutuallyExclusiveGroup] = {}
+    for flags, dest, const, metavar, help_text in OPTIONS:
+        target: argparse._ActionsContainer = p
+        if const is not None:
+            target = groups.setdefault(dest, p.add_mutually_exclusive_group())
+            target.add_argument(*flags, action="store_const", const=const, dest=dest,
+                                help=help_text)
+        else:
+            target.add_argument(*flags, dest=dest, metavar=metavar, help=help_text,
+                                choices=BACKENDS if dest == "backend" else None)
     p.add_argument("argv", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
-    p.set_defaults(handler=_call("exec", "run"))
 
 
 def _add_session(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -201,16 +207,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exec(args: Sequence[str]) -> int | None:
+    """`exec`, parsed by its one parser; None for `exec --help` (argparse renders it)."""
+    from .exec_args import UsageError, parse
+
+    try:
+        parsed = parse(args)
+    except UsageError as exc:
+        from .errors import BAD_INPUT_EXIT
+
+        print(f"modal-offload exec: {exc} (see `modal-offload exec --help`)", file=sys.stderr)
+        return BAD_INPUT_EXIT
+    if parsed is None:
+        return None
+    # Fast path (issue #8): through the warm session host, before building the argparse
+    # tree; None means "not handled there", so run in this process.
+    from .host.client import try_exec
+
+    code = try_exec(parsed)
+    if code is not None:
+        return code
+    from .commands.exec import run
+
+    return run(parsed)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args[:1] or os.environ.get("MODAL_OFFLOAD_DEBUG") == "1"
     try:
-        if args[:1] == ["exec"]:
-            # Fast path (issue #8): through the warm session host, before building the
-            # argparse tree; None means "not handled there", so parse as usual.
-            from .host.client import try_exec
-
-            code = try_exec(args[1:])
+        rest = args[1:] if args[:1] == ["--debug"] else args
+        if rest[:1] == ["exec"]:
+            code = _exec(rest[1:])
             if code is not None:
                 return code
         ns = build_parser().parse_args(args)

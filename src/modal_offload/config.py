@@ -16,13 +16,13 @@ from typing import Any
 
 from . import paths
 from .errors import ConfigError
+from .exec_args import BACKENDS  # the one list of backend names, shared with exec's parser
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-BACKENDS = ("modal", "local")
 # run_heavy's modes (PRIMARY_MODAL_MODE, --mode): here so the CLI's parser offers them without
 # importing heavy.py (~45 ms) on every command.
 HEAVY_MODES = ("auto", "modal", "local")
@@ -61,6 +61,9 @@ class Settings:
     remote_always: tuple[str, ...] = ()
     use_host: bool = True
     host_idle_seconds: int = 900
+    protected: tuple[str, ...] = ()  # extra paths sync back never changes (issue 13)
+    upload_secrets: tuple[str, ...] = ()  # secret-looking files allowed up, by name
+    allow_home_workspace: bool = False  # a workspace root of $HOME or / may sync
     # Issue 19 (laptop networks): how long the reachability check may take before Modal
     # counts as unreachable; how long the session host then answers "offline" without asking
     # again; how long a remote command may stay out of reach before it is given up.
@@ -156,6 +159,9 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "remote_always": (_words, ("MODAL_OFFLOAD_REMOTE_ALWAYS",)),
     "use_host": (_bool, ("MODAL_OFFLOAD_HOST",)),
     "host_idle_seconds": (_int(1), ("MODAL_OFFLOAD_HOST_IDLE_SECONDS",)),
+    "protected": (_words, ("MODAL_OFFLOAD_PROTECTED",)),
+    "upload_secrets": (_words, ("MODAL_OFFLOAD_UPLOAD_SECRETS",)),
+    "allow_home_workspace": (_bool, ("MODAL_OFFLOAD_ALLOW_HOME_WORKSPACE",)),
     "reach_timeout_seconds": (_float(0.05, 60), ("MODAL_OFFLOAD_REACH_TIMEOUT",)),
     "offline_seconds": (_float(0, 3600), ("MODAL_OFFLOAD_OFFLINE_SECONDS",)),
     "resume_grace_seconds": (_float(0, 24 * 3600), ("MODAL_OFFLOAD_RESUME_GRACE",)),

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import paths
-from .backends._base import Backend, Process, Session, SessionSpec
+from .backends._base import Backend, Process, PtySpec, Session, SessionSpec
 from .budget import Ledger, Meter
 from .config import Settings
 from .errors import BackendError, BackendUnreachable, BudgetExhausted, OffloadError
 from .fileio import exclusive
-from .workspace import Workspace
+from .workspace import Workspace, refuse_unsafe_root
 
 if TYPE_CHECKING:
     from .sync.client import SyncBackReport, SyncUpReport
@@ -182,16 +182,23 @@ class Gateway:
         return exclusive(paths.sessions_state_dir() / f"{session.name}.sync", timeout=600)
 
     def _sync(self, session: Session, progress: bool) -> Any:
-        from .sync.client import WorkspaceSync
+        from .sync.client import SyncPolicy, WorkspaceSync
 
         cache = paths.sessions_state_dir() / session.name
+        policy = SyncPolicy(protected=self.settings.protected,
+                            upload_secrets=self.settings.upload_secrets)
         return WorkspaceSync(self.workspace.root, session, cache,
-                             max_bytes=self.settings.sync_max_bytes, progress=progress)
+                             max_bytes=self.settings.sync_max_bytes, progress=progress,
+                             policy=policy)
 
     def run(self, argv: Sequence[str] | Callable[[Session], Sequence[str]], *, cwd_rel: str,
             env: Mapping[str, str], streams: Streams, sync_back: bool, purpose: str = "exec",
-            handle: RemoteRun | None = None, progress: bool = False) -> RunReport:
+            handle: RemoteRun | None = None, progress: bool = False,
+            pty: PtySpec | None = None) -> RunReport:
+        """`pty`: run under a remote pseudo-terminal (stdout then carries stdout and stderr
+        merged, as on the terminal; `streams.stdin` is the raw keystrokes)."""
         handle = handle or RemoteRun()
+        refuse_unsafe_root(self.workspace, self.settings.allow_home_workspace)
         self.ledger.settle_pending()  # ChargePending: the cap cannot be checked until then
         remaining = self.remaining_min()
         if remaining * 60 < MIN_REMOTE_SECONDS:
@@ -217,7 +224,7 @@ class Gateway:
                 cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
                 report.exit_code, report.timed_out = self._run_process(
                     session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds,
-                    notices=report.notices)
+                    notices=report.notices, pty=pty)
             if sync_back and handle.client_gone:
                 report.notices.append("the client went away: nothing was synced back")
             elif sync_back:
@@ -264,8 +271,9 @@ class Gateway:
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
                      env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float, notices: list[str]) -> tuple[int, bool]:
-        process = session.exec(argv, cwd=cwd, env=env)
+                     limit: float, notices: list[str],
+                     pty: PtySpec | None = None) -> tuple[int, bool]:
+        process = session.exec(argv, cwd=cwd, env=env, pty=pty)
         if not handle._attach(process):
             process.signal(handle.client_signal or _signal.SIGTERM)
         pumps = [threading.Thread(target=_pump, args=(process.stdout_chunks(), streams.stdout),

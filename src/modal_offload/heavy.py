@@ -94,7 +94,7 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
         out.write(data)
 
     def argv(session: Session) -> list[str]:
-        return [session.python, "-m", "modal_offload.worker", "--entry", settings.heavy_entry]
+        return session.module_argv("modal_offload.worker", "--entry", settings.heavy_entry)
 
     report = gateway.run(argv, cwd_rel=".", env=remote_environment(os.environ,
                                                                    settings.forward_env),

@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import paths
+from .localonly import BYPASS_MARKER as BYPASS_MARKER  # shims.py imports it from here
 from .ui import notice
-
-BYPASS_MARKER = "MODAL_OFFLOAD_BYPASS"
 
 
 def path_without_shims(path: str) -> str:

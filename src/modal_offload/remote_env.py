@@ -6,7 +6,8 @@ import fnmatch
 import re
 from collections.abc import Iterable, Mapping
 
-ALWAYS_FORWARDED = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "TZ",
+ALWAYS_FORWARDED = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TERM", "COLORTERM",
+                    "TZ",
                     "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "CLICOLOR")
 # Names that look like they hold a secret: a glob in MODAL_OFFLOAD_FORWARD_ENV never
 # forwards them; naming one exactly does (the user chose it). Matched on the upper-cased

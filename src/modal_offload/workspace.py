@@ -51,6 +51,21 @@ def find(start: Path | None = None) -> Workspace | None:
     return None
 
 
+def refuse_unsafe_root(ws: Workspace, allowed: bool) -> None:
+    """A workspace whose root is your home folder or `/` would upload all of it (`~/.ssh`,
+    `~/.aws`, documents) just because `$HOME` is a dotfiles repository (issue 13): refuse
+    unless the user configured it explicitly."""
+    if allowed:
+        return
+    home = paths.home().resolve()
+    if ws.root == home or ws.root == Path(ws.root.anchor):
+        what = "your home folder" if ws.root == home else "the filesystem root"
+        raise BadInput(
+            f"refusing to sync {ws.root}: the workspace would be {what}",
+            "run inside a project folder (git init or create .modal-offload.toml there), "
+            f"or set allow_home_workspace = true in {paths.user_config_file()}")
+
+
 def require(start: Path | None = None) -> Workspace:
     ws = find(start)
     if ws is None:

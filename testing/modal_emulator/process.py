@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
 import os
 import signal
+import struct
 import subprocess
+import termios
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 # How much a single pipe read may return; the router may split it further (see faults).
@@ -63,11 +68,55 @@ class OutputBuffer:
             return None
 
 
-class ManagedProcess:
-    """One subprocess in its own process group, with stdio captured into `OutputBuffer`s."""
+@dataclass(frozen=True)
+class PtyOptions:
+    """An exec's pseudo-terminal (from the request's `PTYInfo`)."""
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    rows: int
+    cols: int
+    term: str = ""
+    colorterm: str = ""
+    # False: the spawned process does not take the terminal; the command it runs does
+    # (`setsid -c` inside a rootfs container, so that nsenter stays out of the terminal's
+    # session and a typed Ctrl-C reaches only the command).
+    take_terminal: bool = True
+
+
+async def _ready(fd: int, *, write: bool) -> None:
+    """Wait until `fd` is readable (or writable) in the running loop."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    (loop.add_writer if write else loop.add_reader)(fd, wake)
+    try:
+        await done
+    finally:
+        (loop.remove_writer if write else loop.remove_reader)(fd)
+
+
+def _take_terminal() -> None:  # in the child after setsid(): one ioctl, nothing else
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class ManagedProcess:
+    """One subprocess in its own process group, with stdio captured into `OutputBuffer`s.
+
+    With `pty`, the process is the session leader of a new pseudo-terminal of that size
+    (its controlling terminal), as a Modal exec with `pty_info` is: stdin is typed into the
+    terminal, stdout is everything the terminal shows (stdout and stderr merged, echo and
+    CRLF included; modal/sandbox/_sandbox.py:1210 "all output ... is multiplexed into
+    stdout, and the stderr stream is effectively empty"), and stdin EOF is not a thing a
+    terminal has (the client types Ctrl-D).
+    """
+
+    def __init__(self, argv: Sequence[str], pty: PtyOptions | None = None) -> None:
         self.argv = list(argv)
+        self.pty = pty
+        self._master: int | None = None
         self.stdout = OutputBuffer()
         self.stderr = OutputBuffer()
         self.exited = asyncio.Event()
@@ -93,6 +142,9 @@ class ManagedProcess:
         capture_stderr: bool = True,
     ) -> None:
         """Spawn the process. A spawn failure behaves like a shell's: exit code 127 or 126."""
+        if self.pty is not None:
+            await self._start_on_pty(cwd, env, self.pty)
+            return
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -127,6 +179,61 @@ class ManagedProcess:
                 self._tasks.append(asyncio.create_task(self._pump(pipe, buf)))
         self._tasks.append(asyncio.create_task(self._reap()))
 
+    async def _start_on_pty(self, cwd: Path, env: Mapping[str, str], pty: PtyOptions) -> None:
+        master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ,
+                    struct.pack("HHHH", max(pty.rows, 1) if pty.rows else 24,
+                                max(pty.cols, 1) if pty.cols else 80, 0, 0))
+        full_env = dict(env)
+        if pty.term:
+            full_env["TERM"] = pty.term
+        if pty.colorterm:
+            full_env["COLORTERM"] = pty.colorterm
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *self.argv, cwd=str(cwd), env=full_env, stdin=slave, stdout=slave,
+                stderr=slave, start_new_session=True,
+                preexec_fn=_take_terminal if pty.take_terminal else None)
+        except OSError as exc:
+            os.close(master)
+            await self.stdout.append(
+                f"{self.argv[0] if self.argv else ''}: {exc.strerror}\r\n".encode())
+            await self.stdout.close()
+            await self.stderr.close()
+            self.stdin_closed = True
+            self.exit_code = 126 if isinstance(exc, PermissionError) else 127
+            self.exited.set()
+            return
+        finally:
+            os.close(slave)
+        self._master = master
+        await self.stderr.close()
+        self._tasks.append(asyncio.create_task(self._pump_terminal(master)))
+        self._tasks.append(asyncio.create_task(self._reap()))
+
+    async def _pump_terminal(self, master: int) -> None:
+        """Copy the terminal's output until every holder of its slave side is gone (EIO)."""
+        os.set_blocking(master, False)  # the event loop waits; no thread per terminal
+        try:
+            while True:
+                try:
+                    chunk = os.read(master, _PIPE_READ_SIZE)
+                except BlockingIOError:
+                    await _ready(master, write=False)
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.EIO:
+                        break
+                    raise
+                if not chunk:
+                    break
+                await self.stdout.append(chunk)
+        finally:
+            async with self._stdin_lock:
+                self._master = None
+                os.close(master)
+            await self.stdout.close()
+
     async def _pump(self, pipe: asyncio.StreamReader, buf: OutputBuffer) -> None:
         try:
             while chunk := await pipe.read(_PIPE_READ_SIZE):
@@ -155,6 +262,11 @@ class ManagedProcess:
                     f"stdin offset {offset} is past the {self.stdin_offset} bytes written so far"
                 )
             data = data[self.stdin_offset - offset :]
+            if self.pty is not None:
+                await self._type(data)
+                self.stdin_offset += len(data)
+                self.stdin_closed = self.stdin_closed or eof
+                return
             pipe = self._proc.stdin if self._proc else None
             if data and not self.stdin_closed and pipe is not None:
                 # A process that has exited (or closed stdin) just loses the bytes, as with a
@@ -168,6 +280,22 @@ class ManagedProcess:
                 if pipe is not None:
                     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                         pipe.close()
+
+    async def _type(self, data: bytes) -> None:
+        """Into the terminal (called under the stdin lock, which guards `_master`)."""
+        master = self._master
+        if master is None or not data:
+            return  # the terminal is gone: the bytes are lost, as typing into a closed one
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(master, view)
+            except BlockingIOError:  # the terminal's input queue is full: wait, as typing would
+                await _ready(master, write=True)
+                continue
+            except OSError:
+                return
+            view = view[written:]
 
     def signal_group(self, sig: int = signal.SIGKILL) -> None:
         """Signal the process group (the process and everything it spawned in its session)."""

@@ -18,7 +18,7 @@ from modal_proto.task_command_router_grpc import TaskCommandRouterBase
 
 from . import limits
 from .faults import fill_unimplemented
-from .process import ManagedProcess, OutputBuffer
+from .process import ManagedProcess, OutputBuffer, PtyOptions
 from .sandboxes import Sandbox, SandboxFinishedError, WorkdirMissingError
 
 if TYPE_CHECKING:
@@ -116,10 +116,11 @@ class RouterServicer(TaskCommandRouterBase):
         req = await stream.recv_message()
         assert req is not None
         sb = self._live_task(req.task_id)
+        pty = None
         if req.HasField("pty_info") and req.pty_info.enabled:
-            _abort(
-                Status.UNIMPLEMENTED, "modal emulator: TaskExecStart with a PTY is not supported"
-            )
+            info = req.pty_info
+            pty = PtyOptions(rows=info.winsz_rows, cols=info.winsz_cols, term=info.env_term,
+                             colorterm=info.env_colorterm)
         if req.container_id:
             _abort(
                 Status.UNIMPLEMENTED,
@@ -144,6 +145,7 @@ class RouterServicer(TaskCommandRouterBase):
                 capture_stdout=req.stdout_config == sr_pb2.TASK_EXEC_STDOUT_CONFIG_PIPE,
                 capture_stderr=req.stderr_config == sr_pb2.TASK_EXEC_STDERR_CONFIG_PIPE,
                 timeout_secs=req.timeout_secs if req.HasField("timeout_secs") else None,
+                pty=pty,
             )
         except SandboxFinishedError:
             _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} is terminating")

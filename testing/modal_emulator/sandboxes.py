@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import posixpath
 import signal
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 from modal_proto import api_pb2
 
 from . import ids
-from .process import ManagedProcess, OutputBuffer
+from .process import ManagedProcess, OutputBuffer, PtyOptions
 from .records import ExecRecord, SandboxRecord
 
 if TYPE_CHECKING:
@@ -290,14 +291,23 @@ class Sandbox:
         capture_stdout: bool,
         capture_stderr: bool,
         timeout_secs: int | None,
+        pty: PtyOptions | None = None,
     ) -> ManagedProcess:
-        """Start an exec; a repeated `exec_id` (client retry) returns the existing process."""
+        """Start an exec; a repeated `exec_id` (client retry) returns the existing process.
+        `pty`: under a new pseudo-terminal (stdout and stderr merged into stdout)."""
         if exec_id in self.execs:
             return self.execs[exec_id]
         if self.result is not None or self.terminating:
             raise SandboxFinishedError(self.sandbox_id)
-        command, cwd = self._command(argv, workdir)
-        proc = ManagedProcess(command)
+        if pty is not None and self.container is not None:
+            # nsenter forks the command and waits for it; were nsenter the terminal's session
+            # leader, a typed Ctrl-C would kill it too and hang the terminal up. The command
+            # leads its own session on the terminal instead (util-linux, in every Debian image).
+            command, cwd = self._command(["setsid", "-c", *argv], workdir)
+            pty = dataclasses.replace(pty, take_terminal=False)
+        else:
+            command, cwd = self._command(argv, workdir)
+        proc = ManagedProcess(command, pty=pty)
         # Register before the first await so a concurrent retry with the same id is deduplicated.
         self.execs[exec_id] = proc
         record = ExecRecord(

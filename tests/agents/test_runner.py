@@ -57,15 +57,28 @@ def test_live_check(ws: Path) -> None:
     assert missing.returncode != 0 and b"missing   runner" in missing.stdout
 
 
-def test_gemini_bash_wrapper_routes_bash_c(ws: Path) -> None:
+def test_live_check_runs_a_probe_through_every_installed_hook(ws: Path, tmp_home: Path) -> None:
+    assert cli("agents", "install", cwd=ws).returncode == 0
+    done = cli("agents", "check", "--only", "hooks", "--live", cwd=ws, env=local_backend_env())
+    out = done.stdout.decode()
+    for agent in ("claude", "gemini", "codex", "cursor", "cline"):
+        assert f"ok        {agent} hook live  (hook routed the probe" in out, out
+    assert "unverified without a model" in out
+    # A hook that no longer routes is reported, with the reason.
+    (tmp_home / ".local" / "bin" / "modal-agent-runner").unlink()
+    broken = cli("agents", "check", "--only", "hooks", "--live", cwd=ws, env=local_backend_env())
+    assert broken.returncode != 0 and b"drifted   claude hook live" in broken.stdout
+
+
+def test_runner_never_gets_a_terminal(ws: Path, tmp_home: Path) -> None:
+    """An agent that runs us inside a terminal still gets plain, separate streams."""
+    from tests.terminal import Terminal
+
     assert cli("agents", "install", "--only", "runner", cwd=ws).returncode == 0
-    assert cli("agents", "install", "--only", "policy", cwd=ws).returncode == 0
-    wrapper = ws / ".gemini" / "bin" / "bash"
+    runner = tmp_home / ".local" / "bin" / "modal-agent-runner"
     env = {**os.environ, **local_backend_env()}
-    done = subprocess.run([str(wrapper), "-c", 'echo "remote=$MODAL_OFFLOAD_REMOTE"; exit 5'],
-                          cwd=ws, env=env, capture_output=True, timeout=120)
-    assert (done.stdout, done.returncode) == (b"remote=1\n", 5)
-    plain = subprocess.run([str(wrapper), "--version"], capture_output=True, timeout=30)
-    assert plain.returncode == 0 and b"bash" in plain.stdout.lower()
-    env_text = (ws / ".gemini" / ".env").read_text()
-    assert f"PATH={ws / '.gemini' / 'bin'}:" in env_text and "GEMINI_YOLO_MODE=false" in env_text
+    with Terminal([str(runner), "-c", "[ -t 0 ] || [ -t 1 ] || echo no-tty"], cwd=ws,
+                  env=env) as term:
+        term.expect(b"no-tty\r\n")  # CRLF from the local terminal only
+        assert term.wait() == 0
+        assert term.stty() == term.before

@@ -16,7 +16,6 @@ import pytest
 
 from modal_offload import paths
 from modal_offload.host import lifecycle, protocol
-from modal_offload.host.client import parse_exec_args
 from modal_offload.host.server import Host, peer_allowed, peer_uid
 from tests.helpers import cli
 from tests.host.helpers import host_pids
@@ -154,18 +153,6 @@ def test_thin_client_imports_nothing_heavy() -> None:
             " or '.'.join(m.split('.')[:2]) in heavy])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
     assert out.stdout == b"[]\n"
-
-
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--", "ls", "-la"], (None, None, None, ["ls", "-la"])),
-    (["ls", "--sync-back"], (None, None, None, ["ls", "--sync-back"])),
-    (["--no-sync-back", "--backend", "local", "-c", "echo"], ("local", False, "echo", [])),
-    (["--backend=modal", "--cmd=x", "--", "y"], ("modal", None, "x", ["y"])),
-    (["-cecho hi"], (None, None, "echo hi", [])),
-    (["-h"], None), (["--sync-back", "--no-sync-back", "--", "x"], None), (["-c"], None),
-])
-def test_parse_exec_args(args: list[str], expected: object) -> None:
-    assert parse_exec_args(args) == expected
 
 
 def test_doctor_row(host_env: dict[str, str], ws: Path) -> None:

@@ -174,6 +174,23 @@ def test_heavy_runs_in_the_sandbox(modal_emulator: ModalEmulator, tmp_path: Path
     assert ledger(tmp_home)["used_min"] > 0
 
 
+def test_workspace_modules_cannot_shadow_the_sandbox_agent(modal_emulator: ModalEmulator,
+                                                           tmp_path: Path) -> None:
+    """Issue 13: the agent runs `python -I` and finds our package through package_dir,
+    not through PYTHONPATH (which -I ignores)."""
+    files = {f"{m}.py": "raise SystemExit('shadowed')\n" for m in ("json", "tarfile", "argparse")}
+    ws = make_workspace(tmp_path / "ws", files={**files, "a.txt": "a"})
+    script = Path(sys.executable).parent / "modal-offload"  # unlike -m, no cwd on sys.path
+    for _ in range(2):
+        out = subprocess.run([str(script), "exec", "--", "echo", "hi"], cwd=ws,
+                             env={**os.environ, **ENV}, capture_output=True, timeout=60)
+        assert (out.returncode, out.stdout) == (0, b"hi\n"), out.stderr
+    [rec] = modal_emulator.sandboxes()
+    agents = [e.argv for e in rec.execs if "modal_offload.sync.remote" in e.argv]
+    assert agents and all(a[a.index("python"):][1:2] == ["-I"] for a in agents)
+    assert all(a[a.index("modal_offload.sync.remote") - 1] == "/root" for a in agents)
+
+
 def test_session_status_and_stop(modal_emulator: ModalEmulator, ws: Path,
                                  tmp_home: Path) -> None:
     assert run(ws, "--", "true").returncode == 0

@@ -66,3 +66,10 @@ def test_route_without_command_is_bad_input(ws: Path) -> None:
     out = cli("route", cwd=ws)
     assert out.returncode == 2
     assert b"Traceback" not in out.stderr
+
+
+def test_route_says_how_the_agent_hook_treats_commands_that_run_commands(ws: Path) -> None:
+    out = cli("route", "bash", "-c", "pytest", cwd=ws).stdout.decode()
+    assert out.startswith("bash: local (default-local-only:shell")
+    assert "an agent hook routes `bash ...` like the command it runs" in out
+    assert "note:" not in cli("route", "git", "status", cwd=ws).stdout.decode()

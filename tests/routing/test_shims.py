@@ -81,3 +81,28 @@ def test_outside_the_workspace_runs_locally(ws: Path, small_path: str, tmp_path:
     elsewhere.mkdir()
     out = run([str(ws / ".modal-shims" / "mo-probe")], elsewhere, env, timeout=10)
     assert out.stdout.startswith("remote= bypass= self=" + str(tool_bin))
+
+
+def test_shim_at_a_terminal_gets_a_remote_terminal(ws: Path, small_path: str, tool_bin: Path,
+                                                   tmp_home: Path) -> None:
+    """Issue 16: a routed command typed at a terminal runs under a remote one (through the
+    session host, the users' default path), sized like the local window."""
+    from tests.host.helpers import stop_hosts
+    from tests.terminal import Terminal
+
+    tool = tool_bin / "mo-tty"
+    tool.write_text('#!/bin/sh\n[ -t 0 ] && [ -t 1 ] && stty size\n'
+                    'read -r line; echo "remote=$MODAL_OFFLOAD_REMOTE got=$line"\n')
+    tool.chmod(0o755)
+    env = shell_env(small_path, MODAL_OFFLOAD_HOST="1")
+    install_shims(ws, env)
+    try:
+        with Terminal([str(ws / ".modal-shims" / "mo-tty")], cwd=ws, env=env, rows=40,
+                      cols=120) as term:
+            term.expect(b"40 120\r\n", timeout=60)
+            term.send(b"typed\r")
+            term.expect(b"remote=1 got=typed\r\n")
+            assert term.wait() == 0
+            assert term.stty() == term.before
+    finally:
+        stop_hosts(tmp_home)

@@ -267,3 +267,15 @@ def test_real_file_edits_are_seen_and_touches_are_not(
         really = p not in old.entries or p not in truth.entries or not same_content(
             old.entries[p], truth.entries[p])
         assert (p in d.changed or p in d.deleted) == really, p
+
+
+def test_withheld_and_resend_survive_the_cache_and_copies() -> None:
+    m = Manifest({"a": Entry(FILE, 1, 1, 0o644, hash="h")}, 5, {"a"}, {"b"})
+    back = Manifest.from_json(m.to_json())
+    assert (back.withheld, back.resend) == ({"a"}, {"b"})
+    dup = m.copy()
+    dup.withheld.clear()
+    dup.entries.clear()
+    assert m.withheld == {"a"} and "a" in m.entries
+    with pytest.raises(ValueError):
+        Manifest.from_dict({**m.to_dict(), "withheld": "a"})

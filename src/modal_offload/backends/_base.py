@@ -10,6 +10,11 @@ Conventions every backend keeps (the contract suite in tests/contract checks the
 - `close_stdin()` gives the remote process EOF; a process never waits on a stdin nobody writes.
 - `Process.signal(sig)` reaches the remote process *group*, so a shell's children stop too.
 - Errors of the underlying library surface as `errors.BackendError` / `BackendUnavailable`.
+- With `pty=PtySpec(...)` the process runs as the session leader of a new pseudo-terminal of
+  that size and TERM (as Modal's `PTYInfo` does): stdout carries everything the terminal
+  shows (stdout and stderr merged, with the terminal's own echo and CRLF), stderr is empty,
+  stdin is what is typed, byte for byte, and `close_stdin()` does nothing (a terminal's EOF
+  is the Ctrl-D byte, which the remote line discipline interprets).
 """
 
 from __future__ import annotations
@@ -42,6 +47,16 @@ class SessionSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     # How long a running command may stay out of reach before it is given up (issue 19).
     resume_grace_seconds: float = 180.0
+
+
+@dataclass(frozen=True)
+class PtySpec:
+    """A remote pseudo-terminal: the local window size and terminal type at start."""
+
+    rows: int = 24
+    cols: int = 80
+    term: str = "xterm-256color"
+    colorterm: str = ""
 
 
 @dataclass
@@ -102,17 +117,44 @@ class Session(abc.ABC):
     state_dir: str  # absolute remote path for our bookkeeping, outside `root`
     python: str  # remote interpreter that can run `-m modal_offload...`
     fresh: bool  # True when created by this open: nothing of the workspace is there yet
+    # A folder holding our package when it is not in the interpreter's site-packages
+    # (Modal's add_local_python_source puts it in /root); "" when it is installed.
+    package_dir: str = ""
+
+    def module_argv(self, module: str, *args: str) -> list[str]:
+        """argv running one of our modules remotely, isolated from the workspace.
+
+        Our agent and worker start with the workspace as their working folder, where a
+        file named `json.py` or `tarfile.py` would replace the standard module (issue 13).
+        `-I` (Python >= 3.4; unlike `-P`, which needs 3.11) keeps the working folder,
+        PYTHONPATH and the user site out of sys.path; since it also ignores the
+        PYTHONPATH our package may depend on, a tiny bootstrap appends `package_dir`
+        (after the standard library, so nothing there can shadow it either) and runs the
+        module as `-m` would. `module` stays right before `args` so the command line still
+        reads `... modal_offload.worker --entry ...`.
+        """
+        return [self.python, "-I", "-c", MODULE_BOOTSTRAP, self.package_dir, module, *args]
 
     @abc.abstractmethod
-    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
+             pty: PtySpec | None = None) -> Process:
         """Start `argv` (unchanged, no shell) in remote folder `cwd` with exactly `env`
-        added to the session's base environment."""
+        added to the session's base environment; under a pseudo-terminal when `pty`."""
 
     @abc.abstractmethod
     def terminate(self) -> None: ...
 
     @abc.abstractmethod
     def info(self) -> SessionInfo: ...
+
+
+# argv: ['-c', package_dir, module, *args]; runs `module` as __main__ like `python -m`.
+MODULE_BOOTSTRAP = (
+    "import sys, runpy\n"
+    "if sys.argv[1]: sys.path.append(sys.argv[1])\n"
+    "sys.argv = sys.argv[2:]\n"
+    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
+)
 
 
 class Backend(abc.ABC):

@@ -25,7 +25,8 @@ from typing import IO, Any
 from .. import paths
 from ..errors import BackendError
 from ..fileio import atomic_write_text, exclusive
-from ._base import Backend, Process, Session, SessionInfo, SessionSpec
+from ._base import Backend, Process, PtySpec, Session, SessionInfo, SessionSpec
+from ._pty import PtyProcess, open_pty, spawn_on_pty
 
 _CHUNK = 64 * 1024
 
@@ -103,12 +104,24 @@ class LocalSession(Session):
         self.python = sys.executable
         self.fresh = fresh
 
-    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
+             pty: PtySpec | None = None) -> Process:
         if not Path(self._base).is_dir():
             raise BackendError(f"local session {self.name} is gone", "run the command again")
         full_env = {"PATH": _clean_path(), "HOME": str(self._base / "home")}
         full_env.update(env)
         Path(cwd).mkdir(parents=True, exist_ok=True)
+        self._meta["last_used_at"] = time.time()
+        self._meta["exec_count"] = int(self._meta.get("exec_count", 0)) + 1
+        _write_meta(self._base, self._meta)
+        if pty is not None:
+            master, slave = open_pty(pty.rows, pty.cols)
+            if pty.term:
+                full_env["TERM"] = pty.term
+            if pty.colorterm:
+                full_env["COLORTERM"] = pty.colorterm
+            return PtyProcess(spawn_on_pty(list(argv), cwd=cwd, env=full_env, slave=slave),
+                              master)
         try:
             popen = subprocess.Popen(
                 list(argv), cwd=cwd, env=full_env, stdin=subprocess.PIPE,
@@ -127,9 +140,6 @@ class LocalSession(Session):
                 cwd=cwd, env=full_env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True,
             )
-        self._meta["last_used_at"] = time.time()
-        self._meta["exec_count"] = int(self._meta.get("exec_count", 0)) + 1
-        _write_meta(self._base, self._meta)
         return LocalProcess(popen)
 
     def terminate(self) -> None:

@@ -54,12 +54,13 @@ from ..credentials import missing_reason
 from ..errors import BackendError, BackendUnavailable, BackendUnreachable, OffloadError
 from ..fileio import exclusive
 from . import _modal_records as records
-from ._base import Backend, Process, Session, SessionInfo, SessionSpec
+from ._base import Backend, Process, PtySpec, Session, SessionInfo, SessionSpec
 
 ROOT = "/workspace"
 STATE_DIR = "/var/lib/modal-offload"
 PIDS_DIR = f"{STATE_DIR}/pids"
 REMOTE_PYTHON = "python"
+PACKAGE_DIR = "/root"  # add_local_python_source puts our package here (modal/mount.py:39,724)
 # How far past the budget cap a live sandbox's deadline may lie before it is replaced: covers
 # the rounding of whole-second timeouts and heartbeat granularity, not real overspend.
 DEADLINE_SLACK_SECONDS = 5.0
@@ -88,11 +89,16 @@ log = logging.getLogger(__name__)
 
 # $0: pid file (relative to the working directory); $1: folder to enter (relative, "." for
 # none), created if missing; the rest: the command. pid == pgid afterwards.
-_WRAPPER = ('echo $$ > "$0" || exit 125; '
-            '[ "$1" = . ] || { mkdir -p -- "$1" && cd -- "$1"; } || exit 125; shift; '
-            'read -r _ _ _ _ pg _ < /proc/$$/stat; '
+_ENTER = ('echo $$ > "$0" || exit 125; '
+          '[ "$1" = . ] || { mkdir -p -- "$1" && cd -- "$1"; } || exit 125; shift; ')
+_WRAPPER = (_ENTER + 'read -r _ _ _ _ pg _ < /proc/$$/stat; '
             '[ "$pg" = "$$" ] || ! command -v setsid >/dev/null || exec setsid "$@"; '
             'exec "$@"')
+# Under a terminal the command must keep it as its controlling terminal, so no `setsid`
+# (that would start a session without one: no Ctrl-C from the line discipline, no job
+# control). Modal makes a PTY exec the session leader of its terminal (as the emulator
+# does; unverified on Modal), so its pid is its group's id as the killer expects.
+_PTY_WRAPPER = _ENTER + 'exec "$@"'
 # $0: pid file name (in PIDS_DIR); $1: signal name. Waits briefly for a wrapper that has not
 # written its pid yet; after a catchable signal, sweeps the group once the leader is gone.
 _KILLER = ('sig=$1; i=0; while [ ! -s "$0" ]; do i=$((i+1)); [ $i -gt 50 ] && exit 0; '
@@ -161,8 +167,10 @@ def _modal_errors(doing: str) -> Iterator[None]:
 
 
 class ModalProcess(Process):
-    def __init__(self, session: ModalSession, proc: Any, pid_name: str) -> None:
+    def __init__(self, session: ModalSession, proc: Any, pid_name: str,
+                 pty: bool = False) -> None:
         self._session = session
+        self._pty = pty
         self._proc = proc
         self._pid_name = pid_name
         self._stdin_lock = threading.Lock()
@@ -196,6 +204,8 @@ class ModalProcess(Process):
                     self._proc.stdin.drain()
 
     def close_stdin(self) -> None:
+        if self._pty:
+            return  # a terminal's EOF is the typed Ctrl-D byte (backends/_base.py)
         with self._stdin_lock:
             if self._stdin_closed:
                 return
@@ -380,6 +390,22 @@ class ModalProcess(Process):
                                        timeout=HOUSEKEEPING_TIMEOUT)
 
 
+def _pty_info(pty: PtySpec | None) -> Any:
+    """The PTYInfo `Sandbox.exec(pty=True)` would send (modal/sandbox/_common.py:307,
+    modal/_output/pty.py:31), but with the *client's* window size and TERM: `pty=True` reads
+    them from this process's own terminal and environment, which in the session host are
+    not the user's. `Sandbox._exec` takes it without the deprecation warning of
+    `exec(pty_info=...)` (modal/sandbox/_sandbox.py:1248)."""
+    if pty is None:
+        return None
+    from modal_proto import api_pb2
+
+    return api_pb2.PTYInfo(
+        enabled=True, winsz_rows=pty.rows, winsz_cols=pty.cols, env_term=pty.term,
+        env_colorterm=pty.colorterm, pty_type=api_pb2.PTYInfo.PTY_TYPE_SHELL,
+        no_terminate_on_idle_stdin=True)
+
+
 class ModalSession(Session):
     backend_name = "modal"
 
@@ -392,6 +418,7 @@ class ModalSession(Session):
         self.root = ROOT
         self.state_dir = STATE_DIR
         self.python = REMOTE_PYTHON
+        self.package_dir = PACKAGE_DIR  # module_argv runs -I, which ignores PYTHONPATH
         self.fresh = fresh
         self.resume_grace = resume_grace
 
@@ -400,24 +427,26 @@ class ModalSession(Session):
         sandbox's own end bounds every wait on the worker without ever cutting a command short."""
         return max(1, math.ceil(self.record.deadline - time.time() + DEADLINE_SLACK_SECONDS))
 
-    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
+             pty: PtySpec | None = None) -> Process:
         pid_name = uuid.uuid4().hex
         workdir, enter = cwd, "."
         if cwd.startswith(self.root + "/"):
             workdir, enter = self.root, posixpath.relpath(cwd, self.root)
         pid_file = posixpath.relpath(f"{PIDS_DIR}/{pid_name}", workdir)
+        wrapper = _WRAPPER if pty is None else _PTY_WRAPPER
         with _modal_errors("starting the command"):
             try:
-                proc = self.sandbox.exec("sh", "-c", _WRAPPER, pid_file, enter, *argv,
-                                         workdir=workdir,
-                                         env=dict(env), text=False,
-                                         timeout=self.exec_timeout())
+                proc = self.sandbox._exec("sh", "-c", wrapper, pid_file, enter, *argv,
+                                          workdir=workdir, env=dict(env), text=False,
+                                          timeout=self.exec_timeout(),
+                                          pty_info=_pty_info(pty))
             except _modal().exception.Error as exc:
                 ended = self.ended_code()
                 if ended is not None:
                     raise self.died_error(ended) from exc
                 raise
-        return ModalProcess(self, proc, pid_name)
+        return ModalProcess(self, proc, pid_name, pty=pty is not None)
 
     def ended_code(self) -> int | None:
         """The sandbox's own exit code once it has ended, else None (also if unknown)."""
@@ -593,7 +622,7 @@ class ModalBackend(Backend):
                 app=app, name=spec.name, image=image, cpu=spec.cpu,
                 memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
                 idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
-                env={"PYTHONPATH": "/root"},  # where add_local_python_source puts our package
+                env={"PYTHONPATH": PACKAGE_DIR},  # for the user's commands; ours: package_dir
                 tags=_tags(spec, created))
         except modal.exception.AlreadyExistsError as exc:
             # Its holder was created or terminated (without waiting) by another machine.

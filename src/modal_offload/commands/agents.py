@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .. import workspace
 from ..errors import OffloadError
-from ..install import agents, runner
+from ..install import agents, hook_live, hooks, runner
 from ..install.agents_base import Item
 from ..install.blocks import Status
 
@@ -37,7 +37,12 @@ def _each(items: list[Item], verb: str) -> int:
 
 
 def install(user: bool = False, only: str | None = None) -> int:
-    return _each(agents.select(_root(), only, user), "install")
+    root = _root()
+    code = _each(agents.select(root, only, user), "install")
+    if only in (None, "hooks"):
+        for step in hooks.next_steps(root, user):
+            print(f"to do    {step}")
+    return code
 
 
 def uninstall(user: bool = False, only: str | None = None) -> int:
@@ -55,10 +60,15 @@ def check(user: bool = False, only: str | None = None, live: bool = False) -> in
             status, detail = item.check()
         except OffloadError as exc:
             status, detail = Status.FOREIGN, exc.one_line()
-        problems += status is not Status.OK
+        problems += status not in (Status.OK, Status.UNVERIFIED)
         print(f"{status.value:<9} {item.name}" + (f"  ({detail})" if detail else ""))
-    if live:
+    if live and only in (None, "runner"):
         status, detail = runner.live_check(root or Path(os.getcwd()))
         problems += status is not Status.OK
         print(f"{status.value:<9} runner live  ({detail})")
+    if live and only in (None, "hooks"):
+        for agent, path in hooks.live_targets(root, user):
+            status, detail = hook_live.check(agent, path, root or Path(os.getcwd()))
+            problems += status is not Status.OK
+            print(f"{status.value:<9} {agent} hook live  ({detail})")
     return 1 if problems else 0

@@ -1,4 +1,6 @@
-"""`modal-offload exec [--backend NAME] [--sync-back|--no-sync-back] (-- CMD ARGS | -c STR)`.
+"""`modal-offload exec [--backend B] [--sync-back|--no-sync-back] [-t|-T] (-- CMD ARGS | -c STR)`.
+
+Arguments are parsed by `exec_args.parse`, the one parser shared with the host's fast path.
 
 The decisions (`plan`, `budget_fallback`, `sync_notices`) are shared with the session
 host (host/runner.py), which runs the same command for a thin client: both paths must
@@ -7,6 +9,7 @@ route, fall back and report identically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -14,8 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import config, fallback, workspace
-from ..backends._base import Backend, get_backend
+from .. import config, fallback, terminal, workspace
+from ..backends._base import Backend, PtySpec, get_backend
 from ..errors import (
     EXEC_FAILURE_EXIT,
     BackendUnavailable,
@@ -25,6 +28,7 @@ from ..errors import (
     CorruptLedger,
     OffloadError,
 )
+from ..exec_args import ExecArgs
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
 from ..local_run import exec_here, shell_argv
 from ..remote_env import remote_environment
@@ -100,13 +104,16 @@ def failure_exit(exc: OffloadError) -> int:
 
 def sync_notices(report: RunReport) -> list[str]:
     out = list(report.notices)
+    if report.sync_up is not None:
+        for refusal in report.sync_up.refused:
+            out.append(f"not sent: the remote refused {refusal.path} ({refusal.reason})")
     back = report.sync_back
     if back is None:
         return out
     for conflict in back.conflicts:
-        saved = (f"the remote version is saved as {conflict.remote_copy}"
-                 if conflict.remote_copy else conflict.reason)
-        out.append(f"conflict: {conflict.path} changed here while the command ran; {saved}")
+        saved = (f"; the remote version is saved as {conflict.remote_copy}"
+                 if conflict.remote_copy else "")
+        out.append(f"conflict: kept the local {conflict.path} ({conflict.reason}){saved}")
     for refusal in back.refused:
         out.append(f"refused from remote: {refusal.path} ({refusal.reason})")
     if back.skipped_over_cap:
@@ -121,15 +128,27 @@ def report_sync(report: RunReport) -> None:
         notice(text)
 
 
-def run(argv: Sequence[str], shell: str | None = None, backend: str | None = None,
-        sync_back: bool | None = None) -> int:
-    command = command_argv(argv, shell)
+def pty_spec(request: Mapping[str, object] | None) -> PtySpec | None:
+    """The remote terminal a client asked for (`terminal.pty_request`), or None."""
+    if request is None:
+        return None
+    rows, cols = request.get("rows", 24), request.get("cols", 80)
+    return PtySpec(rows=int(rows) if isinstance(rows, int) else 24,
+                   cols=int(cols) if isinstance(cols, int) else 80,
+                   term=str(request.get("term", "")), colorterm=str(request.get("colorterm", "")))
+
+
+def run(args: ExecArgs) -> int:
+    command = command_argv(args.command, args.shell)
     if os.environ.get("MODAL_OFFLOAD_REMOTE") == "1":
         return exec_here(command)  # already inside a session: never nest
     ws = workspace.require()
     settings: config.Settings | None = None
+    sync_back = args.sync_back
+    pty = (pty_spec(terminal.pty_request(os.environ, 1, 0)) if terminal.wants_pty(args.tty)
+           else None)
     try:
-        chosen = plan(ws, backend)
+        chosen = plan(ws, args.backend)
         settings = chosen.settings
         if chosen.backend is None:
             notice(chosen.local_notice)
@@ -140,19 +159,24 @@ def run(argv: Sequence[str], shell: str | None = None, backend: str | None = Non
         # short grace and nothing is synced back (gateway.RemoteRun).
         previous = {sig: signal.signal(sig, lambda s, _f: handle.forward_signal(s))
                     for sig in _FORWARDED}
+        # Raw mode before any thread starts (the watchdog forks) and until the run ends, so
+        # the notices below print on a normal terminal again.
+        raw = (terminal.RawMode(0) if pty is not None and terminal.isatty(0)
+               else contextlib.nullcontext())
         try:
-            report = gateway.run(
-                command, cwd_rel=ws.relative(Path.cwd()),
-                env=remote_environment(os.environ, settings.forward_env),
-                streams=Streams(sys.stdin.fileno() if _has_stdin() else None,
-                                fd_sink(1), fd_sink(2)),
-                sync_back=settings.sync_back if sync_back is None else sync_back,
-                handle=handle, progress=sys.stderr.isatty())
+            with raw:
+                report = gateway.run(
+                    command, cwd_rel=ws.relative(Path.cwd()),
+                    env=remote_environment(os.environ, settings.forward_env),
+                    streams=Streams(sys.stdin.fileno() if _has_stdin() else None,
+                                    fd_sink(1), fd_sink(2)),
+                    sync_back=settings.sync_back if sync_back is None else sync_back,
+                    handle=handle, progress=sys.stderr.isatty(), pty=pty)
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
     except (BudgetExhausted, BackendUnreachable) as exc:
-        forced = backend is not None and not isinstance(exc, BudgetExhausted)
+        forced = args.backend is not None and not isinstance(exc, BudgetExhausted)
         local = budget_fallback(settings, exc, forced) if settings is not None else None
         if local is None:
             notice(exc.one_line())

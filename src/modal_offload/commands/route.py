@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .. import config, paths, routing, workspace
+from .. import config, localonly, paths, routing, workspace
 from ..errors import BadInput
 
 
@@ -28,6 +28,10 @@ def run(argv: Sequence[str], as_json: bool = False) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{decision.command}: {decision.where} ({decision.rule}: {decision.why})")
+    if decision.where == "local" and name in localonly.RUNS_OTHER_COMMANDS \
+            and decision.rule != "user-local-only":
+        print(f"note: {name} runs other commands, so an agent hook routes `{name} ...` like "
+              "the command it runs (docs/agent-hooks.md)")
     if decision.rule in ("default-remote", "user-remote") and ws and not shimmed:
         print(f"note: no shim for {name} yet: `modal-offload shims refresh` adds it; until "
               f"then run it as `modal-offload exec -- {name} ...`")

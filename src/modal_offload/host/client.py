@@ -4,10 +4,12 @@ Imports only the standard library (and this package's light host modules): no ri
 pathspec, gateway or modal. It sends argv, cwd, the environment and its own stdin,
 stdout and stderr (SCM_RIGHTS) to the host, so output goes straight from the host to the
 terminal or pipe and nothing is buffered here. It forwards SIGINT/SIGTERM/SIGHUP and exits
-with the command's code. Configuration files are read by the host, not here.
+with the command's code. Configuration files are read by the host, not here. At a terminal
+(issue 16) it asks for a remote terminal of its window's size and puts its own terminal in
+raw mode for the duration (terminal.RawMode): the host never changes the user's terminal.
 
 `try_exec` returns None to mean "not handled here": the caller then runs the ordinary
-in-process path (help, argument errors, host disabled or unavailable).
+in-process path (host disabled or unavailable). Arguments are parsed by `exec_args.parse`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from __future__ import annotations
 import _signal  # not `signal`: no enum conversion on the client's path
 import os
 
+from .. import terminal
 from ..errors import EXEC_FAILURE_EXIT  # import-free, and cli.py has loaded it already
 from . import lifecycle, protocol
 
 TYPE_CHECKING = False  # see protocol.py: typing/contextlib stay off the client's path
 if TYPE_CHECKING:
     import _socket
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from typing import Any
+
+    from ..exec_args import ExecArgs
 
 _FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 _TRUE = ("1", "true", "yes", "on")
@@ -42,65 +47,22 @@ def host_enabled(environ: Mapping[str, str]) -> bool:
     return value is None or value.strip().lower() in _TRUE
 
 
-def parse_exec_args(args: Sequence[str]
-                    ) -> tuple[str | None, bool | None, str | None, list[str]] | None:
-    """(backend, sync_back, shell, command) as `exec`'s argparse would read them, or None
-    for anything unusual (help, unknown options), which argparse then handles."""
-    backend: str | None = None
-    sync_back: bool | None = None
-    shell: str | None = None
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return backend, sync_back, shell, list(args[i + 1:])
-        if arg in ("--sync-back", "--no-sync-back"):
-            wanted = arg == "--sync-back"
-            if sync_back is not None and sync_back != wanted:
-                return None  # argparse: mutually exclusive
-            sync_back = wanted
-        elif arg in ("--backend", "-c", "--cmd"):
-            if i + 1 >= len(args):
-                return None
-            i += 1
-            if arg == "--backend":
-                backend = args[i]
-            else:
-                shell = args[i]
-        elif arg.startswith("--backend="):
-            backend = arg.partition("=")[2]
-        elif arg.startswith("--cmd="):
-            shell = arg.partition("=")[2]
-        elif arg.startswith("-c") and not arg.startswith("--"):
-            shell = arg[2:]
-        elif arg.startswith("-"):
-            return None
-        else:
-            return backend, sync_back, shell, list(args[i:])
-        i += 1
-    return backend, sync_back, shell, []
-
-
-def try_exec(args: Sequence[str]) -> int | None:
+def try_exec(args: ExecArgs) -> int | None:
     if not host_enabled(os.environ):
         return None
-    parsed = parse_exec_args(args)
-    if parsed is None:
-        return None
-    backend, sync_back, shell, command = parsed
-    if (shell is None) == (not command):
-        return None  # neither or both: exec's own message
+    shell, command = args.shell, args.command
     if os.environ.get("MODAL_OFFLOAD_REMOTE") == "1":
         return _run_here(shell, command)  # already inside a session: never nest
     try:
         cwd = os.getcwd()
     except OSError:
         return None
+    pty = terminal.pty_request(os.environ, 1, 0) if terminal.wants_pty(args.tty) else None
     message = {"op": "exec", "fingerprint": protocol.fingerprint(), "argv": ["--", *command],
-               "shell": shell, "cwd": cwd, "env": dict(os.environ), "backend": backend,
-               "sync_back": sync_back}
+               "shell": shell, "cwd": cwd, "env": dict(os.environ), "backend": args.backend,
+               "sync_back": args.sync_back, "pty": pty}
     try:
-        return _through_host(message, shell, command)
+        return _through_host(message, shell, command, raw=pty is not None and terminal.isatty(0))
     except lifecycle.HostUnavailable as exc:
         notice(f"session host unavailable ({exc}); running in-process")
         return None
@@ -117,7 +79,8 @@ def _open_std_fds() -> list[int]:
     return out
 
 
-def _through_host(message: dict[str, Any], shell: str | None, command: list[str]) -> int | None:
+def _through_host(message: dict[str, Any], shell: str | None, command: list[str],
+                  raw: bool = False) -> int | None:
     location = lifecycle.Location()
     std = _open_std_fds()
     message["std"] = std
@@ -139,11 +102,23 @@ def _through_host(message: dict[str, Any], shell: str | None, command: list[str]
         if reply.get("op") != "accepted":
             sock.close()
             raise lifecycle.HostUnavailable(f"unexpected answer {reply.get('op')!r}")
-        return _converse(sock, shell, command)
+        # Raw mode is the client's job, never the host's: set and restored here, around the
+        # conversation only, so a local fallback (`_run_here`) gets the terminal as it was.
+        if not raw:
+            return _converse(sock, shell, command)
+        with terminal.RawMode(0):
+            outcome = _await_outcome(sock)
+        return _outcome(outcome, shell, command)
     raise lifecycle.HostUnavailable("the host kept restarting")
 
 
 def _converse(sock: _socket.socket, shell: str | None, command: list[str]) -> int | None:
+    return _outcome(_await_outcome(sock), shell, command)
+
+
+def _await_outcome(sock: _socket.socket) -> dict[str, Any] | None:
+    """The host's final reply (None if it vanished), forwarding our signals meanwhile."""
+
     def forward(sig: int, _frame: object) -> None:
         try:  # noqa: SIM105 - no contextlib on this path
             protocol.send(sock, {"op": "signal", "sig": sig})
@@ -160,11 +135,14 @@ def _converse(sock: _socket.socket, shell: str | None, command: list[str]) -> in
         for sig, old in previous.items():
             _signal.signal(sig, old)
         sock.close()
-    if got is None:
+    return None if got is None else got[0]
+
+
+def _outcome(reply: dict[str, Any] | None, shell: str | None, command: list[str]) -> int | None:
+    if reply is None:
         notice("the session host stopped in the middle of the command; its outcome is "
                "unknown and nothing was synced back (`modal-offload host status`)")
         return EXEC_FAILURE_EXIT
-    reply, _ = got
     op = reply.get("op")
     if op == "done":
         for text in reply.get("notices", []):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import workspace as _workspace
-from ..backends._base import Session
+from ..backends._base import PtySpec, Session
 from ..commands import exec as exec_cmd
 from ..errors import (
     EXEC_FAILURE_EXIT,
@@ -191,8 +191,10 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         backend = warm.backend(chosen.backend)
         gateway = HostGateway(settings, backend, ws, warm=warm, watcher=warm.watcher(ws.root))
         sync_back = message.get("sync_back")
+        pty = message.get("pty")
         report = _run(conn, gateway, command, cwd_rel, env, std, on_started,
-                      settings.sync_back if sync_back is None else bool(sync_back))
+                      settings.sync_back if sync_back is None else bool(sync_back),
+                      exec_cmd.pty_spec(pty if isinstance(pty, dict) else None))
     except (BudgetExhausted, BackendUnreachable) as exc:
         if isinstance(exc, BackendUnreachable):
             _lost(backend, breaker, exc)
@@ -223,7 +225,10 @@ def _lost(backend: WarmBackend | None, breaker: Breaker | None, exc: OffloadErro
 
 def _run(conn: socket.socket, gateway: HostGateway, command: list[str], cwd_rel: str,
          env: Mapping[str, str], std: dict[int, int],
-         on_started: Callable[[dict[str, Any]], None], sync_back: bool) -> Any:
+         on_started: Callable[[dict[str, Any]], None], sync_back: bool,
+         pty: PtySpec | None) -> Any:
+    """`pty`: the client's terminal is in raw mode (the client set it, and restores it) and
+    asked for a remote terminal; its keystrokes reach it through the same stdin relay."""
     handle = RemoteRun()
     finished = threading.Event()
     listener = threading.Thread(target=_listen_for_signals,
@@ -241,7 +246,7 @@ def _run(conn: socket.socket, gateway: HostGateway, command: list[str], cwd_rel:
             streams=Streams(relay.read_fd if relay else None, fd_sink(out), fd_sink(err)),
             sync_back=sync_back, handle=handle,
             # The client's stderr, not ours: a progress bar only on the user's terminal.
-            progress=_isatty(err))
+            progress=_isatty(err), pty=pty)
     finally:
         finished.set()
         if relay is not None:

@@ -40,6 +40,9 @@ class Status(enum.Enum):
     MISSING = "missing"
     DRIFTED = "drifted"
     FOREIGN = "foreign"  # something not ours where ours should be
+    NEEDS_APPROVAL = "needs approval"  # in place, but the tool runs it only once approved
+    UNTRUSTED = "untrusted"  # in place, but the tool ignores it in an untrusted folder
+    UNVERIFIED = "unverified"  # in place; the tool itself could not be run to prove it
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import paths
-from . import owned
+from . import hook_trust, owned
 from .agents_base import Item
 from .blocks import Status
 from .jsonfile import JsonSpec
@@ -48,8 +48,11 @@ def spec(agent: str, base: Path) -> JsonSpec:
     """Our hook entry in `base`, the agent's settings file (see `settings_path`)."""
     command = hook_command(agent)
     if agent == "claude":
+        # onFailure "block": a hook that times out or crashes refuses the call (2.1.332; older
+        # releases ignore the key and fail open on a timeout: docs/agent-hooks.md).
         entry = {"matcher": "Bash",
-                 "hooks": [{"type": "command", "command": command, "timeout": TIMEOUT_S}]}
+                 "hooks": [{"type": "command", "command": command, "timeout": TIMEOUT_S,
+                            "onFailure": "block"}]}
         return JsonSpec(base, items=((("hooks", "PreToolUse"), entry),), ours=_is_ours)
     if agent == "codex":
         entry = {"matcher": "^Bash$",
@@ -59,7 +62,7 @@ def spec(agent: str, base: Path) -> JsonSpec:
         entry = {"matcher": "run_shell_command",
                  "hooks": [{"name": "modal-offload", "type": "command", "command": command,
                             "timeout": TIMEOUT_S * 1000}]}  # Gemini counts milliseconds
-        return JsonSpec(base, values={("tools", "enableHooks"): True},
+        return JsonSpec(base, values={("hooksConfig", "enabled"): True},
                         items=((("hooks", "BeforeTool"), entry),), ours=_is_ours)
     if agent == "cursor":
         flat: dict[str, Any] = {"command": command, "timeout": TIMEOUT_S, "failClosed": True}
@@ -120,6 +123,21 @@ def _cline_item(root: Path | None, user: bool) -> Item:
     return Item("hooks", "cline hook", install, check, uninstall)
 
 
+def _check(agent: str, spec_of: Any, root: Path | None, user: bool) -> tuple[Status, str]:
+    """The file check, then what the tool itself needs before it runs the hook."""
+    status, detail = json_check(spec_of())
+    if status is not Status.OK:
+        return status, detail
+    if agent == "codex":
+        return hook_trust.codex(spec_of().path, None if user else root)
+    if agent == "gemini" and not user and root is not None:
+        return hook_trust.gemini(root)
+    if agent == "cursor":
+        return Status.UNVERIFIED, ("Cursor's CLI is not on npm, so this hook is not tested "
+                                   "against the real tool")
+    return status, detail
+
+
 def items(root: Path | None, user: bool) -> list[Item]:
     out = []
     for agent in ("claude", "gemini", "codex", "cursor"):
@@ -130,9 +148,27 @@ def items(root: Path | None, user: bool) -> list[Item]:
             return spec(agent, path)
 
         out.append(Item("hooks", label, lambda get=get: json_install(get()),  # type: ignore[misc]
-                        lambda get=get: json_check(get()),  # type: ignore[misc]
+                        lambda agent=agent, get=get: _check(agent, get, root, user),  # type: ignore[misc]
                         lambda get=get: json_uninstall(get())))  # type: ignore[misc]
     out.append(_cline_item(root, user))
+    return out
+
+
+def live_targets(root: Path | None, user: bool) -> list[tuple[str, Path]]:
+    """(agent, the file that holds our hook) for `agents check --live`."""
+    out = [(agent, settings_path(agent, root, user))
+           for agent in ("claude", "gemini", "codex", "cursor")]
+    cline = cline_path(root, user)
+    return out + ([("cline", cline)] if cline is not None else [])
+
+
+def next_steps(root: Path | None, user: bool) -> list[str]:
+    """What the user must do once, per tool, before its hook runs (empty when done)."""
+    out = []
+    for item in items(root, user):
+        status, detail = item.check()
+        if status in (Status.NEEDS_APPROVAL, Status.UNTRUSTED):
+            out.append(f"{item.name}: {detail}")
     return out
 
 

@@ -1,16 +1,14 @@
 """The canonical agent policy (`ANTIGRAVITY.md`) and its mirrors in every agent's rules file.
 
-Single-file rules (`AGENTS.md`, `CLAUDE.md`, `GEMINI.md`, `.rules/*.rules`, a `.clinerules`
-file) get the policy in a marked block, so a user's own rules around it are kept. Rules
-folders (`.roo/rules/`, `.kilocode/rules/`, `.cursor/rules/`, a `.clinerules/` folder) get one
-file of ours. `.clinerules` may be either: when absent we create the folder form, because
-Cline's project hooks live in `.clinerules/hooks/` and need it.
+Single-file rules (`AGENTS.md`, `CLAUDE.md`, `GEMINI.md`, `.rules/antigravity.rules`) get the
+policy in a marked block, so a user's own rules around it are kept. Rules folders
+(`.roo/rules/`, `.kilocode/rules/`, `.cursor/rules/`) get one file of ours. Mirrors go only
+where a tool reads them (docs/agent-hooks.md): Codex and Cline CLI read AGENTS.md.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -33,12 +31,11 @@ from .jsonfile import uninstall as json_uninstall
 
 CANONICAL = "ANTIGRAVITY.md"
 BLOCK = "policy"
-BLOCK_FILES = ("AGENTS.md", "CLAUDE.md", "GEMINI.md", ".rules/antigravity.rules",
-               ".rules/codex.rules")
+# Codex reads AGENTS.md (its `.rules` files are execpolicy rules, not prose); Cline CLI 3.x
+# reads AGENTS.md too, so it gets no second copy (docs/agent-hooks.md cites both).
+BLOCK_FILES = ("AGENTS.md", "CLAUDE.md", "GEMINI.md", ".rules/antigravity.rules")
 FOLDER_FILES = (".roo/rules/modal-offload.md", ".kilocode/rules/modal-offload.md",
                 ".cursor/rules/modal-offload.mdc")
-CLINE_RULES = ".clinerules"
-CLINE_RULES_FILE = ".clinerules/modal-offload.md"
 RUNNER_ALLOW = "modal-agent-runner"  # Roo/Kilo auto-approve commands by prefix
 RUNNER_ENV = "MODAL_AGENT_RUNNER"
 
@@ -84,33 +81,6 @@ def _owned_item(path: Path, label: str, root: Path, mode: int = 0o644,
                 lambda: (owned.check(path, content()), str(path)), lambda: owned.remove(path))
 
 
-def _cline_item(root: Path) -> Item:
-    """A block in a `.clinerules` file, or our file in the `.clinerules/` folder."""
-    def pick() -> Item:
-        if (root / CLINE_RULES).is_file():
-            return _block_item(root / CLINE_RULES, "mirror .clinerules (file)", root)
-        return _owned_item(root / CLINE_RULES_FILE, "mirror .clinerules/", root)
-
-    return Item("policy", "mirror .clinerules", lambda: pick().install(),
-                lambda: pick().check(), lambda: pick().uninstall())
-
-
-def gemini_bash(runner: Path) -> str:
-    real = "/bin/bash" if os.access("/bin/bash", os.X_OK) else (shutil.which("bash") or "bash")
-    return f"""#!/bin/sh
-# {owned.MARKER} (written by `modal-offload agents install`)
-# Gemini runs shell commands as `bash -c CMD`; .gemini/.env puts this folder first on PATH,
-# so they go through the runner. Anything else, and anything we started, is the real bash.
-if [ "$#" -eq 2 ] && [ "$1" = "-c" ] && [ -z "${{MODAL_OFFLOAD_BYPASS-}}" ] \\
-    && [ -z "${{MODAL_OFFLOAD_REMOTE-}}" ] && [ -z "${{MODAL_OFFLOAD_GEMINI_WRAPPED-}}" ]; then
-  MODAL_OFFLOAD_GEMINI_WRAPPED=1
-  export MODAL_OFFLOAD_GEMINI_WRAPPED
-  exec '{runner}' -c "$2"
-fi
-exec '{real}' "$@"
-"""
-
-
 def vscode_spec(path: Path, policy: str) -> JsonSpec:
     return JsonSpec(path, values={("geminicodeassist.rules",): policy,
                                   ("geminicodeassist.agentYoloMode",): False})
@@ -133,8 +103,47 @@ def _json_item(label: str, spec_of: Callable[[], JsonSpec]) -> Item:
                 lambda: json_uninstall(spec_of()))
 
 
+# What issue 7 installed and issue 14 dropped (docs/agent-hooks.md says why): install and
+# uninstall remove them, so an upgrade leaves every file as the user had it.
+LEGACY_BLOCKS = ((".rules/codex.rules", blocks.MARKDOWN), (".clinerules", blocks.MARKDOWN),
+                 (".gemini/.env", blocks.HASH))
+LEGACY_OWNED = (".clinerules/modal-offload.md", ".gemini/bin/bash")
+
+
+def _legacy_left(path: Path, syntax: blocks.Syntax | None) -> bool:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+        return False
+    return (owned.MARKER in text) if syntax is None else \
+        blocks.find(text, BLOCK, syntax) is not None
+
+
+def legacy_item(root: Path) -> Item:
+    """One item for everything older versions wrote that no tool reads."""
+    found: list[tuple[Path, blocks.Syntax | None]] = [(root / rel, s) for rel, s in LEGACY_BLOCKS]
+    found += [(root / rel, None) for rel in LEGACY_OWNED]
+
+    def remove() -> bool:
+        changed = False
+        for path, syntax in found:
+            if syntax is None:
+                changed |= path.is_file() and owned.remove(path)
+            else:
+                changed |= path.is_file() and blocks.uninstall(path, BLOCK, syntax)
+        return changed
+
+    def check() -> tuple[Status, str]:
+        left = [str(p.relative_to(root)) for p, syntax in found if _legacy_left(p, syntax)]
+        if left:
+            return Status.DRIFTED, (f"{', '.join(left)} hold what an older version installed; "
+                                    "`modal-offload agents install` removes it")
+        return Status.OK, ""
+
+    return Item("policy", "nothing left from older versions", remove, check, remove)
+
+
 def workspace_items(root: Path) -> list[Item]:
-    runner = paths.agent_runner_path()
     canonical = root / CANONICAL
     items = [Item("policy", f"policy {CANONICAL}",
                   lambda: create_if_absent(canonical, template()),
@@ -142,16 +151,11 @@ def workspace_items(root: Path) -> list[Item]:
                            str(canonical)),
                   lambda: remove_if_ours_unchanged(canonical))]
     items += [_block_item(root / rel, f"mirror {rel}", root) for rel in BLOCK_FILES]
-    items.append(_cline_item(root))
     items += [_owned_item(root / rel, f"mirror {rel}", root) for rel in FOLDER_FILES]
     vscode = root / ".vscode" / "settings.json"
     items.append(_json_item("gemini code assist .vscode/settings.json",
                             lambda: vscode_spec(vscode, policy_text(root))))
-    items.append(_owned_item(root / ".gemini" / "bin" / "bash", "gemini .gemini/bin/bash", root,
-                             mode=0o755, text=gemini_bash(runner)))
-    env_body = f"PATH={root / '.gemini' / 'bin'}:${{PATH}}\nGEMINI_YOLO_MODE=false\n"
-    items.append(_block_item(root / ".gemini" / ".env", "gemini .gemini/.env", root,
-                             syntax=blocks.HASH, body=env_body))
+    items.append(legacy_item(root))
     return items
 
 
@@ -184,6 +188,6 @@ def user_items(root: Path | None) -> list[Item]:
 
 def created_folders(root: Path) -> list[Path]:
     """Folders our workspace files may have made, for pruning after uninstall."""
-    rels = [".rules", ".roo/rules", ".kilocode/rules", ".cursor/rules", ".clinerules",
-            ".vscode", ".gemini/bin"]
+    rels = [".rules", ".roo/rules", ".kilocode/rules", ".cursor/rules", ".vscode",
+            ".gemini/bin", ".gemini"]
     return [root / r for r in rels]

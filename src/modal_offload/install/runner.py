@@ -47,8 +47,9 @@ case "${{1-}}" in
   --) [ "$#" -ge 2 ] || {{ echo {shlex.quote(USAGE)} >&2; exit 125; }} ;;
   *) echo {shlex.quote(USAGE)} >&2; exit 125 ;;
 esac
-if [ -x "$CLI" ]; then exec "$CLI" exec "$@"; fi
-if [ -x "$PY" ]; then exec "$PY" -m modal_offload exec "$@"; fi
+# -T: an agent never gets a remote terminal, even when it runs us inside one (issue 16).
+if [ -x "$CLI" ]; then exec "$CLI" exec -T "$@"; fi
+if [ -x "$PY" ]; then exec "$PY" -m modal_offload exec -T "$@"; fi
 echo "modal-agent-runner: modal-offload is gone ($CLI, $PY); reinstall it and run \
 'modal-offload agents install'" >&2
 exit 125

@@ -19,8 +19,8 @@ _STDERR_KEEP = 16 * 1024
 
 
 def agent_argv(session: Session, *args: str) -> list[str]:
-    """`<remote python> -m modal_offload.sync.remote <args>`."""
-    return [session.python, "-m", AGENT_MODULE, *args]
+    """`<remote python> -I ... modal_offload.sync.remote <args>` (see Session.module_argv)."""
+    return session.module_argv(AGENT_MODULE, *args)
 
 
 def state_dir(session: Session) -> str:

@@ -12,16 +12,25 @@ remote version is saved beside it as `<name>.remote-<first 8 hex of its blake2b>
 `-2`, `-3`, ... if that name is taken by something else). The name is reserved with
 O_EXCL, so it cannot replace anything, and it is recorded in the baseline so it is not
 sent up again.
+
+Protected paths (names.py: our config, ignore files, git, agent configs) are never
+changed by a sync back: the remote version is kept beside them the same way, a remote
+deletion is not applied, and the next `up()` sends the local version again. A local
+symlink stays a symlink, and only what the remote was shown (the baseline, minus what it
+refused to take) may be deleted or replaced (issue 13).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
+import posixpath
 import re
 import tarfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -30,18 +39,40 @@ from ..errors import SyncError
 from ..fileio import atomic_write_text, exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
-from .extract import OverCap, Placement, SafeExtractor
+from .extract import Decision, OverCap, Placement, SafeExtractor
+from .gitsources import outer_layers
 from .ignore import IgnoreRules
-from .manifest import DIR, FILE, Delta, Entry, Manifest, diff, forget, same_content, scan_with_stats
+from .manifest import (
+    DIR,
+    FILE,
+    LINK,
+    Delta,
+    Entry,
+    Manifest,
+    diff,
+    forget,
+    same_content,
+    scan_with_stats,
+)
 from .manifest import rescan as _rescan
 from .manifest import stat_entry as _stat_entry
+from .names import Protection, hard_ignored
 from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
+from .safety import remove_stale_staging
 from .tarstream import ChunkReader, CountingWriter, ProtocolError, encode_header, pack, parse_header
 
 __all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSync"]
 
 CACHE_VERSION = 1
 DEFAULT_MAX_BYTES = 256 << 20
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    """What the user configured about sync (config keys `protected`, `upload_secrets`)."""
+
+    protected: tuple[str, ...] = ()  # extra protected paths (gitignore-style patterns)
+    upload_secrets: tuple[str, ...] = ()  # secret-looking names or paths allowed up
 
 
 class BaselineMemo(Protocol):
@@ -61,8 +92,9 @@ class WorkspaceSync:
 
     def __init__(self, workspace_root: Path, session: Session, cache_dir: Path, *,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False,
-                 memo: BaselineMemo | None = None) -> None:
+                 memo: BaselineMemo | None = None, policy: SyncPolicy | None = None) -> None:
         self.root = Path(workspace_root).resolve()
+        self.policy = policy or SyncPolicy()
         self.session = session
         self.cache_dir = Path(cache_dir)
         self.max_bytes = max_bytes
@@ -87,16 +119,27 @@ class WorkspaceSync:
             manifest = Manifest.from_dict(data["manifest"])
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None
-        if self.memo is not None:
+        if self.memo is not None and self._memo_keeps(manifest):
             self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
         return manifest
+
+    def _memo_keeps(self, manifest: Manifest) -> bool:
+        """Whether the memo may hold `manifest`: the host's memo (host/warm.py) copies only
+        entries and scan time, so a baseline with withheld or resend paths is always read
+        from disk, where they are kept (issue 13). Costs a parse per command only while
+        such paths exist; a memo that keeps them (Manifest.copy) would make this moot."""
+        return not (manifest.withheld or manifest.resend)
 
     def _save_baseline(self, manifest: Manifest) -> None:
         data = {"version": CACHE_VERSION, "session_id": self.session.id,
                 "workspace": str(self.root), "manifest": manifest.to_dict()}
         atomic_write_text(self.cache_path, json.dumps(data, separators=(",", ":")))
-        if self.memo is not None:
+        if self.memo is not None and self._memo_keeps(manifest):
             self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
+
+    def rules(self) -> IgnoreRules:
+        """This workspace's ignore rules, git's outer sources and allowed secrets included."""
+        return IgnoreRules.load(self.root, outer_layers(self.root), self.policy.upload_secrets)
 
     # ------------------------------------------------------------------------ up
     def up(self, changed: Iterable[str] | None = None) -> SyncUpReport:
@@ -109,27 +152,36 @@ class WorkspaceSync:
         started = time.monotonic()
         with exclusive(self.cache_path):
             baseline = self.load_baseline()
-            rules = IgnoreRules.load(self.root)
+            rules = self.rules()
             if changed is not None and baseline is not None:
-                new, stats = _rescan(self.root, rules, baseline, changed)
+                new, stats = _rescan(self.root, rules, baseline, {*changed, *baseline.resend})
             else:
                 new, stats = scan_with_stats(self.root, rules, baseline)
             report = SyncUpReport(full=baseline is None, scanned=stats.entries,
                                   hashed=stats.hashed)
-            if stats.unchanged_from(baseline):
+            if baseline is not None:  # still withheld unless it changed (then resent)
+                new.withheld = {p for p in baseline.withheld
+                                if (b := baseline.entries.get(p)) is not None
+                                and (n := new.entries.get(p)) is not None
+                                and same_content(b, n)}
+            if stats.unchanged_from(baseline) and not (baseline and baseline.resend):
                 report.exec_skipped = True  # the common case: no diff, no write, no exec
             else:
                 delta = diff(baseline, new)
                 if delta.empty:
                     report.exec_skipped = True
                 else:
-                    self._send(delta, new, report)
+                    self._send(delta, new, report, rules)
+                    # Refused by the remote: it holds no copy, so it may not replace or
+                    # delete ours (a symlink out of the tree, typically).
+                    new.withheld |= {r.path for r in report.refused if r.path in new.entries}
                 # Also when nothing travels: fresher stat data spares re-hashing next time.
                 self._save_baseline(new)
         report.seconds = time.monotonic() - started
         return report
 
-    def _send(self, delta: Delta, new: Manifest, report: SyncUpReport) -> None:
+    def _send(self, delta: Delta, new: Manifest, report: SyncUpReport,
+              rules: IgnoreRules) -> None:
         content = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
         run = AgentRun(self.session, ["apply", *agent_paths(self.session)], "sync up")
         try:
@@ -141,6 +193,7 @@ class WorkspaceSync:
                     advance = stack.enter_context(progress.byte_bar(total, "sync up"))
                 writer = CountingWriter(run.process.write_stdin, on_bytes=advance)
                 writer.write(encode_header({"op": "apply", "full": report.full,
+                                            "rules": rules.to_wire(),
                                             "deleted": delta.deleted,
                                             "files": len(delta.changed), "bytes": content}))
                 stats = pack(self.root, delta.changed, new.entries, writer) if delta.changed \
@@ -167,6 +220,7 @@ class WorkspaceSync:
         started = time.monotonic()
         report = SyncBackReport()
         with exclusive(self.cache_path):
+            remove_stale_staging(self.root)  # a killed earlier run's leftovers (issue 13)
             baseline = self.load_baseline() or Manifest({}, 0)
             if self.load_baseline() is not None and remote_unchanged(self.session):
                 report.seconds = time.monotonic() - started
@@ -211,10 +265,11 @@ class WorkspaceSync:
             report.skipped_over_cap = [str(p) for p, _ in header.get("skipped", [])] + deleted
             report.skipped_bytes = int(header.get("bytes", 0))
             return
-        policy = _BackPolicy(self.root, baseline)
-        extractor = SafeExtractor(self.root, policy=policy, rules=IgnoreRules.load(self.root),
+        policy = _BackPolicy(self.root, baseline, Protection(self.policy.protected))
+        rules = self.rules()
+        extractor = SafeExtractor(self.root, policy=policy, rules=rules,
                                   replace_dirs=False, max_bytes=self.max_bytes)
-        dres = extractor.delete(deleted, policy.may_delete)
+        dres = extractor.delete(deleted, policy.veto)
         result = extractor.extract(reader) if int(header.get("files", 0)) > 0 else None
         run.process.write_stdin(b"ack\n")
 
@@ -224,49 +279,102 @@ class WorkspaceSync:
             if rel not in removed and _stat_entry(self.root, rel) is None:
                 baseline.entries.pop(rel, None)
         report.deleted = dres.deleted
-        report.conflicts = [Conflict(p, None, f"deleted remotely, {why}") for p, why in dres.kept]
+        report.conflicts = [Conflict(p, None, f"deleted remotely; kept here: {why}")
+                            for p, why in dres.kept]
         report.refused = [Refusal(p, r) for p, r in dres.refused]
         baseline.entries.update(policy.identical)
-        if result is None:
-            return
-        baseline.entries.update(result.installed)
-        report.applied = sorted(result.installed)
-        report.refused += [Refusal(p, r) for p, r in result.refused]
-        for rel, copy, why in result.sidecars:
-            report.conflicts.append(Conflict(rel, copy, why))
-            if copy is not None and (entry := _stat_entry(self.root, copy)) is not None:
-                baseline.entries[copy] = entry  # the copy is ours alone: never sent up
+        # The remote's copy differs from ours where we kept ours: send ours again.
+        for rel, _ in dres.kept:
+            baseline.entries.pop(rel, None)
+            baseline.resend.add(rel)
+        if result is not None:
+            baseline.entries.update(result.installed)
+            report.applied = sorted(result.installed)
+            report.refused += [Refusal(p, r) for p, r in result.refused]
+            for rel, copy, why in result.sidecars:
+                report.conflicts.append(Conflict(rel, copy, why))
+                entry = _stat_entry(self.root, copy) if copy is not None else None
+                if copy is not None and entry is not None:
+                    baseline.entries[copy] = entry  # the copy is ours alone: never sent up
+                if rel in policy.protected_hits:
+                    # The remote now holds its version: record that, so the next sync up
+                    # replaces it with ours (or deletes it, when we have none).
+                    if entry is not None:
+                        baseline.entries[rel] = entry
+                    else:
+                        baseline.entries.pop(rel, None)
+                    baseline.resend.add(rel)
+            baseline.withheld -= set(result.installed) | set(policy.identical)
+        baseline.withheld -= removed
 
 
 class _BackPolicy:
     """Decides, per incoming path, against the local file and the baseline."""
 
-    def __init__(self, root: Path, baseline: Manifest) -> None:
+    def __init__(self, root: Path, baseline: Manifest, protection: Protection) -> None:
         self.root = root
         self.base = baseline.entries
+        self.withheld = baseline.withheld
         self.racy_after = baseline.racy_after_ns()
+        self.protection = protection
         self.identical: dict[str, Entry] = {}  # local already equals the remote version
+        self.protected_hits: set[str] = set()
 
     def _local(self, rel: str) -> tuple[Entry | None, Entry | None, bool]:
-        base = self.base.get(rel)
+        """(local entry, what the remote was shown, whether local still equals that).
+
+        An unreadable local file is present and changed, never absent; a path the remote
+        refused to take was never shown to it.
+        """
+        base = None if rel in self.withheld else self.base.get(rel)
         cur = _stat_entry(self.root, rel, base, self.racy_after)
+        if cur is None and os.path.lexists(os.path.join(self.root, rel)):
+            return Entry(FILE, -1, -1, 0), base, False  # exists, cannot be read
         if cur is None or base is None:
             return cur, base, cur is None and base is None
         return cur, base, same_content(cur, base)
 
-    def __call__(self, rel: str, incoming: Entry) -> Placement:
+    def __call__(self, rel: str, incoming: Entry) -> Placement | Decision:
         cur, _, unchanged = self._local(rel)
         if cur is not None and same_content(cur, incoming):
             self.identical[rel] = cur
             return Placement.SKIP
+        if incoming.type == LINK and self._into_protected(rel, incoming.target or ""):
+            return Decision(Placement.REFUSE, "symlink into a protected path")
+        if self.protection.protected(rel):
+            if incoming.type == DIR:
+                return Placement.SKIP  # its files are reported one by one
+            self.protected_hits.add(rel)
+            return Decision(Placement.SIDECAR, "protected: the remote may not change it here")
+        if cur is not None and cur.type == LINK and incoming.type != LINK:
+            why = "a local symlink is there and stays a symlink"
+            return Decision(Placement.REFUSE if incoming.type == DIR else Placement.SIDECAR, why)
         if incoming.type == DIR and cur is not None and cur.type == DIR:
             return Placement.REPLACE if unchanged else Placement.SKIP  # a mode-only change
         # Changed locally, or deleted locally while the remote changed it: keep local.
         return Placement.REPLACE if unchanged else Placement.SIDECAR
 
-    def may_delete(self, rel: str) -> bool:
+    def _into_protected(self, rel: str, target: str) -> bool:
+        """A link whose target is (or, through links already here, resolves to) a protected
+        or hard-ignored path: a later local write through it would change what the remote
+        may not change (`run.sh -> .git/hooks/pre-commit`)."""
+        lexical = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        physical = os.path.relpath(os.path.realpath(os.path.join(
+            self.root, os.path.dirname(rel), target)), os.path.realpath(self.root))
+        return any(p not in (".", "..") and not p.startswith("../") and (
+            self.protection.protected(p) or any(hard_ignored(c) for c in p.split("/")))
+            for p in (lexical, physical.replace(os.sep, "/")))
+
+    def veto(self, rel: str) -> str | None:
+        """Why the remote's deletion of `rel` is not applied here, or None."""
+        if self.protection.protected(rel):
+            return "protected: the remote may not delete it here"
         cur, base, unchanged = self._local(rel)
-        return cur is None or (base is not None and unchanged)
+        if cur is None:
+            return None
+        if base is None:
+            return "the remote never had it"
+        return None if unchanged else "changed here since the last sync"
 
 
 def _last_json_line(out: bytes, what: str) -> dict[str, object]:

@@ -25,15 +25,24 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
-from .ignore import STAGING_PREFIX, IgnoreRules
+from .ignore import IgnoreRules
 from .manifest import DIR, FILE, LINK, Entry, stat_entry
-from .safety import SPECIAL, check_link_target, check_name, existing_parent, move, only_ignored
+from .safety import (
+    SPECIAL,
+    BoundedTarInfo,
+    check_link_target,
+    check_name,
+    existing_parent,
+    make_staging,
+    move,
+    only_ignored,
+    remove_stale_staging,
+)
 
 _CHUNK = 1 << 20
 
@@ -42,6 +51,14 @@ class Placement(enum.Enum):
     REPLACE = "replace"  # install at the member's own path
     SKIP = "skip"  # leave the tree as it is (already identical, or not wanted)
     SIDECAR = "sidecar"  # keep what is there; save the incoming copy beside it
+    REFUSE = "refuse"  # write nothing, report it as refused
+
+
+class Decision(NamedTuple):
+    """A placement with the reason reported for it (a policy may return either)."""
+
+    placement: Placement
+    reason: str
 
 
 class OverCap(Exception):
@@ -55,6 +72,7 @@ class ExtractResult:
     skipped: list[str] = field(default_factory=list)  # the policy said SKIP
     refused: list[tuple[str, str]] = field(default_factory=list)  # path, reason
     content_bytes: int = 0
+    metadata_bytes: int = 0  # tar headers and PAX records
 
 
 @dataclass
@@ -75,7 +93,8 @@ class _Staged:
     staged: str | None = None  # name inside the staging folder
 
 
-Policy = Callable[[str, Entry], Placement]
+Policy = Callable[[str, Entry], "Placement | Decision"]
+Veto = Callable[[str], "str | None"]  # why `path` may not be deleted, or None
 
 
 def _always_replace(relpath: str, incoming: Entry) -> Placement:
@@ -112,7 +131,8 @@ class SafeExtractor:
         self._dirs_ok = {""}
         self._implicit = []
         result = ExtractResult()
-        staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root)
+        remove_stale_staging(self.root)
+        staging = make_staging(self.root)
         try:
             staged = self._stage(fileobj, staging, result)
             for rel in sorted(staged):
@@ -133,9 +153,15 @@ class SafeExtractor:
         staged: dict[str, _Staged] = {}
         try:
             with tarfile.open(fileobj=fileobj, mode="r|",  # type: ignore[call-overload]
-                              encoding="utf-8", errors="surrogateescape") as tar:
+                              encoding="utf-8", errors="surrogateescape",
+                              tarinfo=BoundedTarInfo) as tar:
                 for n, member in enumerate(tar):
                     rel = member.name
+                    # Metadata (PAX/GNU long-name records) counts against the cap as content.
+                    result.metadata_bytes += member.offset_data - member.offset
+                    if (self._max_bytes is not None
+                            and result.content_bytes + result.metadata_bytes > self._max_bytes):
+                        raise OverCap(f"archive exceeds the cap of {self._max_bytes} bytes")
                     reason = self._check_member(rel, member, staged)
                     if reason is not None:
                         result.refused.append((rel, reason))
@@ -146,7 +172,8 @@ class SafeExtractor:
                         item.staged = str(n)
                         item.size = member.size
                         result.content_bytes += member.size
-                        if self._max_bytes is not None and result.content_bytes > self._max_bytes:
+                        if (self._max_bytes is not None and
+                                result.content_bytes + result.metadata_bytes > self._max_bytes):
                             raise OverCap(f"archive exceeds the cap of {self._max_bytes} bytes")
                         item.hash = _write(tar.extractfile(member), os.path.join(staging, str(n)))
                     elif member.issym():
@@ -181,14 +208,19 @@ class SafeExtractor:
             result.refused.append((rel, reason))
             return
         incoming = Entry(item.kind, item.size, item.mtime_ns, item.mode, item.target, item.hash)
-        placement = self._policy(rel, incoming)
+        decided = self._policy(rel, incoming)
+        placement, why = decided if isinstance(decided, Decision) else (decided, "")
+        if placement is Placement.REFUSE:
+            result.refused.append((rel, why or "refused by the receiver"))
+            return
         if placement is Placement.SKIP:
             result.skipped.append(rel)
             return
         dest = os.path.join(self.root, rel)
         if item.kind == DIR:
             if placement is Placement.SIDECAR:
-                result.sidecars.append((rel, None, "a folder arrived where a local file changed"))
+                result.sidecars.append((rel, None, why or "a folder arrived where a local "
+                                                          "file changed"))
                 return
             self._make_dir(dest, rel)
             result.installed[rel] = incoming._replace(size=0, mtime_ns=0)
@@ -204,7 +236,7 @@ class SafeExtractor:
             placement = Placement.SIDECAR
             why = "a local folder with contents is in the way"
         else:
-            why = "changed locally since the last sync"
+            why = why or "changed locally since the last sync"
         if placement is Placement.SIDECAR:
             copy = self._save_beside(rel, src, incoming)
             result.sidecars.append((rel, copy, why))
@@ -311,10 +343,15 @@ class SafeExtractor:
                 os.chmod(os.path.join(self.root, rel), staged[rel].mode)
 
     # ---------------------------------------------------------------- deletions
-    def delete(self, paths: Iterable[str], may_delete: Callable[[str], bool] | None = None,
+    def delete(self, paths: Iterable[str], veto: Veto | None = None,
                *, rules: IgnoreRules | None = None) -> DeleteResult:
-        """Remove `paths` (give them deepest first). `may_delete(path)` vetoes single
-        files; a folder is removed only when nothing is left in it but ignored files."""
+        """Remove `paths` (give them deepest first). `veto(path)` says why one must stay.
+
+        A folder is removed only once empty; with `rules` (the remote side, where the
+        client's tree wins) also when nothing is left in it but ignored files. Without
+        them (the laptop) a folder holding anything the sender never listed stays: the
+        remote may only delete what it was shown (issue 13).
+        """
         self._dirs_ok = {""}
         out = DeleteResult()
         for rel in paths:
@@ -333,13 +370,14 @@ class SafeExtractor:
                 st = os.lstat(dest)
             except FileNotFoundError:
                 continue
-            if may_delete is not None and not may_delete(rel):
-                out.kept.append((rel, "changed locally since the last sync"))
+            why = veto(rel) if veto is not None else None
+            if why is not None:
+                out.kept.append((rel, why))
                 continue
             try:
                 if stat.S_ISDIR(st.st_mode):
-                    if not self._remove_dir(rel, rules or self._rules):
-                        out.kept.append((rel, "folder holds files that were never synced"))
+                    if not self._remove_dir(rel, rules):
+                        out.kept.append((rel, "the folder holds files the remote never had"))
                         continue
                 else:
                     os.unlink(dest)

@@ -10,6 +10,15 @@ Patterns in a file are relative to that file's folder; `dir/` patterns match fol
 Some names are *hard* ignored and cannot be re-included: `.git` (repository metadata must
 never be overwritten by a sync-back), `.modal-shims` (would route commands back to us) and
 the sync engine's own temporary names (`*.mo-sync-tmp`, `.modal-offload-staging-*`).
+Secret-looking files (`.env`, `id_rsa`, `*.pem`, ...) are ignored too unless the config
+allows them by name; a `!pattern` in a rule file cannot re-include them (the rule files
+travel with a cloned repository, the config is the user's). Both compare folded names
+(names.py), so `.GIT` or an NFD spelling cannot slip past on a case-insensitive disk.
+
+Git's other ignore sources (`$GIT_DIR/info/exclude`, `core.excludesFile` or the global
+`~/.config/git/ignore`, and `.gitignore` files above the workspace root inside the same
+repository) come in as *outer* layers (gitsources.py reads them on the laptop; the remote
+agent receives them in the apply header), weaker than the tree's own files, as in git.
 
 An ignored directory is not descended into, so (as in git) a negation cannot re-include a
 file below an ignored folder. Ignore files are read lazily, once per folder, when that
@@ -20,11 +29,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Container
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
+
+from .names import (
+    HARD_NAMES,
+    STAGING_PREFIX,
+    TMP_SUFFIX,
+    SecretFilter,
+    fold,
+    hard_ignored,
+    hard_key,
+)
 
 GITIGNORE = ".gitignore"
 OFFLOADIGNORE = ".modal-offloadignore"  # same name as paths.IGNORE_FILE_NAME (kept light)
@@ -34,22 +53,13 @@ DEFAULT_NAMES = frozenset({
     ".ruff_cache", ".tox", ".cache",
 })
 DEFAULT_SUFFIXES = (".pyc",)
-HARD_NAMES = frozenset({".git", ".modal-shims"})
-TMP_SUFFIX = ".mo-sync-tmp"
-STAGING_PREFIX = ".modal-offload-staging-"
 
 # pathspec marks "matched as a directory" with a named group; a combined prefilter regex
 # may not repeat a group name, and only needs to know *whether* something matches.
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
 
-
-_ALL_NAMES = DEFAULT_NAMES | HARD_NAMES
-_ALL_SUFFIXES = (*DEFAULT_SUFFIXES, TMP_SUFFIX)
-
-
-def hard_ignored(name: str) -> bool:
-    """True for names no rule file can re-include."""
-    return name in HARD_NAMES or name.endswith(TMP_SUFFIX) or name.startswith(STAGING_PREFIX)
+__all__ = ["GITIGNORE", "HARD_NAMES", "OFFLOADIGNORE", "STAGING_PREFIX", "TMP_SUFFIX",
+           "DirRules", "IgnoreRules", "hard_ignored"]
 
 
 def default_ignored(name: str) -> bool:
@@ -63,9 +73,10 @@ class _Layer:
     base: str
     spec: pathspec.GitIgnoreSpec
     prefilter: re.Pattern[str] | None  # fast "no pattern can match" test; None = always check
+    prefix: str = ""  # outer layers: the workspace root's path below the file's folder, + "/"
 
     @classmethod
-    def parse(cls, base: str, text: str) -> _Layer | None:
+    def parse(cls, base: str, text: str, prefix: str = "") -> _Layer | None:
         spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
         regexes = [rx.pattern for p in spec.patterns
                    if p.include is not None and (rx := getattr(p, "regex", None)) is not None]
@@ -76,31 +87,34 @@ class _Layer:
                 "|".join(f"(?:{_NAMED_GROUP.sub('(?:', r)})" for r in regexes))
         except re.error:
             prefilter = None
-        return cls(base, spec, prefilter)
+        return cls(base, spec, prefilter, prefix)
 
 
 class DirRules:
     """The rules that apply to the entries of one folder (its own and its ancestors' files)."""
 
-    __slots__ = ("_checks", "reldir")
+    __slots__ = ("_checks", "_secrets", "reldir")
 
-    def __init__(self, reldir: str, layers: tuple[_Layer, ...]) -> None:
+    def __init__(self, reldir: str, layers: tuple[_Layer, ...],
+                 secrets: SecretFilter | None = None) -> None:
         self.reldir = reldir
+        self._secrets = secrets
         # Per layer, this folder's path relative to the layer's folder, so that checking an
         # entry costs one string concatenation per layer (this runs once per scanned path).
         checks = []
         for layer in layers:  # strongest first
             rel = reldir[len(layer.base) + 1:] if layer.base else reldir
-            checks.append((f"{rel}/" if rel else "", layer.prefilter, layer.spec))
+            checks.append((layer.prefix + (f"{rel}/" if rel else ""), layer.prefilter,
+                           layer.spec))
         self._checks = tuple(checks)
 
     def ignored(self, name: str, is_dir: bool) -> bool:
         """Whether entry `name` of this folder is ignored (its ancestors are known not to be)."""
-        if name in _ALL_NAMES or name.endswith(_ALL_SUFFIXES) or name.startswith(STAGING_PREFIX):
-            if hard_ignored(name):
-                return True
-        elif not self._checks:
-            return False
+        key = fold(name)
+        if hard_key(key):
+            return True
+        if self._secrets is not None and self._secrets.secret_key(self.reldir, key, is_dir):
+            return True
         for prefix, prefilter, spec in self._checks:
             sub = f"{prefix}{name}/" if is_dir else prefix + name
             if prefilter is not None and prefilter.match(sub) is None:
@@ -112,18 +126,45 @@ class DirRules:
 
 
 class IgnoreRules:
-    """All ignore rules of the tree at `root`, loaded lazily per folder and cached."""
+    """All ignore rules of the tree at `root`, loaded lazily per folder and cached.
 
-    def __init__(self, root: Path) -> None:
+    `outer`: (prefix, text) of git's ignore sources outside the tree, strongest first
+    (see gitsources.py); `allow_secrets`: secret-looking names the user allowed by name.
+    """
+
+    def __init__(self, root: Path, outer: Sequence[tuple[str, str]] = (),
+                 allow_secrets: Iterable[str] = ()) -> None:
         self.root = root
+        self.outer = tuple((str(p), str(t)) for p, t in outer)
+        self.allow_secrets = tuple(allow_secrets)
+        self._secrets = SecretFilter(self.allow_secrets)
+        self._outer = tuple(layer for p, t in self.outer
+                            if (layer := _Layer.parse("", t, p)) is not None)
         self._dirs: dict[str, DirRules] = {}
         self._git: dict[str, tuple[_Layer, ...]] = {}
         self._off: dict[str, tuple[_Layer, ...]] = {}
 
     @classmethod
-    def load(cls, root: Path) -> IgnoreRules:
+    def load(cls, root: Path, outer: Sequence[tuple[str, str]] = (),
+             allow_secrets: Iterable[str] = ()) -> IgnoreRules:
         """Rules for the tree at `root`; files are read on first use of each folder."""
-        return cls(Path(root))
+        return cls(Path(root), outer, allow_secrets)
+
+    def to_wire(self) -> dict[str, object]:
+        """What the remote agent needs to apply the same rules (its tree has no .git)."""
+        return {"outer": [list(o) for o in self.outer], "allow_secrets": list(self.allow_secrets)}
+
+    @classmethod
+    def from_wire(cls, root: Path, data: object) -> IgnoreRules:
+        """The inverse of `to_wire`; anything malformed gives the built-in rules."""
+        if not isinstance(data, dict):
+            return cls(Path(root))
+        outer = data.get("outer")
+        allow = data.get("allow_secrets")
+        pairs = [(str(o[0]), str(o[1])) for o in outer
+                 if isinstance(o, list) and len(o) == 2] if isinstance(outer, list) else []
+        names = [str(a) for a in allow] if isinstance(allow, list) else []
+        return cls(Path(root), pairs, names)
 
     def _read(self, reldir: str, filename: str, names: Container[str] | None) -> _Layer | None:
         if names is not None and filename not in names:
@@ -158,7 +199,7 @@ class IgnoreRules:
         git = (git_own, *git_up) if git_own else git_up
         off = (off_own, *off_up) if off_own else off_up
         self._git[reldir], self._off[reldir] = git, off
-        rules = DirRules(reldir, off + git)
+        rules = DirRules(reldir, off + git + self._outer, self._secrets)
         self._dirs[reldir] = rules
         return rules
 

@@ -63,18 +63,36 @@ def hash_file(path: str | Path) -> str:
 
 @dataclass
 class Manifest:
-    """A snapshot: POSIX relative path -> Entry, and when the scan started."""
+    """A snapshot: POSIX relative path -> Entry, and when the scan started.
+
+    As a client's baseline (what the remote holds) it also knows where the remote's copy
+    differs from `entries` (issue 13): `withheld` paths were refused by the remote when
+    sent (it holds no copy, so it may not delete or replace ours), and `resend` paths hold
+    a remote version we refused to apply (a protected path), sent again by the next sync up.
+    """
 
     entries: dict[str, Entry] = field(default_factory=dict)
     scanned_at_ns: int = 0
+    withheld: set[str] = field(default_factory=set)
+    resend: set[str] = field(default_factory=set)
+
+    def copy(self) -> Manifest:
+        """A copy whose mapping and sets can be changed without touching this one."""
+        return Manifest(dict(self.entries), self.scanned_at_ns, set(self.withheld),
+                        set(self.resend))
 
     def racy_after_ns(self) -> int:
         """Entries with mtime_ns >= this may have changed within the scan's tick."""
         return self.scanned_at_ns - RACY_WINDOW_NS
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": VERSION, "scanned_at_ns": self.scanned_at_ns,
-                "entries": {p: list(e) for p, e in self.entries.items()}}
+        out = {"version": VERSION, "scanned_at_ns": self.scanned_at_ns,
+               "entries": {p: list(e) for p, e in self.entries.items()}}
+        if self.withheld:
+            out["withheld"] = sorted(self.withheld)
+        if self.resend:
+            out["resend"] = sorted(self.resend)
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), separators=(",", ":"))
@@ -91,7 +109,13 @@ class Manifest:
             entries = {str(p): Entry(*v) for p, v in raw.items()}
         except TypeError as exc:
             raise ValueError(f"bad manifest entry: {exc}") from None
-        return cls(entries, int(data.get("scanned_at_ns", 0)))
+        sets = []
+        for key in ("withheld", "resend"):
+            raw_set = data.get(key, [])
+            if not isinstance(raw_set, list):
+                raise ValueError(f"bad manifest {key}")
+            sets.append({str(p) for p in raw_set})
+        return cls(entries, int(data.get("scanned_at_ns", 0)), *sets)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
@@ -177,7 +201,12 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
         try:
             with os.scandir(os.path.join(base, reldir) if reldir else base) as it:
                 listing = list(it)
-        except OSError:  # vanished or unreadable folder: its contents cannot travel
+        except FileNotFoundError:  # vanished: its contents are gone
+            continue
+        except OSError:
+            # Unreadable (chmod 000), not gone: what it held stays as last seen, so the
+            # other side never takes "cannot read" for "deleted" (issue 13).
+            unreadable += _keep_below(reldir, prev, out)
             continue
         dir_rules = for_dir(reldir, [de.name for de in listing])
         ignored = dir_rules.ignored
@@ -205,6 +234,8 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
             if entry is None:
                 if (mode & _S_IFMT) == _S_IFREG:
                     unreadable += 1
+                    if old is not None and old.type == FILE:
+                        out[rel] = old  # unreadable is not deleted: keep it as last seen
                 continue
             if entry is old:
                 reused += 1
@@ -214,6 +245,17 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
             if is_dir:
                 stack.append(rel)
     return Manifest(out, started), ScanStats(len(out), hashed, unreadable, reused)
+
+
+def _keep_below(reldir: str, prev: dict[str, Entry], out: dict[str, Entry]) -> int:
+    """Copy `prev`'s entries below the unreadable folder `reldir` into `out`."""
+    prefix = f"{reldir}/" if reldir else ""
+    kept = 0
+    for rel, entry in prev.items():
+        if rel.startswith(prefix) and rel not in out:
+            out[rel] = entry
+            kept += 1
+    return kept
 
 
 def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
@@ -253,6 +295,8 @@ def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
         entry = entry_from_stat(path, st, old, racy_after)
         if entry is None:
             unreadable += stat.S_ISREG(st.st_mode)
+            if old is not None and old.type == FILE and stat.S_ISREG(st.st_mode):
+                entries[rel] = old  # unreadable is not deleted
             continue
         if entry.type == FILE and (old is None or entry.hash is not old.hash):
             hashed += 1

@@ -38,6 +38,7 @@ from .tarstream import parse_header as _parse_header
 
 ACK_TIMEOUT_SECONDS = 600.0  # a vanished client must not hold the session's sync lock forever
 MANIFEST_NAME = "manifest.json"
+RULES_NAME = "rules.json"  # the client's outer ignore layers and allowed secrets
 # `collect` leaves this file with mtime = (its scan's start - margin) once the client has the
 # result: any later change in the tree has a ctime newer than that (ctime cannot be set back
 # by tools that fake mtimes), so `find -cnewer STAMP` on the remote answers "did anything
@@ -76,6 +77,15 @@ def save_manifest(state: Path, manifest: Manifest) -> None:
     os.replace(tmp, state / MANIFEST_NAME)
 
 
+def load_rules(root: Path, state: Path) -> IgnoreRules:
+    """The rules the client last sent (the built-in ones before the first apply)."""
+    try:
+        data = json.loads((state / RULES_NAME).read_bytes())
+    except (OSError, ValueError):
+        data = None
+    return IgnoreRules.from_wire(root, data)
+
+
 def _locked(state: Path) -> int:
     state.mkdir(parents=True, exist_ok=True)
     fd = os.open(state / "lock", os.O_CREAT | os.O_RDWR, 0o600)
@@ -92,12 +102,16 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     if header.get("op") != "apply":
         raise ProtocolError(f"expected an apply header, got op={header.get('op')!r}")
     previous = load_manifest(state)
+    rules = IgnoreRules.from_wire(root, header.get("rules"))
+    tmp = state / f".{RULES_NAME}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(rules.to_wire()))
+    os.replace(tmp, state / RULES_NAME)
     # A full apply forgets remote-only files that still carry old ctimes; they must be
     # offered back by the next collect, so the quick check may not short-cut it.
     clear_stamp(state)
     extractor = SafeExtractor(root, replace_dirs=True)
     deleted = [str(p) for p in header.get("deleted", [])]
-    dres = extractor.delete(deleted, rules=IgnoreRules.load(root))
+    dres = extractor.delete(deleted, rules=rules)
     result = extractor.extract(stdin) if int(header.get("files", 0)) > 0 else ExtractResult()
 
     if header.get("full") or previous is None:
@@ -121,8 +135,15 @@ def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: I
     _locked(state)
     previous = load_manifest(state)
     scan_started = time.time()
-    new, stats = scan_with_stats(root, IgnoreRules.load(root), previous)
+    new, stats = scan_with_stats(root, load_rules(root, state), previous)
     delta = diff(previous, new)
+    # Missing from the scan is not removed from the disk: what the remote's (perhaps
+    # rewritten) ignore rules now skip still exists, and must not come back as a deletion
+    # (issue 13). Only a path that is really gone is reported deleted.
+    kept = {p for p in delta.deleted if os.path.lexists(root / p)}
+    if kept and previous is not None:
+        new.entries.update((p, previous.entries[p]) for p in kept)
+        delta.deleted = [p for p in delta.deleted if p not in kept]
     total = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
     fields: dict[str, Any] = {"op": "collect", "deleted": delta.deleted, "bytes": total}
     if total > max_bytes:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
 import stat
 import tarfile
+import tempfile
 from pathlib import Path
+from typing import Any
 
-from .ignore import TMP_SUFFIX, IgnoreRules
+from .ignore import STAGING_PREFIX, TMP_SUFFIX, IgnoreRules
+
+# One PAX record or GNU long name/link: a path and a link target fit many times over.
+MAX_MEMBER_METADATA = 64 * 1024
 
 
 def check_name(name: str) -> str | None:
@@ -100,3 +106,69 @@ def move(src: str, dest: str) -> None:
             shutil.copy2(src, tmp)
         os.replace(tmp, dest)
         os.unlink(src)
+
+
+class MetadataRefused(tarfile.TarError):
+    """A member's metadata is larger than any we send, or of a kind we never send."""
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses oversized metadata *before* tarfile reads it into memory.
+
+    tarfile reads a whole PAX record or GNU long name into one buffer
+    (`TarInfo._proc_pax`/`_proc_gnulong`: `tarfile.fileobj.read(self._block(self.size))`),
+    so a hostile peer could make us allocate gigabytes before any content cap applies.
+    Global PAX headers (they accumulate for the whole archive) and GNU sparse members are
+    refused outright: our sender never writes them. Hooks `_proc_member`, the documented
+    extension point ("subclass to add custom _proc_*() methods", tarfile.py).
+    """
+
+    def _proc_member(self, tarfile_: Any) -> Any:
+        if self.type in (tarfile.GNUTYPE_SPARSE, tarfile.XGLTYPE):
+            raise MetadataRefused(f"{self.name!r}: sparse or global-header member refused")
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
+                         tarfile.SOLARIS_XHDTYPE) and self.size > MAX_MEMBER_METADATA:
+            raise MetadataRefused(f"a metadata record of {self.size} bytes (the limit is "
+                                  f"{MAX_MEMBER_METADATA})")
+        return super()._proc_member(tarfile_)  # type: ignore[misc]
+
+    def _proc_gnusparse_00(self, *args: Any) -> None:
+        raise MetadataRefused("GNU sparse member refused")
+
+    _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
+
+
+def make_staging(root: Path) -> str:
+    """A private staging folder in `root`, named after this process so that a later run
+    can tell a dead run's leftovers from a live one's."""
+    return tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=root)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, as another user
+        return True
+    return True
+
+
+def remove_stale_staging(root: Path | str) -> list[str]:
+    """Remove staging folders left in `root` by a run that was killed (issue 13); a
+    folder of a process still alive is left alone. Returns the names removed."""
+    removed: list[str] = []
+    try:
+        with os.scandir(root) as it:
+            names = [de.name for de in it if de.name.startswith(STAGING_PREFIX)
+                     and de.is_dir(follow_symlinks=False)]
+    except OSError:
+        return removed
+    for name in names:
+        pid_text = name[len(STAGING_PREFIX):].partition("-")[0]
+        if pid_text.isdigit() and _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            shutil.rmtree(os.path.join(root, name))
+            removed.append(name)
+    return removed
