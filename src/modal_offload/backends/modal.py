@@ -54,6 +54,7 @@ from ..credentials import missing_reason
 from ..errors import BackendError, BackendUnavailable, BackendUnreachable, OffloadError
 from ..fileio import exclusive
 from . import _modal_records as records
+from . import _modal_unstopped as unstopped
 from ._base import Backend, Process, PtySpec, Session, SessionInfo, SessionSpec
 
 ROOT = "/workspace"
@@ -258,6 +259,9 @@ class ModalProcess(Process):
                 return
             self._stream_error = exc
             self._stopped_remote = self._try_stop(STOP_TIMEOUT_SECONDS)
+            if not self._stopped_remote:  # the next open that reaches Modal stops it
+                with contextlib.suppress(OSError, OffloadError):
+                    unstopped.remember(self._session.name, self._session.id, self._pid_name)
             self._gave_up.set()
 
     def _try_stop(self, timeout: float) -> bool:
@@ -369,8 +373,7 @@ class ModalProcess(Process):
     def _lost_error(self) -> BackendError:
         grace = f"{self.resume_grace:g}s"
         stopped = ("it was stopped" if self._stopped_remote else
-                   "it could not be stopped from here and ends at the latest with its "
-                   f"sandbox's time limit ({self._session.record.timeout_seconds}s)")
+                   "it could not be stopped yet; the next command that reaches Modal stops it")
         return BackendError(
             f"lost the connection to Modal for more than {grace} while the command ran "
             f"(sandbox {self._session.id}): {stopped}, and nothing was synced back",
@@ -492,6 +495,15 @@ class ModalSession(Session):
         )
 
 
+def _stop_unstopped(name: str, sandbox: Any) -> None:
+    """Stop the commands given up while Modal was out of reach (_modal_unstopped)."""
+    for pid_name in unstopped.take(name, sandbox.object_id):
+        with contextlib.suppress(Exception):
+            sandbox.exec("sh", "-c", _KILLER, pid_name, "KILL", workdir=PIDS_DIR, text=False,
+                         timeout=HOUSEKEEPING_TIMEOUT).wait()
+            log.info("stopped a command given up while Modal was out of reach")
+
+
 def _settle(record: records.SandboxRecord | None, end: float, why: str) -> None:
     """Final charge for a sandbox that is gone or going; idempotent."""
     if record is None or record.settled:
@@ -595,6 +607,7 @@ class ModalBackend(Backend):
         if sandbox is not None:
             record = self._known(spec, sandbox)
             if record.deadline <= now + spec.timeout_seconds + DEADLINE_SLACK_SECONDS:
+                _stop_unstopped(spec.name, sandbox)
                 records.charge_gap(record, now)  # idle time billed since the last command
                 record.idle_timeout_seconds = spec.idle_timeout_seconds
                 records.store(record)
