@@ -70,6 +70,7 @@ class Settings:
     reach_timeout_seconds: float = 1.5
     offline_seconds: float = 30.0
     resume_grace_seconds: float = 180.0
+    open_timeout_seconds: float = 900.0  # opening a session, a first image build included
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -165,6 +166,7 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "reach_timeout_seconds": (_float(0.05, 60), ("MODAL_OFFLOAD_REACH_TIMEOUT",)),
     "offline_seconds": (_float(0, 3600), ("MODAL_OFFLOAD_OFFLINE_SECONDS",)),
     "resume_grace_seconds": (_float(0, 24 * 3600), ("MODAL_OFFLOAD_RESUME_GRACE",)),
+    "open_timeout_seconds": (_float(1, 24 * 3600), ("MODAL_OFFLOAD_OPEN_TIMEOUT",)),
 }
 
 # Friendlier spellings accepted in TOML files.

@@ -76,6 +76,17 @@ class BackendUnreachable(BackendUnavailable):
     before a command starts, `auto` runs it locally instead (fallback.py)."""
 
 
+class BackendTooSlow(BackendUnavailable):
+    """Opening the session took longer than its bound: like unreachable, `auto` runs the
+    command locally instead, but the service did answer (the host's breaker stays closed)."""
+
+
+class StoppedWaiting(OffloadError):
+    """The user interrupted a wait for the backend (Ctrl-C while the image builds)."""
+
+    exit_code = INTERRUPTED_EXIT
+
+
 class CorruptLedger(OffloadError):
     exit_code = LEDGER_EXIT
 

@@ -9,9 +9,11 @@ host) can run many of these at once. Callers turn `RunReport` into output and ex
 
 from __future__ import annotations
 
+import logging
 import os
 import signal as _signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -21,7 +23,14 @@ from . import paths
 from .backends._base import Backend, Process, PtySpec, Session, SessionSpec
 from .budget import Ledger, Meter
 from .config import Settings
-from .errors import BackendError, BackendUnreachable, BudgetExhausted, OffloadError
+from .errors import (
+    BackendError,
+    BackendTooSlow,
+    BackendUnavailable,
+    BudgetExhausted,
+    OffloadError,
+    StoppedWaiting,
+)
 from .fileio import exclusive
 from .workspace import Workspace, refuse_unsafe_root
 
@@ -35,6 +44,9 @@ KILL_GRACE_SECONDS = 5.0
 # long to exit on SIGHUP before SIGKILL: nobody is watching what it would do next (#13).
 HANGUP_GRACE_SECONDS = 2.0
 MIN_REMOTE_SECONDS = 1.0
+# Opening a session: how often the wait looks for Ctrl-C, and when it says it is waiting.
+OPEN_POLL_SECONDS = 0.1
+OPEN_NOTICE_SECONDS = 3.0
 
 
 def fd_sink(fd: int) -> Sink:
@@ -164,6 +176,14 @@ def _feed_stdin(process: Process, source: int | bytes | None) -> None:
         process.close_stdin()
 
 
+def _abandoned() -> None:
+    """An open left running in its thread is cancelled when the process exits; the client's
+    event loop then logs each cancelled call as "unhandled exception during asyncio.run()
+    shutdown" with a traceback on stderr. That is expected here, so asyncio's logger is
+    quietened: the user already got one line saying what happened."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+
+
 class Gateway:
     def __init__(self, settings: Settings, backend: Backend, workspace: Workspace,
                  ledger: Ledger | None = None) -> None:
@@ -210,7 +230,7 @@ class Gateway:
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
-            session = self.backend.open_session(spec)
+            session = self._open(spec, handle, streams.stderr)
             meter.start()
             report.session_id = session.id
             sync = self._sync(session, progress)
@@ -229,7 +249,7 @@ class Gateway:
                 report.notices.append("the client went away: nothing was synced back")
             elif sync_back:
                 self._sync_back(session, sync, report)
-        except BackendUnreachable as exc:
+        except BackendUnavailable as exc:
             if handle.started:  # the command may have had effects: never re-run it locally
                 raise BackendError(exc.message, exc.hint) from exc
             raise
@@ -255,6 +275,48 @@ class Gateway:
                     "the daily remote budget ran out" if by_budget
                     else "MODAL_TIMEOUT_SECONDS was reached"))
         return report
+
+    def _open(self, spec: SessionSpec, handle: RemoteRun, say: Sink) -> Session:
+        """`open_session`, bounded by MODAL_OFFLOAD_OPEN_TIMEOUT and interruptible (issue 19):
+        a first image build may take minutes, so after OPEN_NOTICE_SECONDS one line says what
+        is happening, Ctrl-C stops waiting (StoppedWaiting, exit 130), and past the bound the
+        command runs locally in `auto` (BackendTooSlow). What was started goes on remotely
+        in an abandoned daemon thread: the build finishes there and the next command uses it."""
+        box: list[Session | BaseException] = []
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box.append(self.backend.open_session(spec))
+            except BaseException as exc:  # handed to the caller below
+                box.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name="open-session", daemon=True).start()
+        began = time.monotonic()
+        said = False
+        limit = self.settings.open_timeout_seconds
+        while not done.wait(OPEN_POLL_SECONDS):
+            waited = time.monotonic() - began
+            if handle.client_signal is not None:
+                _abandoned()
+                raise StoppedWaiting(
+                    f"stopped waiting for the {self.backend.name} session after {waited:.0f}s",
+                    "an image build it started goes on there, and the next command uses it")
+            if waited >= limit:
+                _abandoned()
+                raise BackendTooSlow(
+                    f"opening the {self.backend.name} session took more than {limit:g}s",
+                    "raise MODAL_OFFLOAD_OPEN_TIMEOUT for a long first image build")
+            if not said and waited >= OPEN_NOTICE_SECONDS:
+                said = True
+                say(b"modal-offload: opening the remote session (a first image build can take "
+                    b"minutes; Ctrl-C stops waiting)\n")
+        result = box[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _sync_back(self, session: Session, sync: Any, report: RunReport) -> None:
         """Once the command has run, its exit code is what the caller must get: a sync

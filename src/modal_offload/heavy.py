@@ -163,7 +163,7 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
             try:
                 result = run_remote(payload, settings, root, gateway, notify)
                 execution = "modal" if backend.name == "modal" else f"remote-{backend.name}"
-            except (BackendError, BudgetExhausted) as exc:
+            except (BackendError, BackendUnavailable, BudgetExhausted) as exc:
                 fall_back(exc)
     if result is None:
         result = run_local(payload, settings, root)

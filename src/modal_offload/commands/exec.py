@@ -22,11 +22,11 @@ from ..backends._base import Backend, PtySpec, get_backend
 from ..errors import (
     EXEC_FAILURE_EXIT,
     BackendUnavailable,
-    BackendUnreachable,
     BadInput,
     BudgetExhausted,
     CorruptLedger,
     OffloadError,
+    StoppedWaiting,
 )
 from ..exec_args import ExecArgs
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
@@ -99,7 +99,8 @@ def budget_fallback(settings: config.Settings, exc: OffloadError,
 def failure_exit(exc: OffloadError) -> int:
     """125 when exec itself failed, so 1..124 stay the command's own codes; a corrupt
     ledger keeps its documented code 5 (#13), what `usage show` says for the same file."""
-    return exc.exit_code if isinstance(exc, CorruptLedger) else EXEC_FAILURE_EXIT
+    return exc.exit_code if isinstance(exc, (CorruptLedger, StoppedWaiting)) else (
+        EXEC_FAILURE_EXIT)
 
 
 def sync_notices(report: RunReport) -> list[str]:
@@ -175,7 +176,8 @@ def run(args: ExecArgs) -> int:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-    except (BudgetExhausted, BackendUnreachable) as exc:
+    except (BudgetExhausted, BackendUnavailable) as exc:
+        # Unavailable here: unreachable or too slow before the command started (gateway.py).
         forced = args.backend is not None and not isinstance(exc, BudgetExhausted)
         local = budget_fallback(settings, exc, forced) if settings is not None else None
         if local is None:

@@ -25,6 +25,7 @@ from ..commands import exec as exec_cmd
 from ..errors import (
     EXEC_FAILURE_EXIT,
     BackendError,
+    BackendUnavailable,
     BackendUnreachable,
     BudgetExhausted,
     OffloadError,
@@ -195,7 +196,8 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         report = _run(conn, gateway, command, cwd_rel, env, std, on_started,
                       settings.sync_back if sync_back is None else bool(sync_back),
                       exec_cmd.pty_spec(pty if isinstance(pty, dict) else None))
-    except (BudgetExhausted, BackendUnreachable) as exc:
+    except (BudgetExhausted, BackendUnavailable) as exc:
+        # Unavailable here: unreachable or too slow before the command started (gateway.py).
         if isinstance(exc, BackendUnreachable):
             _lost(backend, breaker, exc)
         unreachable = not isinstance(exc, BudgetExhausted)
