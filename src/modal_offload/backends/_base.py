@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..errors import OffloadError
+    from ..image.spec import ImageSpec
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class SessionSpec:
     tags: Mapping[str, str] = field(default_factory=dict)
     # How long a running command may stay out of reach before it is given up (issue 19).
     resume_grace_seconds: float = 180.0
+    image: ImageSpec | None = None  # what the image holds (issue 12); None: the bare base
+    build_output: bool = False  # show image build progress and logs (stderr is a terminal)
 
 
 @dataclass(frozen=True)

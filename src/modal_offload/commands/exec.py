@@ -30,6 +30,7 @@ from ..errors import (
 )
 from ..exec_args import ExecArgs
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
+from ..image.programs import MissingProgram
 from ..local_run import exec_here, shell_argv
 from ..remote_env import remote_environment
 from ..ui import notice, once
@@ -94,6 +95,14 @@ def budget_fallback(settings: config.Settings, exc: OffloadError,
         return local_notice(settings, exc, forced=forced)
     except OffloadError:
         return None
+
+
+def missing_fallback(settings: config.Settings, exc: MissingProgram) -> str | None:
+    """The notice for running a program the remote image lacks here ("" when said within
+    the hour), or None: refuse (`[routing] when_missing_program = "refuse"`)."""
+    if settings.when_missing_program == "refuse":
+        return None
+    return once(f"running {exc.program} locally: {exc.one_line()}")
 
 
 def failure_exit(exc: OffloadError) -> int:
@@ -180,6 +189,13 @@ def run(args: ExecArgs) -> int:
         # Unavailable here: unreachable or too slow before the command started (gateway.py).
         forced = args.backend is not None and not isinstance(exc, BudgetExhausted)
         local = budget_fallback(settings, exc, forced) if settings is not None else None
+        if local is None:
+            notice(exc.one_line())
+            return EXEC_FAILURE_EXIT
+        notice(local)
+        return exec_here(command)
+    except MissingProgram as exc:
+        local = missing_fallback(settings, exc) if settings is not None else None
         if local is None:
             notice(exc.one_line())
             return EXEC_FAILURE_EXIT
