@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal as _signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -212,8 +213,12 @@ def _abandoned() -> None:
     """An open left running in its thread is cancelled when the process exits; the client's
     event loop then logs each cancelled call as "unhandled exception during asyncio.run()
     shutdown" with a traceback on stderr. That is expected here, so asyncio's logger is
-    quietened: the user already got one line saying what happened."""
+    quietened: the user already got one line saying what happened. A build in that thread
+    may also hold sys.stdout/sys.stderr redirected into its log buffer
+    (backends/_modal_build.py: contextlib.redirect_*, process-wide), which would swallow
+    that line: the real streams are put back."""
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
 class Gateway:
