@@ -182,6 +182,18 @@ def with_pythonpath(env: Mapping[str, str], session: Session,
     return {**env, "PYTHONPATH": ":".join(folders)}
 
 
+class _Told:
+    """A stderr sink that remembers whether anything went through it."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.any = False
+
+    def __call__(self, data: bytes) -> None:
+        self.any = self.any or bool(data)
+        self.sink(data)
+
+
 def _say(streams: Streams, text: str) -> None:
     if text:
         streams.stderr(f"modal-offload: {text}\n".encode())
@@ -269,11 +281,15 @@ class Gateway:
         program = None if callable(argv) else programs.program_of(list(argv))
         self._check_program(program, image)
         family = self.workspace.session_family(spec.cpu, spec.memory_mb)
+        told = _Told(streams.stderr)
+        streams = Streams(streams.stdin, streams.stdout, told)
         self._before_open(spec, family, streams, progress)
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
-            session = self._open(spec, handle, streams.stderr)
+            # Quiet when the image's notes or Modal's own build log (on a terminal) already
+            # say what is coming: one line about the wait, not two.
+            session = self._open(spec, handle, streams.stderr, quiet=progress or told.any)
             meter.start()
             report.session_id = session.id
             self._after_open(session, family, image)
@@ -321,7 +337,8 @@ class Gateway:
                     else "MODAL_TIMEOUT_SECONDS was reached"))
         return report
 
-    def _open(self, spec: SessionSpec, handle: RemoteRun, say: Sink) -> Session:
+    def _open(self, spec: SessionSpec, handle: RemoteRun, say: Sink,
+              quiet: bool = False) -> Session:
         """`open_session`, bounded by MODAL_OFFLOAD_OPEN_TIMEOUT and interruptible (issue 19):
         a first image build may take minutes, so after OPEN_NOTICE_SECONDS one line says what
         is happening, Ctrl-C stops waiting (StoppedWaiting, exit 130), and past the bound the
@@ -354,7 +371,7 @@ class Gateway:
                 raise BackendTooSlow(
                     f"opening the {self.backend.name} session took more than {limit:g}s",
                     "raise MODAL_OFFLOAD_OPEN_TIMEOUT for a long first image build")
-            if not said and waited >= OPEN_NOTICE_SECONDS:
+            if not said and not quiet and waited >= OPEN_NOTICE_SECONDS:
                 said = True
                 say(b"modal-offload: still opening the remote session; Ctrl-C stops waiting\n")
         result = box[0]

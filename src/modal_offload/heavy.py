@@ -18,7 +18,15 @@ from typing import Any
 from . import config, fallback, workspace
 from .backends._base import Backend, Session, get_backend
 from .budget import Ledger
-from .errors import BackendError, BackendUnavailable, BadInput, BudgetExhausted, OffloadError
+from .errors import (
+    BackendError,
+    BackendTooSlow,
+    BackendUnavailable,
+    BackendUnreachable,
+    BadInput,
+    BudgetExhausted,
+    OffloadError,
+)
 from .gateway import Gateway, Streams, fd_sink
 from .image.mismatch import KEEP_BYTES, mismatch
 from .remote_env import remote_environment
@@ -174,7 +182,7 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
             try:
                 result = run_remote(payload, settings, root, gateway, notify)
                 execution = "modal" if backend.name == "modal" else f"remote-{backend.name}"
-            except (BackendError, BackendUnavailable, BudgetExhausted) as exc:
+            except (BackendError, BackendUnreachable, BackendTooSlow, BudgetExhausted) as exc:
                 fall_back(exc)
     if result is None:
         result = run_local(payload, settings, root)

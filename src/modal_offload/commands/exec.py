@@ -21,7 +21,9 @@ from .. import config, fallback, terminal, workspace
 from ..backends._base import Backend, PtySpec, get_backend
 from ..errors import (
     EXEC_FAILURE_EXIT,
+    BackendTooSlow,
     BackendUnavailable,
+    BackendUnreachable,
     BadInput,
     BudgetExhausted,
     CorruptLedger,
@@ -185,8 +187,8 @@ def run(args: ExecArgs) -> int:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-    except (BudgetExhausted, BackendUnavailable) as exc:
-        # Unavailable here: unreachable or too slow before the command started (gateway.py).
+    except (BudgetExhausted, BackendUnreachable, BackendTooSlow) as exc:
+        # Met before the command started (gateway.py); rejected credentials still fail.
         forced = args.backend is not None and not isinstance(exc, BudgetExhausted)
         local = budget_fallback(settings, exc, forced) if settings is not None else None
         if local is None:

@@ -25,7 +25,7 @@ from ..commands import exec as exec_cmd
 from ..errors import (
     EXEC_FAILURE_EXIT,
     BackendError,
-    BackendUnavailable,
+    BackendTooSlow,
     BackendUnreachable,
     BudgetExhausted,
     OffloadError,
@@ -203,8 +203,8 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         report = _run(conn, gateway, command, cwd_rel, env, std, on_started,
                       settings.sync_back if sync_back is None else bool(sync_back),
                       exec_cmd.pty_spec(pty if isinstance(pty, dict) else None))
-    except (BudgetExhausted, BackendUnavailable) as exc:
-        # Unavailable here: unreachable or too slow before the command started (gateway.py).
+    except (BudgetExhausted, BackendUnreachable, BackendTooSlow) as exc:
+        # Met before the command started (gateway.py); rejected credentials still fail.
         if isinstance(exc, BackendUnreachable):
             _lost(backend, breaker, exc)
         unreachable = not isinstance(exc, BudgetExhausted)
