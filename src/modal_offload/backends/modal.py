@@ -77,8 +77,6 @@ STDIN_CHUNK_BYTES = 2 * 1024 * 1024
 WATCH_SECONDS = 5.0
 # After the control plane says the sandbox ended, how long the router may take to say so.
 GONE_GRACE_SECONDS = 2.0
-# How often a wait looks whether the output pumps gave the command up.
-GIVE_UP_POLL_SECONDS = 0.2
 # How long giving a command up may wait for the stop to reach Modal.
 STOP_TIMEOUT_SECONDS = 5.0
 # Reopening an interrupted output stream: first wait, and the most between attempts.
@@ -180,6 +178,7 @@ class ModalProcess(Process):
         self._stream_error: BaseException | None = None
         self._exit: int | None = None
         self._gave_up = threading.Event()
+        self._wake = threading.Event()  # the exit status arrived, or the command was given up
         self._give_up_lock = threading.Lock()
         self._stopped_remote = False
         self.resume_grace = session.resume_grace
@@ -264,6 +263,7 @@ class ModalProcess(Process):
                 with contextlib.suppress(OSError, OffloadError):
                     unstopped.remember(self._session.name, self._session.id, self._pid_name)
             self._gave_up.set()
+            self._wake.set()
 
     def _try_stop(self, timeout: float) -> bool:
         """SIGKILL the command's group, waiting at most `timeout` s; whether it was done."""
@@ -325,6 +325,8 @@ class ModalProcess(Process):
                 outcome.append(int(self._proc.wait()))
             except BaseException as exc:  # handed to the caller below
                 outcome.append(exc)
+            finally:
+                self._wake.set()
 
         waiter = threading.Thread(target=target, daemon=True, name="modal-exec-wait")
         waiter.start()
@@ -334,14 +336,15 @@ class ModalProcess(Process):
         lost_since: float | None = None
         next_watch = time.monotonic() + WATCH_SECONDS
         while True:
-            self._gave_up.wait(min(GIVE_UP_POLL_SECONDS, max(0.0, next_watch - time.monotonic())))
+            # Woken at once by the exit status or a give-up, else at the next watch.
+            self._wake.wait(max(0.0, next_watch - time.monotonic()))
             if self._gave_up.is_set():
                 # The meter charged up to now; whatever the sandbox runs unwatched from here
                 # is charged as a gap by the next open (records.charge_gap).
                 with contextlib.suppress(OffloadError):
                     records.mark_used(self._session.name, self._session.id)
                 raise self._lost_error()
-            if not waiter.is_alive():
+            if outcome:  # appended before the wake-up
                 break
             if time.monotonic() < next_watch:
                 continue
