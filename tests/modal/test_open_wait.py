@@ -21,7 +21,7 @@ def test_ctrl_c_while_the_image_builds_stops_waiting_at_once(
     ws = make_workspace(tmp_path / "ws")
     proc = spawn_cli("exec", "--", "echo", "hi", cwd=ws, env=ENV)
     assert proc.stderr is not None
-    seen = []  # the image's own notes may come first (issue 12)
+    seen: list[bytes] = []  # the image's own notes may come first (issue 12)
     while not seen or not seen[-1].startswith(b"modal-offload: still opening"):
         line = proc.stderr.readline()  # said after a few seconds of waiting
         assert line, seen
