@@ -184,7 +184,10 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
     breaker: Breaker | None = None
     forced = message.get("backend") is not None
     try:
-        chosen = exec_cmd.plan(ws, message.get("backend"), env, breaker_for=warm.breaker)
+        gpu = message.get("gpu")
+        chosen = exec_cmd.plan(ws, message.get("backend"), env,
+                               gpu=gpu if isinstance(gpu, str) else None,
+                               breaker_for=warm.breaker)
         settings = chosen.settings
         if not settings.use_host:
             return {"op": "inprocess"}  # turned off in a config file, which only we read
