@@ -81,6 +81,13 @@ class Settings:
     protected: tuple[str, ...] = ()  # extra paths sync back never changes (issue 13)
     upload_secrets: tuple[str, ...] = ()  # secret-looking files allowed up, by name
     allow_home_workspace: bool = False  # a workspace root of $HOME or / may sync
+    # Issue 19 (laptop networks): how long the reachability check may take before Modal
+    # counts as unreachable; how long the session host then answers "offline" without asking
+    # again; how long a remote command may stay out of reach before it is given up.
+    reach_timeout_seconds: float = 1.5
+    offline_seconds: float = 30.0
+    resume_grace_seconds: float = 180.0
+    open_timeout_seconds: float = 900.0  # opening a session, a first image build included
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
@@ -241,6 +248,10 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "protected": (_words, ("MODAL_OFFLOAD_PROTECTED",)),
     "upload_secrets": (_words, ("MODAL_OFFLOAD_UPLOAD_SECRETS",)),
     "allow_home_workspace": (_bool, ("MODAL_OFFLOAD_ALLOW_HOME_WORKSPACE",)),
+    "reach_timeout_seconds": (_float(0.05, 60), ("MODAL_OFFLOAD_REACH_TIMEOUT",)),
+    "offline_seconds": (_float(0, 3600), ("MODAL_OFFLOAD_OFFLINE_SECONDS",)),
+    "resume_grace_seconds": (_float(0, 24 * 3600), ("MODAL_OFFLOAD_RESUME_GRACE",)),
+    "open_timeout_seconds": (_float(1, 24 * 3600), ("MODAL_OFFLOAD_OPEN_TIMEOUT",)),
 }
 
 # Friendlier spellings accepted in TOML files.

@@ -80,6 +80,20 @@ def _setting(config: dict[str, Any], profile: str, key: str) -> Any:
     return config.get(profile, {}).get(key)
 
 
+# modal/config.py:117,380: the client races these (comma-separated fallbacks,
+# modal/_utils/grpc_utils.py:429-482) unless MODAL_SERVER_URL or the profile says otherwise.
+DEFAULT_SERVER_URL = "https://api.modal.com,https://api.modal2.com"
+
+
+def server_url() -> str:
+    """The URL(s) the client would dial: MODAL_SERVER_URL, else the active profile's
+    `server_url`, else the default (modal/config.py:440-488, the same resolution as above)."""
+    config, problem = _read_config()
+    profile = "default" if problem else _profile_name(config)[0]
+    value = _setting(config, profile, "server_url")
+    return str(value) if value else DEFAULT_SERVER_URL
+
+
 def missing_reason() -> str | None:
     """None when the Modal client is installed and has credentials; else why not + fix."""
     if importlib.util.find_spec("modal") is None:

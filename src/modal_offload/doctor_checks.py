@@ -71,9 +71,16 @@ def check_backend(ctx: Context) -> Row:
         what, _, fix = reason.partition(": ")
         local = "MODAL_OFFLOAD_BACKEND=local"
         return Row(f"backend {name}", WARN, what, f"{fix}, or {local}" if fix else local)
-    if name != "local" or ctx.workspace is None:
-        # Contacting Modal would take seconds and may start a sandbox: credentials suffice here.
-        return Row(f"backend {name}", OK, "available (not contacted)")
+    if name != "local":
+        # Opening a session would take seconds and may start a sandbox: the reachability
+        # check (one HTTP/2 answer, bounded by MODAL_OFFLOAD_REACH_TIMEOUT) suffices here.
+        why = backend.unreachable_reason(ctx.settings.reach_timeout_seconds)
+        if why:
+            return Row(f"backend {name}", WARN, f"{why}; auto mode runs commands locally",
+                       "check the network (Wi-Fi, VPN, proxy); nothing to change here")
+        return Row(f"backend {name}", OK, "reachable (answered the reachability check)")
+    if ctx.workspace is None:
+        return Row(f"backend {name}", OK, "available")
     spec = SessionSpec(name=f"mo-doctor-{ctx.workspace.id}", workspace=ctx.workspace.root,
                        timeout_seconds=60, idle_timeout_seconds=60)
     session = backend.open_session(spec)

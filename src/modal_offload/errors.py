@@ -74,6 +74,22 @@ class BackendError(OffloadError):
     exit_code = BACKEND_EXIT
 
 
+class BackendUnreachable(BackendUnavailable):
+    """The backend's service cannot be reached right now (offline, stalled, partitioned):
+    before a command starts, `auto` runs it locally instead (fallback.py)."""
+
+
+class BackendTooSlow(BackendUnavailable):
+    """Opening the session took longer than its bound: like unreachable, `auto` runs the
+    command locally instead, but the service did answer (the host's breaker stays closed)."""
+
+
+class StoppedWaiting(OffloadError):
+    """The user interrupted a wait for the backend (Ctrl-C while the image builds)."""
+
+    exit_code = INTERRUPTED_EXIT
+
+
 class CorruptLedger(OffloadError):
     exit_code = LEDGER_EXIT
 

@@ -9,8 +9,10 @@ host) can run many of these at once. Callers turn `RunReport` into output and ex
 
 from __future__ import annotations
 
+import logging
 import os
 import signal as _signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +24,14 @@ from . import config, paths
 from .backends._base import Backend, Grant, Process, PtySpec, Session, SessionSpec
 from .budget import Ledger, why
 from .config import Settings
-from .errors import BackendError, BudgetExhausted, OffloadError
+from .errors import (
+    BackendError,
+    BackendTooSlow,
+    BackendUnavailable,
+    BudgetExhausted,
+    OffloadError,
+    StoppedWaiting,
+)
 from .fileio import exclusive
 from .image import cache as image_cache
 from .image import identity, programs
@@ -41,6 +50,9 @@ KILL_GRACE_SECONDS = 5.0
 # long to exit on SIGHUP before SIGKILL: nobody is watching what it would do next (#13).
 HANGUP_GRACE_SECONDS = 2.0
 MIN_REMOTE_SECONDS = 1.0
+# Opening a session: how often the wait looks for Ctrl-C, and when it says it is waiting.
+OPEN_POLL_SECONDS = 0.1
+OPEN_NOTICE_SECONDS = 3.0
 
 
 def fd_sink(fd: int) -> Sink:
@@ -121,6 +133,12 @@ class RemoteRun:
         if process is not None:
             process.signal(_signal.SIGKILL)
 
+    @property
+    def started(self) -> bool:
+        """The remote command was started (a failure after this never re-runs it here)."""
+        with self._lock:
+            return self._process is not None
+
     def _attach(self, process: Process) -> bool:
         with self._lock:
             self._process = process
@@ -153,6 +171,7 @@ def session_spec(settings: Settings, workspace: Workspace, purpose: str,
         apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
         tags={"modal-offload": "1", "workspace": workspace.id, "mo-image": image.hash},
         image=image, build_output=build_output, grant=grant, seed=seed,
+        resume_grace_seconds=settings.resume_grace_seconds,
     )
 
 
@@ -175,6 +194,18 @@ def with_pythonpath(env: Mapping[str, str], session: Session,
     folders = [session.root if rel in ("", ".") else f"{session.root}/{rel}"
                for rel in image.pythonpath]
     return {**env, "PYTHONPATH": ":".join(folders)}
+
+
+class _Told:
+    """A stderr sink that remembers whether anything went through it."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.any = False
+
+    def __call__(self, data: bytes) -> None:
+        self.any = self.any or bool(data)
+        self.sink(data)
 
 
 def _say(streams: Streams, text: str) -> None:
@@ -202,6 +233,18 @@ def _feed_stdin(process: Process, source: int | bytes | None) -> None:
                 process.write_stdin(data)
     finally:
         process.close_stdin()
+
+
+def _abandoned() -> None:
+    """An open left running in its thread is cancelled when the process exits; the client's
+    event loop then logs each cancelled call as "unhandled exception during asyncio.run()
+    shutdown" with a traceback on stderr. That is expected here, so asyncio's logger is
+    quietened: the user already got one line saying what happened. A build in that thread
+    may also hold sys.stdout/sys.stderr redirected into its log buffer
+    (backends/_modal_build.py: contextlib.redirect_*, process-wide), which would swallow
+    that line: the real streams are put back."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
 class Gateway:
@@ -264,10 +307,15 @@ class Gateway:
         program = None if callable(argv) else programs.program_of(list(argv))
         self._check_program(program, image)
         family = self.workspace.session_family(spec.cpu, spec.memory_mb, spec.gpu, self.task)
+        told = _Told(streams.stderr)
+        streams = Streams(streams.stdin, streams.stdout, told)
         self._before_open(spec, family, streams, progress, meter)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
-            session = self.backend.open_session(spec)  # BudgetExhausted: no lease left
+            # Quiet when the image's notes or Modal's own build log (on a terminal) already
+            # say what is coming: one line about the wait, not two.
+            session = self._open(spec, handle, streams.stderr,  # BudgetExhausted: no lease
+                                 quiet=progress or told.any)
         except OSError as exc:
             raise BackendError(f"{self.backend.name} backend failed: {exc}",
                                "retry; `modal-offload session stop` resets the session") from exc
@@ -279,7 +327,7 @@ class Gateway:
                 # sandbox whose lease fits what is left.
                 session.terminate()
                 meter.end(lease)
-                session = self.backend.open_session(spec)
+                session = self._open(spec, handle, streams.stderr, quiet=True)
                 lease = meter.attach(session)
         except OSError as exc:
             # Whatever was reserved stays in the ledger (the cap holds) and the next
@@ -306,11 +354,15 @@ class Gateway:
                     report.exit_code, report.timed_out = self._run_process(
                         session, argv, cwd, with_pythonpath(env, session, image), streams,
                         handle, limit=max(MIN_REMOTE_SECONDS, session.deadline - time.time()),
-                        pty=pty)
+                        notices=report.notices, pty=pty)
                 if sync_back and handle.client_gone:
                     report.notices.append("the client went away: nothing was synced back")
                 elif sync_back:
                     self._sync_back(session, sync, report)
+        except BackendUnavailable as exc:
+            if handle.started:  # the command may have had effects: never re-run it locally
+                raise BackendError(exc.message, exc.hint) from exc
+            raise
         except OSError as exc:
             raise BackendError(f"{self.backend.name} backend failed: {exc}",
                                "retry; `modal-offload session stop` resets the session") from exc
@@ -334,6 +386,48 @@ class Gateway:
                     "the daily remote budget ran out" if by_budget
                     else "MODAL_TIMEOUT_SECONDS was reached"))
         return report
+
+    def _open(self, spec: SessionSpec, handle: RemoteRun, say: Sink,
+              quiet: bool = False) -> Session:
+        """`open_session`, bounded by MODAL_OFFLOAD_OPEN_TIMEOUT and interruptible (issue 19):
+        a first image build may take minutes, so after OPEN_NOTICE_SECONDS one line says what
+        is happening, Ctrl-C stops waiting (StoppedWaiting, exit 130), and past the bound the
+        command runs locally in `auto` (BackendTooSlow). What was started goes on remotely
+        in an abandoned daemon thread: the build finishes there and the next command uses it."""
+        box: list[Session | BaseException] = []
+        done = threading.Event()
+
+        def target() -> None:
+            try:
+                box.append(self.backend.open_session(spec))
+            except BaseException as exc:  # handed to the caller below
+                box.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name="open-session", daemon=True).start()
+        began = time.monotonic()
+        said = False
+        limit = self.settings.open_timeout_seconds
+        while not done.wait(OPEN_POLL_SECONDS):
+            waited = time.monotonic() - began
+            if handle.client_signal is not None:
+                _abandoned()
+                raise StoppedWaiting(
+                    f"stopped waiting for the {self.backend.name} session after {waited:.0f}s",
+                    "an image build it started goes on there, and the next command uses it")
+            if waited >= limit:
+                _abandoned()
+                raise BackendTooSlow(
+                    f"opening the {self.backend.name} session took more than {limit:g}s",
+                    "raise MODAL_OFFLOAD_OPEN_TIMEOUT for a long first image build")
+            if not said and not quiet and waited >= OPEN_NOTICE_SECONDS:
+                said = True
+                say(b"modal-offload: still opening the remote session; Ctrl-C stops waiting\n")
+        result = box[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _charged_s(self, lease_id: str) -> float:
         try:
@@ -394,7 +488,8 @@ class Gateway:
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
                      env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float, pty: PtySpec | None = None) -> tuple[int, bool]:
+                     limit: float, notices: list[str],
+                     pty: PtySpec | None = None) -> tuple[int, bool]:
         process = session.exec(argv, cwd=cwd, env=env, pty=pty)
         if not handle._attach(process):
             process.signal(handle.client_signal or _signal.SIGTERM)
@@ -428,4 +523,11 @@ class Gateway:
             handle.kill()
         for t in pumps:
             t.join()
+        failure = process.stream_failure()
+        if failure is not None:  # output was lost: the exit code alone would mislead
+            raise failure
+        dropped = process.stdin_dropped
+        if dropped:  # lost with the connection (issue 19): said, never silently dropped
+            notices.append(f"{dropped} byte(s) of input could not be delivered to the remote "
+                           "command; it saw end of input there")
         return code, timed_out.is_set()

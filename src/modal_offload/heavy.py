@@ -15,10 +15,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import config, workspace
-from .backends._base import Session, get_backend
+from . import config, fallback, workspace
+from .backends._base import Backend, Session, get_backend
 from .budget import Ledger
-from .errors import BackendError, BackendUnavailable, BadInput, BudgetExhausted, OffloadError
+from .errors import (
+    BackendError,
+    BackendTooSlow,
+    BackendUnavailable,
+    BackendUnreachable,
+    BadInput,
+    BudgetExhausted,
+    OffloadError,
+)
 from .gateway import Gateway, RemoteRun, Streams, fd_sink
 from .image.mismatch import KEEP_BYTES, mismatch
 from .remote_env import remote_environment
@@ -159,16 +167,20 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
     execution = "local"
 
     def fall_back(why: OffloadError) -> None:
-        if mode == "modal" or not allow_local_fallback:
-            raise why
-        notify(f"running locally: {why.one_line()}")
+        notify(fallback.local_or_raise(why, forced=mode == "modal",
+                                       allowed=allow_local_fallback))
 
     result: dict[str, Any] | None = None
     if mode != "local":
-        backend = get_backend(settings.backend)
-        reason = backend.unavailable_reason()
-        if reason:
-            fall_back(BackendUnavailable(reason))
+        chosen = get_backend(settings.backend)
+        backend: Backend | None = chosen
+        try:
+            fallback.preflight(chosen, settings)
+        except BackendUnavailable as exc:
+            fall_back(exc)
+            backend = None
+        if backend is None:
+            pass
         elif (settings.max_min_per_day - snapshot.used_min) * 60 < 1:
             fall_back(BudgetExhausted(
                 f"daily budget of {settings.max_min_per_day:g} remote minutes is used up",
@@ -178,7 +190,7 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
             try:
                 result = run_remote(payload, settings, root, gateway, notify)
                 execution = "modal" if backend.name == "modal" else f"remote-{backend.name}"
-            except (BackendError, BudgetExhausted) as exc:
+            except (BackendError, BackendUnreachable, BackendTooSlow, BudgetExhausted) as exc:
                 fall_back(exc)
     if result is None:
         result = run_local(payload, settings, root)

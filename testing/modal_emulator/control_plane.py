@@ -90,7 +90,9 @@ class ControlPlaneServicer(ObjectRpcs, BillingRpcs, ModalClientBase):
         return metadata
 
     def _router_access(self, sb: Sandbox) -> api_pb2.CommandRouterAccess:
-        return api_pb2.CommandRouterAccess(url=self.emu.url, jwt=make_jwt({"task_id": sb.task_id}))
+        return api_pb2.CommandRouterAccess(
+            url=self.emu.client_url, jwt=make_jwt({"task_id": sb.task_id})
+        )
 
     async def SandboxCreateV2(
         self, stream: Stream[api_pb2.SandboxCreateV2Request, api_pb2.SandboxCreateV2Response]

@@ -109,6 +109,9 @@ class ModalEmulator:
         self._rtt_default = self.faults.rtt
         # How long a terminated sandbox takes to finish; it keeps its name until then (README).
         self.terminate_seconds = terminate_seconds
+        # The URL handed to clients (env() and the task router's address) when a test puts
+        # something between them and us, e.g. testing/partition.py; None: our own.
+        self.advertised_url: str | None = None
         # Task ids whose worker vanished: the router no longer answers for them.
         self.vanished_tasks: set[str] = set()
         self._calls: list[CallRecord] = []
@@ -133,6 +136,15 @@ class ModalEmulator:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def client_url(self) -> str:
+        """The URL clients are told to dial, for the control plane and the task router."""
+        return self.advertised_url or self.url
+
+    def advertise(self, url: str | None) -> None:
+        """Hand out `url` instead of our own (a proxy a test can cut); None undoes it."""
+        self.advertised_url = url
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -263,7 +275,7 @@ class ModalEmulator:
         scratch directory so nothing the client or CLI writes lands in the real home.
         """
         return {
-            "MODAL_SERVER_URL": self.url,
+            "MODAL_SERVER_URL": self.client_url,
             "MODAL_TOKEN_ID": TOKEN_ID,
             "MODAL_TOKEN_SECRET": TOKEN_SECRET,
             "MODAL_CONFIG_PATH": str(self.client_dir / "modal.toml"),
@@ -406,6 +418,7 @@ class ModalEmulator:
         await self._terminate_all("reset")
         self.registry.clear()
         self.vanished_tasks.clear()
+        self.advertised_url = None
         self.faults.clear()
         self.faults.rtt = self._rtt_default
         with self._calls_lock:

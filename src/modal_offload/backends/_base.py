@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..errors import OffloadError
     from ..image.spec import ImageSpec
 
 from .. import isolated
@@ -54,18 +55,20 @@ class SessionSpec:
     apt_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    # How long a running command may stay out of reach before it is given up (issue 19).
+    resume_grace_seconds: float = 180.0
     grant: Grant | None = field(default=None, compare=False, repr=False)
+    image: ImageSpec | None = None  # what the image holds (issue 12); None: the bare base
+    build_output: bool = False  # show image build progress and logs (stderr is a terminal)
+    # A new session starts from this snapshot (`Session.snapshot()`) instead of the bare
+    # image (issue 18: one upload for many sandboxes); "" for none.
+    seed: str = ""
 
     def granted_timeout(self) -> int:
         """The timeout a new sandbox gets: what the budget grants, never more than wanted."""
         if self.grant is None:
             return int(self.timeout_seconds)
         return min(int(self.timeout_seconds), self.grant(self.name, int(self.timeout_seconds)))
-    image: ImageSpec | None = None  # what the image holds (issue 12); None: the bare base
-    build_output: bool = False  # show image build progress and logs (stderr is a terminal)
-    # A new session starts from this snapshot (`Session.snapshot()`) instead of the bare
-    # image (issue 18: one upload for many sandboxes); "" for none.
-    seed: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class SessionInfo:
 class Process(abc.ABC):
     """A running remote process."""
 
+    # Bytes of input that could not be delivered (the connection was lost): reported.
+    stdin_dropped: int = 0
+
     @abc.abstractmethod
     def write_stdin(self, data: bytes) -> None: ...
 
@@ -116,6 +122,13 @@ class Process(abc.ABC):
         """Deliver `sig` to the remote process group, also after the leader has exited
         (its stragglers); a no-op once the whole group is gone. Must not block long: it
         may be called from a signal handler."""
+
+
+    def stream_failure(self) -> OffloadError | None:
+        """Once both output streams have ended: why some output was lost (the connection
+        stayed down past the resume grace), else None. Checked after `wait()`, because a
+        stream may give up after the exit code arrived."""
+        return None
 
 
 class Session(abc.ABC):
@@ -167,6 +180,11 @@ class Backend(abc.ABC):
     def unavailable_reason(self) -> str | None:
         """Cheap check (no network, no heavy imports): None when usable, else why not
         and how to fix it, in one line."""
+
+    def unreachable_reason(self, timeout: float) -> str | None:
+        """None when the service answers within `timeout` seconds, else why not in one
+        line. Called before any work; a backend on this machine is always reachable."""
+        return None
 
     @abc.abstractmethod
     def open_session(self, spec: SessionSpec) -> Session:

@@ -54,10 +54,11 @@ from typing import Any
 
 from ..credentials import fix as credentials_fix
 from ..credentials import missing_reason
-from ..errors import BackendError, BackendUnavailable, OffloadError
+from ..errors import BackendError, BackendUnavailable, BackendUnreachable, OffloadError
 from ..fileio import exclusive
 from . import _modal_build, _modal_image
 from . import _modal_records as records
+from . import _modal_unstopped as unstopped
 from ._base import Backend, Process, PtySpec, Session, SessionInfo, SessionSpec
 
 ROOT = "/workspace"
@@ -79,6 +80,11 @@ STDIN_CHUNK_BYTES = 2 * 1024 * 1024
 WATCH_SECONDS = 5.0
 # After the control plane says the sandbox ended, how long the router may take to say so.
 GONE_GRACE_SECONDS = 2.0
+# How long giving a command up may wait for the stop to reach Modal.
+STOP_TIMEOUT_SECONDS = 5.0
+# Reopening an interrupted output stream: first wait, and the most between attempts.
+RESUME_FIRST_DELAY = 0.2
+RESUME_MAX_DELAY = 5.0
 # Deadline of the short housekeeping execs (mkdir at creation, the signal sender).
 HOUSEKEEPING_TIMEOUT = 60
 
@@ -105,6 +111,23 @@ _KILLER = ('sig=$1; i=0; while [ ! -s "$0" ]; do i=$((i+1)); [ $i -gt 50 ] && ex
            'kill -s KILL -- "-$pg" 2>/dev/null; exit 0')
 
 
+def _transient(exc: BaseException) -> bool:
+    """A failure of the connection, not of the command or the sandbox: worth retrying."""
+    from grpclib import GRPCError, Status
+    from grpclib.exceptions import StreamTerminatedError
+
+    modal = _modal()
+    if isinstance(exc, (OSError, TimeoutError, StreamTerminatedError,
+                        modal.exception.ConnectionError, modal.exception.ServiceError,
+                        modal.exception.InternalError)):
+        return True
+    if isinstance(exc, modal.exception.Error):
+        return False  # NotFoundError etc.: also GRPCErrors, whose `.status` warns (exception.py:95)
+    return isinstance(exc, GRPCError) and exc.status in (
+        Status.UNAVAILABLE, Status.DEADLINE_EXCEEDED, Status.CANCELLED, Status.UNKNOWN,
+        Status.INTERNAL)
+
+
 def _modal() -> Any:
     import modal  # the only import of modal in the package: ~0.35 s, so never at top level
 
@@ -124,9 +147,10 @@ def translate(exc: BaseException, doing: str) -> OffloadError:
     if isinstance(exc, modal.exception.AuthError):
         return BackendUnavailable(f"Modal rejected the credentials while {doing}",
                                   credentials_fix())
-    if isinstance(exc, (modal.exception.ConnectionError, ConnectionError, OSError)):
-        return BackendError(f"cannot reach Modal while {doing} ({detail})",
-                            "check the network and retry")
+    if isinstance(exc, (modal.exception.ConnectionError, ConnectionError, OSError)) or (
+            type(exc).__name__ == "RetryTimeoutError"):  # retries spent: grpc_utils.py:512
+        return BackendUnreachable(f"cannot reach Modal while {doing} ({detail})",
+                                  "check the network and retry")
     if isinstance(exc, modal.exception.SandboxTimeoutError):
         return BackendError(f"the Modal sandbox reached its time limit while {doing}",
                             "the daily budget or MODAL_TIMEOUT_SECONDS ran out")
@@ -156,6 +180,12 @@ class ModalProcess(Process):
         self._stdin_closed = False
         self._stream_error: BaseException | None = None
         self._exit: int | None = None
+        self._gave_up = threading.Event()
+        self._wake = threading.Event()  # the exit status arrived, or the command was given up
+        self._give_up_lock = threading.Lock()
+        self._stopped_remote = False
+        self.resume_grace = session.resume_grace
+        self.stdin_dropped = 0  # bytes of input that could not be delivered
 
     def write_stdin(self, data: bytes) -> None:
         with self._stdin_lock:
@@ -171,6 +201,7 @@ class ModalProcess(Process):
                 # not wait for it: end the channel with EOF (best effort; if the sandbox is
                 # gone, wait() reports that).
                 log.debug("stdin write failed (%s); sending EOF", exc)
+                self.stdin_dropped += len(view)  # reported by the gateway, never silent
                 self._stdin_closed = True
                 with contextlib.suppress(Exception):
                     self._proc.stdin.write_eof()
@@ -188,13 +219,70 @@ class ModalProcess(Process):
                 self._proc.stdin.drain()
 
     def _chunks(self, reader: Any) -> Iterator[bytes]:
-        try:
-            for chunk in reader:
-                if chunk:
-                    yield bytes(chunk)
-        except Exception as exc:
-            # Pump threads cannot raise to the caller: keep it for wait() to report.
+        """The stream's bytes, surviving a dropped connection (issue 19).
+
+        The client's reader keeps its byte offset when a read fails and reopens the stream
+        there on the next iteration ("Closing the underlying stream keeps the offset",
+        modal/io_streams.py:347-355, 420-436; the router's TaskExecStdioRead takes
+        `start_offset`, _task_command_router_client.py:586-622), so iterating it again
+        resumes with no byte lost or repeated. The client retries a failed read 10 times
+        with backoff from 10 ms (about 10 s, _task_command_router_client.py:395-423,
+        1036-1064); past that we keep reopening with our own backoff until the grace
+        (`MODAL_OFFLOAD_RESUME_GRACE`) runs out, then give the command up (wait() says so).
+        """
+        lost_since: float | None = None
+        delay = RESUME_FIRST_DELAY
+        while True:
+            try:
+                for chunk in reader:
+                    lost_since, delay = None, RESUME_FIRST_DELAY
+                    if chunk:
+                        yield bytes(chunk)
+                return
+            except Exception as exc:
+                if self._gave_up.is_set() or not _transient(exc):
+                    # Pump threads cannot raise to the caller: keep it for wait() to report.
+                    self._stream_error = exc
+                    return
+                now = time.monotonic()
+                lost_since = now if lost_since is None else lost_since
+                if now - lost_since >= self.resume_grace:
+                    self._give_up(exc)
+                    return
+                log.info("output stream interrupted (%s); resuming", exc.__class__.__name__)
+                time.sleep(min(delay, max(0.0, lost_since + self.resume_grace - now)))
+                delay = min(delay * 2, RESUME_MAX_DELAY)
+
+    def _give_up(self, exc: BaseException) -> None:
+        """Past the grace: stop the remote command, so nothing runs (and bills) unwatched,
+        and let wait() report. Modal may still be out of reach; then the sandbox's own time
+        limit ends it at the latest, and wait() says that instead."""
+        with self._give_up_lock:
+            if self._gave_up.is_set():
+                return
             self._stream_error = exc
+            self._stopped_remote = self._try_stop(STOP_TIMEOUT_SECONDS)
+            if not self._stopped_remote:  # the next open that reaches Modal stops it
+                with contextlib.suppress(OSError, OffloadError):
+                    unstopped.remember(self._session.name, self._session.id, self._pid_name)
+            self._gave_up.set()
+            self._wake.set()
+
+    def _try_stop(self, timeout: float) -> bool:
+        """SIGKILL the command's group, waiting at most `timeout` s; whether it was done."""
+        done: list[bool] = []
+
+        def run() -> None:
+            with contextlib.suppress(Exception):
+                killer = self._session.sandbox.exec(
+                    "sh", "-c", _KILLER, self._pid_name, "KILL", workdir=PIDS_DIR,
+                    text=False, timeout=HOUSEKEEPING_TIMEOUT)
+                done.append(killer.wait() == 0)
+
+        thread = threading.Thread(target=run, daemon=True, name="modal-stop")
+        thread.start()
+        thread.join(timeout)
+        return bool(done and done[0])
 
     def stdout_chunks(self) -> Iterator[bytes]:
         return self._chunks(self._proc.stdout)
@@ -240,14 +328,38 @@ class ModalProcess(Process):
                 outcome.append(int(self._proc.wait()))
             except BaseException as exc:  # handed to the caller below
                 outcome.append(exc)
+            finally:
+                self._wake.set()
 
         waiter = threading.Thread(target=target, daemon=True, name="modal-exec-wait")
         waiter.start()
+        # The client's wait retries a lost connection forever (exec_wait,
+        # _task_command_router_client.py:880-915): the resume grace is enforced here, from the
+        # first watch that got no answer, and by the output pumps (_chunks).
+        lost_since: float | None = None
+        next_watch = time.monotonic() + WATCH_SECONDS
         while True:
-            waiter.join(WATCH_SECONDS)
-            if not waiter.is_alive():
+            # Woken at once by the exit status or a give-up, else at the next watch.
+            self._wake.wait(max(0.0, next_watch - time.monotonic()))
+            if self._gave_up.is_set():
+                # Whatever the sandbox runs unwatched from here is still charged: its lease
+                # runs from creation to its end, watched or not (meter.py, issue 15).
+                with contextlib.suppress(OffloadError):
+                    records.mark_used(self._session.name, self._session.id)
+                raise self._lost_error()
+            if outcome:  # appended before the wake-up
                 break
-            ended = self._session.ended_code()
+            if time.monotonic() < next_watch:
+                continue
+            next_watch = time.monotonic() + WATCH_SECONDS
+            ended, reached = self._session.poll_state()
+            if reached:
+                lost_since = None
+            elif lost_since is None:
+                lost_since = time.monotonic()
+            elif time.monotonic() - lost_since >= self.resume_grace:
+                self._give_up(ConnectionError("Modal did not answer"))
+                continue
             if ended is not None:
                 waiter.join(GONE_GRACE_SECONDS)
                 if waiter.is_alive():  # the worker vanished with it: nothing will answer
@@ -261,6 +373,19 @@ class ModalProcess(Process):
                 raise self._session.died_error(ended) from result
             raise translate(result, "waiting for the command") from result
         return result
+
+    def stream_failure(self) -> OffloadError | None:
+        return self._lost_error() if self._gave_up.is_set() else None
+
+    def _lost_error(self) -> BackendError:
+        grace = f"{self.resume_grace:g}s"
+        stopped = ("it was stopped" if self._stopped_remote else
+                   "it could not be stopped yet; the next command that reaches Modal stops it")
+        return BackendError(
+            f"lost the connection to Modal for more than {grace} while the command ran "
+            f"(sandbox {self._session.id}): {stopped}, and nothing was synced back",
+            "run it again once online; `modal-offload session status` shows the session, "
+            "`modal-offload session stop` ends it")
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         # Also after the leader exited: its group's stragglers must stop too (_base.py).
@@ -295,7 +420,7 @@ class ModalSession(Session):
     backend_name = "modal"
 
     def __init__(self, sandbox: Any, record: records.SandboxRecord, fresh: bool,
-                 gpu: str | None = None) -> None:
+                 resume_grace: float, gpu: str | None = None) -> None:
         self.gpu = gpu
         self.sandbox = sandbox
         self.record = record
@@ -306,6 +431,7 @@ class ModalSession(Session):
         self.python = REMOTE_PYTHON
         self.package_dir = PACKAGE_DIR  # module_argv runs -I, which ignores PYTHONPATH
         self.fresh = fresh
+        self.resume_grace = resume_grace
         self.created_at = record.created_at
         self.deadline = record.deadline
 
@@ -342,11 +468,15 @@ class ModalSession(Session):
 
     def ended_code(self) -> int | None:
         """The sandbox's own exit code once it has ended, else None (also if unknown)."""
+        return self.poll_state()[0]
+
+    def poll_state(self) -> tuple[int | None, bool]:
+        """(the sandbox's exit code or None, whether Modal answered at all)."""
         try:
             code = self.sandbox.poll()
-        except Exception:
-            return None
-        return None if code is None else int(code)
+        except Exception as exc:
+            return None, not _transient(exc)
+        return (None if code is None else int(code)), True
 
     def died_error(self, code: int) -> BackendError:
         why = ("reached its provider-side time limit (the daily budget or "
@@ -381,6 +511,15 @@ class ModalSession(Session):
                     "idle_timeout_seconds": record.idle_timeout_seconds,
                     "gpu": self.gpu},
         )
+
+
+def _stop_unstopped(name: str, sandbox: Any) -> None:
+    """Stop the commands given up while Modal was out of reach (_modal_unstopped)."""
+    for pid_name in unstopped.take(name, sandbox.object_id):
+        with contextlib.suppress(Exception):
+            sandbox.exec("sh", "-c", _KILLER, pid_name, "KILL", workdir=PIDS_DIR, text=False,
+                         timeout=HOUSEKEEPING_TIMEOUT).wait()
+            log.info("stopped a command given up while Modal was out of reach")
 
 
 def _tags(spec: SessionSpec, created: float) -> dict[str, str]:
@@ -433,6 +572,13 @@ class ModalBackend(Backend):
     def unavailable_reason(self) -> str | None:
         return missing_reason()
 
+    def unreachable_reason(self, timeout: float) -> str | None:
+        from ..credentials import server_url
+        from ..reach import unreachable_reason
+
+        why = unreachable_reason(server_url(), timeout)
+        return None if why is None else f"Modal is unreachable ({why})"
+
     def _lookup(self, spec: SessionSpec) -> Any | None:
         modal = _modal()
         try:
@@ -454,7 +600,7 @@ class ModalBackend(Backend):
             if sandbox is None:
                 return None
             return ModalSession(sandbox, self._known(spec, sandbox), fresh=False,
-                                gpu=spec.gpu)
+                                resume_grace=spec.resume_grace_seconds, gpu=spec.gpu)
 
     def open_session(self, spec: SessionSpec) -> Session:
         ended: dict[str, float] = {}
@@ -484,9 +630,11 @@ class ModalBackend(Backend):
         if sandbox is not None:
             record = self._known(spec, sandbox)
             if record.deadline <= now + spec.timeout_seconds + DEADLINE_SLACK_SECONDS:
+                _stop_unstopped(spec.name, sandbox)
                 record.idle_timeout_seconds = spec.idle_timeout_seconds
                 records.store(record)
-                return ModalSession(sandbox, record, fresh=False, gpu=spec.gpu)
+                return ModalSession(sandbox, record, fresh=False,
+                                    resume_grace=spec.resume_grace_seconds, gpu=spec.gpu)
             # Its deadline lies past what is wanted now (MODAL_TIMEOUT_SECONDS was lowered):
             # it makes way for a sandbox with a smaller timeout. Waited, because it holds its
             # name until it has finished.
@@ -534,7 +682,8 @@ class ModalBackend(Backend):
         if code != 0:
             raise BackendError(f"could not prepare the Modal sandbox (mkdir exit {code})",
                                RESET_HINT)
-        return ModalSession(sandbox, record, fresh=True, gpu=spec.gpu)
+        return ModalSession(sandbox, record, fresh=True,
+                            resume_grace=spec.resume_grace_seconds, gpu=spec.gpu)
 
     def list_sessions(self, app_name: str) -> list[SessionInfo]:
         modal = _modal()

@@ -16,17 +16,17 @@ import shutil
 import signal as _signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..backends._base import Backend, Session
+from ..backends._base import Backend, PtySpec, Session
 from ..budget import Ledger
 from ..config import Settings
 from ..errors import BackendError, BudgetExhausted, OffloadError
 from ..fileio import atomic_write_text
-from ..gateway import Gateway, RemoteRun
+from ..gateway import Gateway, RemoteRun, Streams
 from ..image.spec import ImageSpec
 from ..workspace import Workspace
 from .leases import LeasePool
@@ -210,11 +210,12 @@ class TaskGateway(Gateway):
         super()._after_open(session, family, image)
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
-                     env: Any, streams: Any, handle: RemoteRun, limit: float,
-                     pty: Any = None) -> tuple[int, bool]:
+                     env: Mapping[str, str], streams: Streams, handle: RemoteRun,
+                     limit: float, notices: list[str],
+                     pty: PtySpec | None = None) -> tuple[int, bool]:
         left = self._deadline - time.monotonic() - BACK_RESERVE_SECONDS
         return super()._run_process(session, argv, cwd, env, streams, handle,
-                                    max(0.1, min(limit, left)), pty)
+                                    max(0.1, min(limit, left)), notices, pty)
 
     def _sync(self, session: Session, progress: bool) -> Any:
         return _GatedSync(super()._sync(session, progress), self._gate, self.index, session,

@@ -13,13 +13,23 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import config, terminal, workspace
+from .. import config, fallback, terminal, workspace
 from ..backends._base import Backend, PtySpec, get_backend
-from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, CorruptLedger, OffloadError
+from ..errors import (
+    EXEC_FAILURE_EXIT,
+    BackendTooSlow,
+    BackendUnavailable,
+    BackendUnreachable,
+    BadInput,
+    BudgetExhausted,
+    CorruptLedger,
+    OffloadError,
+    StoppedWaiting,
+)
 from ..exec_args import ExecArgs
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
 from ..image.programs import MissingProgram
@@ -52,27 +62,42 @@ class Plan:
     local_notice: str = ""
 
 
+BreakerFor = Callable[[Backend, config.Settings], fallback.Breaker]
+
+
 def plan(ws: workspace.Workspace, backend: str | None,
-         environ: Mapping[str, str] | None = None, gpu: str | None = None) -> Plan:
-    """Settings and backend for a command in `ws`; raises OffloadError when it may neither
-    run remotely nor fall back to a local run."""
+         environ: Mapping[str, str] | None = None, gpu: str | None = None,
+         breaker_for: BreakerFor | None = None) -> Plan:
+    """Settings and backend for a command in `ws` (fallback.preflight: credentials, the
+    host's breaker, a reachability check); raises OffloadError when it may neither run
+    remotely nor fall back to a local run."""
     overrides = {"backend": backend, "gpu": gpu}  # None: not given on the command line
     settings = config.load(ws.root, overrides, environ)
     chosen = get_backend(settings.backend)
-    reason = chosen.unavailable_reason()
-    if reason:
-        if backend is not None or settings.when_no_budget == "refuse":
-            raise OffloadError(reason)
-        return Plan(settings, None, once(f"running locally: {reason}"))
+    try:
+        fallback.preflight(chosen, settings,
+                           breaker_for(chosen, settings) if breaker_for else None)
+    except BackendUnavailable as exc:
+        return Plan(settings, None, local_notice(settings, exc, forced=backend is not None))
     return Plan(settings, chosen)
 
 
-def budget_fallback(settings: config.Settings, exc: BudgetExhausted) -> str | None:
-    """The notice for running locally when the budget is spent ("" when it was said within
-    the hour), or None: refuse."""
-    if settings.when_no_budget == "refuse":
+def local_notice(settings: config.Settings, exc: OffloadError, *, forced: bool = False) -> str:
+    """The notice for running locally instead ("" when it was said within the hour, so an
+    agent's hundred offline commands get one line); raises `exc` when that is not allowed
+    (`--backend` given, or MODAL_OFFLOAD_WHEN_NO_BUDGET=refuse)."""
+    return once(fallback.local_or_raise(exc, forced=forced,
+                                        allowed=settings.when_no_budget != "refuse"))
+
+
+def budget_fallback(settings: config.Settings, exc: OffloadError,
+                    forced: bool = False) -> str | None:
+    """`local_notice` for a failure met on the way (budget used up, service unreachable
+    before the command started), or None: refuse."""
+    try:
+        return local_notice(settings, exc, forced=forced)
+    except OffloadError:
         return None
-    return once(f"running locally: {exc.one_line()}")
 
 
 def missing_fallback(settings: config.Settings, exc: MissingProgram) -> str | None:
@@ -86,7 +111,8 @@ def missing_fallback(settings: config.Settings, exc: MissingProgram) -> str | No
 def failure_exit(exc: OffloadError) -> int:
     """125 when exec itself failed, so 1..124 stay the command's own codes; a corrupt
     ledger keeps its documented code 5 (#13), what `usage show` says for the same file."""
-    return exc.exit_code if isinstance(exc, CorruptLedger) else EXEC_FAILURE_EXIT
+    return exc.exit_code if isinstance(exc, (CorruptLedger, StoppedWaiting)) else (
+        EXEC_FAILURE_EXIT)
 
 
 def sync_notices(report: RunReport) -> list[str]:
@@ -162,8 +188,10 @@ def run(args: ExecArgs) -> int:
         finally:
             for sig, old in previous.items():
                 signal.signal(sig, old)
-    except BudgetExhausted as exc:
-        local = budget_fallback(settings, exc) if settings is not None else None
+    except (BudgetExhausted, BackendUnreachable, BackendTooSlow) as exc:
+        # Met before the command started (gateway.py); rejected credentials still fail.
+        forced = args.backend is not None and not isinstance(exc, BudgetExhausted)
+        local = budget_fallback(settings, exc, forced) if settings is not None else None
         if local is None:
             notice(exc.one_line())
             return EXEC_FAILURE_EXIT

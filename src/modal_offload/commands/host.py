@@ -35,6 +35,8 @@ def status() -> int:
           f"exits after {reply['idle_seconds']:g}s idle")
     print(f"sessions: {', '.join(reply.get('sessions', [])) or 'none'}")
     print(f"watched workspaces: {', '.join(reply.get('workspaces', [])) or 'none'}")
+    for line in reach_lines(reply.get("reach", {})):
+        print(line)
     print(f"active commands: {len(commands)}")
     if reply.get("log"):
         print(f"log: {reply['log']}")
@@ -42,6 +44,22 @@ def status() -> int:
         age = _duration(time.time() - float(cmd.get("started_at", time.time())))
         print(f"  {cmd.get('argv0')} in {cmd.get('cwd')} ({age})")
     return 0
+
+
+def reach_lines(reach: dict[str, Any]) -> list[str]:
+    """One line per backend the host has checked: reachable, or offline since when and why."""
+    out = []
+    for key, state in sorted(reach.items()):
+        name = state.get("name", key)
+        if state.get("state") == "closed":
+            out.append(f"{name}: reachable (last check answered)")
+            continue
+        since = time.strftime("%H:%M:%S", time.localtime(float(state.get("since", 0))))
+        mode = ("commands run locally without waiting" if state.get("state") == "open"
+                else "the next command checks again")
+        out.append(f"{name}: offline since {since}: {state.get('why')}; {mode}, "
+                   "probing in the background")
+    return out
 
 
 def stop() -> int:

@@ -33,7 +33,14 @@ def host_check(use_host: bool) -> tuple[str, str, str]:
         return "ok", "not running; starts on the next routed command", ""
     detail = (f"running, pid {reply['pid']}, {len(reply.get('sessions', []))} warm "
               f"session(s), {len(reply.get('commands', []))} command(s) running")
+    offline = [f"{state.get('name', key)} offline ({state.get('why')})"
+               for key, state in sorted(reply.get("reach", {}).items())
+               if state.get("state") != "closed"]
+    if offline:
+        detail += "; " + "; ".join(offline) + ": routed commands run locally"
     if reply.get("fingerprint") != protocol.fingerprint():
         return ("warn", detail + "; it runs older code and is replaced by the next command",
                 "modal-offload host stop")
+    if offline:
+        return "warn", detail, "check the network; the host closes the breaker by itself"
     return "ok", detail, ""

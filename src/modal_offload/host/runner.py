@@ -22,13 +22,21 @@ from typing import Any
 from .. import workspace as _workspace
 from ..backends._base import PtySpec, Session
 from ..commands import exec as exec_cmd
-from ..errors import EXEC_FAILURE_EXIT, BackendError, BudgetExhausted, OffloadError
+from ..errors import (
+    EXEC_FAILURE_EXIT,
+    BackendError,
+    BackendTooSlow,
+    BackendUnreachable,
+    BudgetExhausted,
+    OffloadError,
+)
 from ..gateway import Gateway, RemoteRun, Streams, fd_sink
 from ..image import cache as image_cache
 from ..image import identity
 from ..image.programs import MissingProgram
 from ..remote_env import remote_environment
 from . import protocol
+from .breaker import Breaker
 from .log import log
 from .warm import Warm, WarmBackend
 from .watcher import Watcher
@@ -173,10 +181,13 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         return {"op": "error", "message": exc.one_line(), "exit": exc.exit_code}
     settings = None
     backend: WarmBackend | None = None
+    breaker: Breaker | None = None
+    forced = message.get("backend") is not None
     try:
         gpu = message.get("gpu")
         chosen = exec_cmd.plan(ws, message.get("backend"), env,
-                               gpu=gpu if isinstance(gpu, str) else None)
+                               gpu=gpu if isinstance(gpu, str) else None,
+                               breaker_for=warm.breaker)
         settings = chosen.settings
         if not settings.use_host:
             return {"op": "inprocess"}  # turned off in a config file, which only we read
@@ -186,6 +197,8 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
             # Modal's build progress and logs go to a process's own terminal
             # (modal.enable_output), not to a client's fd: that command runs in the client.
             return {"op": "inprocess"}
+        breaker = warm.breaker(chosen.backend, settings)
+        recovered = breaker.take_recovered()
         backend = warm.backend(chosen.backend)
         gateway = HostGateway(settings, backend, ws, warm=warm, watcher=warm.watcher(ws.root))
         sync_back = message.get("sync_back")
@@ -193,10 +206,15 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         report = _run(conn, gateway, command, cwd_rel, env, std, on_started,
                       settings.sync_back if sync_back is None else bool(sync_back),
                       exec_cmd.pty_spec(pty if isinstance(pty, dict) else None))
-    except BudgetExhausted as exc:
-        local = exec_cmd.budget_fallback(settings, exc) if settings is not None else None
+    except (BudgetExhausted, BackendUnreachable, BackendTooSlow) as exc:
+        # Met before the command started (gateway.py); rejected credentials still fail.
+        if isinstance(exc, BackendUnreachable):
+            _lost(backend, breaker, exc)
+        unreachable = not isinstance(exc, BudgetExhausted)
+        local = (exec_cmd.budget_fallback(settings, exc, forced and unreachable)
+                 if settings is not None else None)
         if local is None:
-            return {"op": "error", "message": exc.one_line(), "exit": EXEC_FAILURE_EXIT}
+            return {"op": "error", "message": exc.one_line(), "exit": exec_cmd.failure_exit(exc)}
         return {"op": "local", "notice": local}
     except MissingProgram as exc:
         local = exec_cmd.missing_fallback(settings, exc) if settings is not None else None
@@ -204,10 +222,22 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
             return {"op": "error", "message": exc.one_line(), "exit": EXEC_FAILURE_EXIT}
         return {"op": "local", "notice": local}
     except OffloadError as exc:
-        if backend is not None and isinstance(exc, BackendError):
-            backend.forget()
+        if isinstance(exc, BackendError):
+            _lost(backend, breaker, exc)
         return {"op": "error", "message": exc.one_line(), "exit": exec_cmd.failure_exit(exc)}
-    return {"op": "done", "exit": report.exit_code, "notices": exec_cmd.sync_notices(report)}
+    breaker.answered()  # a remote command came back: Modal is there
+    notices = ([recovered] if recovered else []) + exec_cmd.sync_notices(report)
+    return {"op": "done", "exit": report.exit_code, "notices": notices}
+
+
+def _lost(backend: WarmBackend | None, breaker: Breaker | None, exc: OffloadError) -> None:
+    """After a backend failure: cached sessions may be gone; and when the service could not
+    be reached (before or during the command), the breaker opens."""
+    if backend is not None:
+        backend.forget()
+    if breaker is not None and (isinstance(exc, BackendUnreachable)
+                                or isinstance(exc.__cause__, BackendUnreachable)):
+        breaker.trip(exc.message)
 
 
 def _run(conn: socket.socket, gateway: HostGateway, command: list[str], cwd_rel: str,

@@ -233,6 +233,7 @@ class Host:
                 "fingerprint": self.fingerprint, "uptime": time.time() - self.started_at,
                 "idle_seconds": self.idle_seconds, "sessions": self.warm.sessions(),
                 "workspaces": list(self.warm.workspaces()), "commands": commands,
+                "reach": self.warm.breakers(),
                 "log": str(log_path(lifecycle.config_key()))}
 
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends._base import Backend, Session, SessionInfo, SessionSpec, get_backend
+from ..config import Settings
 from ..sync.manifest import Manifest
+from .breaker import Breaker
 from .watcher import Watcher
 
 SESSION_REUSE_SECONDS = 30.0
@@ -30,7 +32,7 @@ class _Opened:
 def _spec_key(spec: SessionSpec) -> tuple[object, ...]:
     # Everything but the timeout, which shrinks with the budget on every call.
     return (spec.name, spec.app_name, spec.cpu, spec.memory_mb, spec.idle_timeout_seconds,
-            spec.apt_packages, spec.pip_packages)
+            spec.apt_packages, spec.pip_packages, spec.resume_grace_seconds)
 
 
 class WarmBackend(Backend):
@@ -49,6 +51,9 @@ class WarmBackend(Backend):
 
     def unavailable_reason(self) -> str | None:
         return self.inner.unavailable_reason()
+
+    def unreachable_reason(self, timeout: float) -> str | None:
+        return self.inner.unreachable_reason(timeout)
 
     def open_session(self, spec: SessionSpec) -> Session:
         key, now = _spec_key(spec), time.monotonic()
@@ -130,7 +135,26 @@ class Warm:
         self._lock = threading.Lock()
         self._backends: dict[str, WarmBackend] = {}
         self._watchers: OrderedDict[str, Watcher | None] = OrderedDict()
+        self._breakers: dict[str, Breaker] = {}
         self.baselines = BaselineMemo()
+
+    def breaker(self, backend: Backend, settings: Settings) -> Breaker:
+        """The circuit breaker of `backend`'s service, one per backend for the host's life;
+        the latest command's settings say how long it stays open and how long a probe waits."""
+        with self._lock:
+            breaker = self._breakers.get(backend.name)
+            if breaker is None:
+                timeout = settings.reach_timeout_seconds
+                breaker = self._breakers[backend.name] = Breaker(
+                    "Modal" if backend.name == "modal" else f"the {backend.name} backend",
+                    lambda: backend.unreachable_reason(timeout), settings.offline_seconds)
+            breaker.open_seconds = settings.offline_seconds
+            return breaker
+
+    def breakers(self) -> dict[str, dict[str, object]]:
+        with self._lock:
+            items = list(self._breakers.items())
+        return {name: breaker.status() for name, breaker in items}
 
     def backend(self, chosen: Backend) -> WarmBackend:
         with self._lock:
