@@ -1,8 +1,9 @@
 """Remote minutes a full or failing disk kept out of the ledger (issue #13).
 
-`budget.Meter` retries a charge it cannot write, then hands it here; every remote run first
-writes what is pending into the ledger (`Ledger.settle_pending`), and refuses with one line
-(`ChargePending`) while it cannot: the cap cannot be checked until then.
+Since issue 15 the sandbox's lease already holds its time in the ledger, so nothing new is
+handed here; what an older version left behind is still written first by every remote run
+(`Ledger.settle_pending`), which refuses with one line (`ChargePending`) while it cannot: the
+cap cannot be checked until then.
 """
 
 from __future__ import annotations
