@@ -131,6 +131,10 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def info(self) -> SessionInfo: ...
 
+    def before_collect(self) -> None:
+        """A sync back is about to scan the remote tree (the session channel resets its
+        change tracking here, channel/agent.py); nothing to do for a plain session."""
+
 
 # argv: ['-c', package_dir, module, *args]; runs `module` as __main__ like `python -m`.
 MODULE_BOOTSTRAP = (

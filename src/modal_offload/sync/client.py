@@ -215,16 +215,23 @@ class WorkspaceSync:
             if isinstance(refused, list) else []
 
     # ---------------------------------------------------------------------- back
-    def back(self) -> SyncBackReport:
-        """Apply what the remote command changed, safely and conflict-aware."""
+    def back(self, remote_changed: bool | None = None) -> SyncBackReport:
+        """Apply what the remote command changed, safely and conflict-aware.
+
+        `remote_changed`: what the session channel said with the command's exit (False:
+        nothing changed in the remote tree since the last collect); None asks the remote.
+        """
         started = time.monotonic()
         report = SyncBackReport()
         with exclusive(self.cache_path):
             remove_stale_staging(self.root)  # a killed earlier run's leftovers (issue 13)
-            baseline = self.load_baseline() or Manifest({}, 0)
-            if self.load_baseline() is not None and remote_unchanged(self.session):
+            known = self.load_baseline()
+            baseline = known or Manifest({}, 0)
+            if known is not None and (remote_changed is False or (
+                    remote_changed is None and remote_unchanged(self.session))):
                 report.seconds = time.monotonic() - started
                 return report
+            self.session.before_collect()
             run = AgentRun(self.session, ["collect", *agent_paths(self.session),
                                           "--max-bytes", str(self.max_bytes)], "sync back")
             reader = ChunkReader(run.process.stdout_chunks())

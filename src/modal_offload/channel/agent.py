@@ -1,0 +1,247 @@
+"""The remote end of the session channel, run once per session by the host as
+`python -I ... modal_offload.channel.agent --root R --state S` (Session.module_argv).
+
+It reads frames (frames.py) on stdin and writes frames on stdout:
+- EXEC {argv, cwd, env} starts a command as its child, in a new session (so a signal
+  reaches its whole group), with pipes; STARTED {pid} follows, then STDOUT/STDERR data,
+  their EOFs, and EXIT {code, changed} once the command ended.
+- `changed` answers the question sync back asks after every command, without a walk or an
+  exec: False only when the inotify watcher saw nothing change in R since the last MARK
+  (sent right before a collect) and that collect's stamp still stands. The kernel queues
+  an inotify event inside the writing syscall, so every write the command finished before
+  it exited is counted (host/watcher.py). Without inotify, `changed` is always True.
+- On EOF of stdin (the host closed the channel) every running group gets SIGHUP, then
+  SIGKILL after a grace, as a closed terminal would do; the agent exits.
+
+Standard library plus this package's sync modules, as the sync agent (sync/remote.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import frames
+
+_READ = 64 * 1024
+HANGUP_GRACE_SECONDS = 2.0
+CONSUMER = "collect"
+
+
+class _Child:
+    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes]) -> None:
+        self.agent, self.cid, self.popen = agent, cid, popen
+        self.stdin: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._left = 3  # stdout EOF, stderr EOF, exit: then the id may be forgotten
+        self._left_lock = threading.Lock()
+        agent.send(frames.encode_json(frames.STARTED, cid, {"pid": popen.pid}))
+        for target, name in ((self._feed, "stdin"), (self._wait, "wait")):
+            threading.Thread(target=target, name=f"{name}-{cid}", daemon=True).start()
+        for pipe, kind, eof in ((popen.stdout, frames.STDOUT, frames.STDOUT_EOF),
+                                (popen.stderr, frames.STDERR, frames.STDERR_EOF)):
+            threading.Thread(target=self._pump, args=(pipe, kind, eof), daemon=True).start()
+
+    def _pump(self, pipe: Any, kind: bytes, eof: bytes) -> None:
+        fd = pipe.fileno()
+        try:
+            while data := os.read(fd, _READ):
+                self.agent.send(frames.encode(kind, self.cid, data))
+        except OSError:
+            pass
+        finally:
+            pipe.close()
+            self.agent.send(frames.encode(eof, self.cid))
+            self._done()
+
+    def _done(self) -> None:
+        with self._left_lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self.agent.forget(self.cid)
+
+    def _feed(self) -> None:
+        stdin = self.popen.stdin
+        assert stdin is not None
+        try:
+            while (data := self.stdin.get()) is not None:
+                stdin.write(data)
+                stdin.flush()
+        except (OSError, ValueError):
+            pass  # the command closed its stdin: the rest is not wanted
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def _wait(self) -> None:
+        code = self.popen.wait()
+        code = 128 - code if code < 0 else code
+        changed = self.agent.tree_changed()
+        self.agent.send(frames.encode_json(frames.EXIT, self.cid,
+                                           {"code": code, "changed": changed}))
+        self._done()
+
+    def signal(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+
+class Agent:
+    def __init__(self, root: Path, state: Path, out_fd: int = 1) -> None:
+        self.root, self.state, self.out_fd = root, state, out_fd
+        self._write_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self.children: dict[int, _Child] = {}
+        self.groups: set[int] = set()  # every group started, for the hang-up at the end
+        # Nothing is known about changes made before we watched: the first answer is
+        # "changed" until a collect (MARK) starts from a known state.
+        self.trusted = False
+        self.watcher = self._watcher()
+
+    def _watcher(self) -> Any:
+        try:
+            from ..host.watcher import Watcher
+            from ..sync.remote import load_rules
+
+            watcher = Watcher.create(self.root, lambda: load_rules(self.root, self.state))
+        except Exception:  # any trouble only costs a walk per command
+            return None
+        if watcher is not None:
+            watcher.take(CONSUMER)
+        return watcher
+
+    # ------------------------------------------------------------------ output
+    def send(self, data: bytes) -> None:
+        with self._write_lock:
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(self.out_fd, view):]
+            except OSError:
+                pass  # the host is gone; stdin's EOF ends us
+
+    # ------------------------------------------------------------- tree state
+    def tree_changed(self) -> bool:
+        from ..sync.remote import STAMP_NAME
+
+        if self.watcher is None or not self.trusted:
+            return True
+        pending = self.watcher.pending(CONSUMER)
+        return pending is None or pending > 0 or not (self.state / STAMP_NAME).exists()
+
+    def mark(self) -> None:
+        """A collect is about to scan: what changed so far is its job; and until it
+        succeeds (it writes the stamp) the tree counts as changed."""
+        from ..sync.remote import clear_stamp
+
+        if self.watcher is not None:
+            self.watcher.take(CONSUMER)
+            self.trusted = self.watcher.broken is None
+        with contextlib.suppress(OSError):
+            clear_stamp(self.state)
+
+    # --------------------------------------------------------------- commands
+    def start(self, cid: int, spec: dict[str, Any]) -> None:
+        argv = [str(a) for a in spec.get("argv", [])]
+        cwd = str(spec.get("cwd") or self.root)
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in dict(spec.get("env", {})).items()})
+        popen = None
+        try:
+            os.makedirs(cwd, exist_ok=True)  # as the backends' exec does
+            popen = _spawn(argv, cwd, env)
+        except OSError as exc:
+            # As a container (and the local backend) would: the shell's conventions.
+            code, why = ((126, "permission denied") if isinstance(exc, PermissionError)
+                         else (127, "command not found") if isinstance(exc, FileNotFoundError)
+                         else (127, exc.strerror or str(exc)))
+            popen = _spawn(["sh", "-c", f'echo "$0: $1" >&2; exit {code}',
+                            argv[0] if argv else "exec", why], "/", env)
+        with self._lock:
+            self.groups.add(popen.pid)
+        child = _Child(self, cid, popen)
+        with self._lock:
+            if child._left:  # not already finished (then forget() ran before this)
+                self.children[cid] = child
+
+    def forget(self, cid: int) -> None:
+        with self._lock:
+            self.children.pop(cid, None)
+
+    def child(self, cid: int) -> _Child | None:
+        with self._lock:
+            return self.children.get(cid)
+
+    def handle(self, kind: bytes, cid: int, payload: bytes) -> None:
+        if kind == frames.EXEC:
+            self.start(cid, frames.decode_json(payload))
+        elif kind == frames.MARK:
+            self.mark()
+        elif kind == frames.SIGNAL:
+            sig = int(frames.decode_json(payload).get("sig", signal.SIGTERM))
+            pid = int(frames.decode_json(payload).get("pid", 0))
+            child = self.child(cid)
+            if child is not None:
+                child.signal(sig)
+            elif pid in self.groups:  # the leader exited; its stragglers still get it
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, sig)
+        elif kind in (frames.STDIN, frames.STDIN_EOF):
+            child = self.child(cid)
+            if child is not None:
+                child.stdin.put(payload if kind == frames.STDIN else None)
+
+    def hang_up(self) -> None:
+        with self._lock:
+            groups = list(self.groups)
+        for sig in (signal.SIGHUP, signal.SIGKILL):
+            for pid in groups:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, sig)
+            if sig == signal.SIGHUP and groups:
+                threading.Event().wait(HANGUP_GRACE_SECONDS)
+
+    def serve(self, in_fd: int = 0) -> int:
+        watch = "inotify" if self.watcher is not None else "none"
+        self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch}))
+        chunks = iter(lambda: os.read(in_fd, _READ), b"")
+        try:
+            for kind, cid, payload in frames.read_frames(chunks):
+                self.handle(kind, cid, payload)
+        except frames.FrameError as exc:
+            print(f"modal-offload channel agent: {exc}", file=sys.stderr)
+            self.hang_up()
+            return 2
+        self.hang_up()
+        return 0
+
+
+def _spawn(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modal_offload.channel.agent")
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--state", required=True, type=Path)
+    args = parser.parse_args(argv)
+    # Our stdout is the channel: nothing else may write there (a stray print would
+    # corrupt the stream), so fd 1 moves aside and the children get their own pipes.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    return Agent(args.root.resolve(), args.state.resolve(), out_fd).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
