@@ -2,7 +2,7 @@
 `python -I ... modal_offload.channel.agent --root R --state S` (Session.module_argv).
 
 It reads frames (frames.py) on stdin and writes frames on stdout:
-- EXEC {argv, cwd, env} starts a command as its child, in a new session (so a signal
+- EXEC {argv, cwd (relative to R), env} starts a command as its child, in a new session (so a signal
   reaches its whole group), with pipes; STARTED {pid} follows, then STDOUT/STDERR data,
   their EOFs, and EXIT {code, changed} once the command ended.
 - `changed` answers the question sync back asks after every command, without a walk or an
@@ -151,7 +151,12 @@ class Agent:
     # --------------------------------------------------------------- commands
     def start(self, cid: int, spec: dict[str, Any]) -> None:
         argv = [str(a) for a in spec.get("argv", [])]
-        cwd = str(spec.get("cwd") or self.root)
+        # Relative to the root, which is our working folder (client.ChannelProcess.fits);
+        # normalised there, and `..` refused, so it stays inside.
+        rel = str(spec.get("cwd") or ".")
+        if os.path.isabs(rel) or rel == ".." or rel.startswith("../"):
+            rel = "."
+        cwd = os.path.join(self.root, rel)
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in dict(spec.get("env", {})).items()})
         popen = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import posixpath
 import signal as _signal
 import threading
 import time
@@ -103,6 +104,20 @@ class ChannelProcess(Process):
         self.cid = link.register(self)
         link.send(frames.encode_json(frames.EXEC, self.cid, {
             "argv": list(argv), "cwd": cwd, "env": dict(env)}))
+
+    @staticmethod
+    def fits(session: Session, cwd: str) -> str | None:
+        """`cwd` relative to the session root, which the agent runs in; None when it lies
+        outside. Only relative: a backend may map working folders to sandbox paths (the
+        Modal emulator does), so the agent's own working folder is the root's real place,
+        and an absolute remote path in a frame may name another folder entirely."""
+        root = session.root.rstrip("/")
+        if cwd.rstrip("/") == root:
+            return "."
+        if cwd.startswith(root + "/"):
+            rel = posixpath.normpath(cwd[len(root) + 1:])
+            return None if rel == ".." or rel.startswith("../") else rel
+        return None
 
     # ------------------------------------------------------------ the contract
     def write_stdin(self, data: bytes) -> None:
@@ -403,10 +418,11 @@ class ChannelSession(Session):
 
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
              pty: PtySpec | None = None) -> Process:
-        link = None if pty is not None else self.channel.link()
-        if link is not None:
+        rel = ChannelProcess.fits(self, cwd)
+        link = None if pty is not None or rel is None else self.channel.link()
+        if link is not None and rel is not None:
             try:
-                return ChannelProcess(link, argv, cwd, env)
+                return ChannelProcess(link, argv, rel, env)
             except ChannelBroken:
                 pass
         return self.inner.exec(argv, cwd=cwd, env=env, pty=pty)
