@@ -131,9 +131,11 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def info(self) -> SessionInfo: ...
 
-    def before_collect(self) -> None:
-        """A sync back is about to scan the remote tree (the session channel resets its
-        change tracking here, channel/agent.py); nothing to do for a plain session."""
+    def before_collect(self) -> str | None:
+        """A sync back is about to scan the remote tree: the session channel resets its
+        change tracking here and returns the token of the list of changed paths it left
+        for the collect (channel/agent.py); a plain session has none: the collect walks."""
+        return None
 
 
 # argv: ['-c', package_dir, module, *args]; runs `module` as __main__ like `python -m`.

@@ -10,6 +10,8 @@ It reads frames (frames.py) on stdin and writes frames on stdout:
   (sent right before a collect) and that collect's stamp still stands. The kernel queues
   an inotify event inside the writing syscall, so every write the command finished before
   it exited is counted (host/watcher.py). Without inotify, `changed` is always True.
+  MARK also leaves the collect a list of the paths that changed, so it rescans only those
+  instead of walking the tree (issue 21; sync/remote.py, "hint").
 - On EOF of stdin (the host closed the channel) every running group gets SIGHUP, then
   SIGKILL after a grace, as a closed terminal would do; the agent exits.
 
@@ -104,6 +106,8 @@ class Agent:
         # Nothing is known about changes made before we watched: the first answer is
         # "changed" until a collect (MARK) starts from a known state.
         self.trusted = False
+        self.last_token: str | None = None
+        self.rules_seen: int | None = -1  # mtime of the rules the watcher was built with
         self.watcher = self._watcher()
 
     def _watcher(self) -> Any:
@@ -137,16 +141,31 @@ class Agent:
         pending = self.watcher.pending(CONSUMER)
         return pending is None or pending > 0 or not (self.state / STAMP_NAME).exists()
 
-    def mark(self) -> None:
-        """A collect is about to scan: what changed so far is its job; and until it
-        succeeds (it writes the stamp) the tree counts as changed."""
-        from ..sync.remote import clear_stamp
+    def mark(self, token: str) -> None:
+        """A collect is about to scan: what changed so far is its job, handed over as the
+        hint `token` (sync/remote.py); until it succeeds (it writes the stamp) the tree
+        counts as changed."""
+        from ..sync.remote import RULES_NAME, clear_stamp, write_hint
 
+        changed = None
+        try:
+            rules = (self.state / RULES_NAME).stat().st_mtime_ns
+        except OSError:
+            rules = None
+        if self.watcher is not None and rules != self.rules_seen:
+            # The client sent new ignore rules: what we watch may be too little; re-walk.
+            self.watcher.reset()
+            self.rules_seen = rules
         if self.watcher is not None:
-            self.watcher.take(CONSUMER)
+            # Before the first mark nothing is known about earlier changes: walk once.
+            taken = self.watcher.take(CONSUMER)
+            changed = taken if self.trusted else None
             self.trusted = self.watcher.broken is None
         with contextlib.suppress(OSError):
             clear_stamp(self.state)
+        with contextlib.suppress(OSError):
+            write_hint(self.state, token, self.last_token, changed)
+        self.last_token = token
 
     # --------------------------------------------------------------- commands
     def start(self, cid: int, spec: dict[str, Any]) -> None:
@@ -189,7 +208,7 @@ class Agent:
         if kind == frames.EXEC:
             self.start(cid, frames.decode_json(payload))
         elif kind == frames.MARK:
-            self.mark()
+            self.mark(payload.decode("ascii", "replace"))
         elif kind == frames.SIGNAL:
             sig = int(frames.decode_json(payload).get("sig", signal.SIGTERM))
             pid = int(frames.decode_json(payload).get("pid", 0))

@@ -25,6 +25,7 @@ import posixpath
 import signal as _signal
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -427,11 +428,16 @@ class ChannelSession(Session):
                 pass
         return self.inner.exec(argv, cwd=cwd, env=env, pty=pty)
 
-    def before_collect(self) -> None:
+    def before_collect(self) -> str | None:
         link = self.channel.current()
-        if link is not None:
-            with contextlib.suppress(ChannelBroken):
-                link.send(frames.encode(frames.MARK, 0))
+        if link is None:
+            return None
+        token = uuid.uuid4().hex
+        try:
+            link.send(frames.encode(frames.MARK, 0, token.encode()))
+        except ChannelBroken:
+            return None
+        return token
 
     def terminate(self) -> None:
         self.channel.close()

@@ -136,6 +136,12 @@ class Watcher:
             if consumer in self._consumers:
                 self._consumers[consumer] = None
 
+    def reset(self) -> None:
+        """What is ignored may have changed (new rules): every consumer scans, watches are
+        re-walked with the new rules."""
+        with self._lock:
+            self.overflow()
+
     def overflow(self) -> None:
         """Forget what is known: every consumer scans next time, watches are re-walked."""
         self.overflows += 1

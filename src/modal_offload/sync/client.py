@@ -231,9 +231,11 @@ class WorkspaceSync:
                     remote_changed is None and remote_unchanged(self.session))):
                 report.seconds = time.monotonic() - started
                 return report
-            self.session.before_collect()
+            hint = self.session.before_collect()
             run = AgentRun(self.session, ["collect", *agent_paths(self.session),
-                                          "--max-bytes", str(self.max_bytes)], "sync back")
+                                          "--max-bytes", str(self.max_bytes),
+                                          *(["--changed-from", hint] if hint else [])],
+                           "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
             try:
                 self._receive(reader, run, baseline, report)

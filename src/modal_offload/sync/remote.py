@@ -1,7 +1,8 @@
 """The remote end of sync: a small agent run as `python -m modal_offload.sync.remote`.
 
     apply   --root R --state S                   stdin: header + tar;  stdout: one JSON line
-    collect --root R --state S --max-bytes N     stdout: header + tar; stdin: "ack\\n"
+    collect --root R --state S --max-bytes N [--changed-from TOKEN]
+                                                 stdout: header + tar; stdin: "ack\\n"
 
 The agent keeps a manifest of R in `S/manifest.json`: the state both sides agreed on at
 the last sync. `apply` updates only the entries it touched (or, for a full sync, starts
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .ignore import IgnoreRules
-from .manifest import FILE, Manifest, diff, forget, scan_with_stats
+from .manifest import FILE, Manifest, diff, forget, rescan, scan_with_stats
 from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, pack
 from .tarstream import parse_header as _parse_header
 
@@ -58,6 +59,62 @@ def write_stamp(state: Path, at: float) -> None:
     tmp.write_bytes(b"")
     os.utime(tmp, (at, at))
     os.replace(tmp, state / STAMP_NAME)
+
+
+# The session channel's agent (channel/agent.py) watches the tree with inotify. Right before
+# a collect it writes what changed since the last committed collect to `changed-<token>.json`
+# and the client passes `--changed-from <token>`: the collect then rescans those paths only,
+# no walk (issue 21). A collect deletes its hint when it commits; a hint still there at the
+# next mark was never committed (over the cap, no ack), so its paths are carried over.
+HINT_PREFIX = "changed-"
+_TOKEN_CHARS = frozenset("0123456789abcdef")
+
+
+def hint_path(state: Path, token: str) -> Path | None:
+    if not 8 <= len(token) <= 32 or not set(token) <= _TOKEN_CHARS:
+        return None
+    return state / f"{HINT_PREFIX}{token}.json"
+
+
+def write_hint(state: Path, token: str, previous: str | None,
+               changed: set[str] | None) -> None:
+    """Record `changed` (None: unknown, walk) for the collect named `token`, plus what the
+    uncommitted collect `previous` was told."""
+    path = hint_path(state, token)
+    old = hint_path(state, previous) if previous else None
+    if old is not None and changed is not None:
+        try:
+            carried = json.loads(old.read_bytes())
+            changed = changed | {str(p) for p in carried} if isinstance(carried, list) else None
+        except FileNotFoundError:
+            pass  # committed: nothing to carry
+        except (OSError, ValueError):
+            changed = None
+    if old is not None:
+        old.unlink(missing_ok=True)
+    if path is None or changed is None:
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = state / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(sorted(changed)))
+    os.replace(tmp, path)
+
+
+def read_hint(state: Path, token: str | None) -> tuple[Path, list[str]] | None:
+    """The paths a hinted collect may limit itself to, or None: walk. Also None when the
+    client's rules changed after the hint was written (what is ignored may differ)."""
+    path = hint_path(state, token) if token else None
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+        data = json.loads(path.read_bytes())
+        rules_st = (state / RULES_NAME).stat()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or rules_st.st_mtime_ns > st.st_mtime_ns:
+        return None
+    return path, [str(p) for p in data]
 
 
 def load_manifest(state: Path) -> Manifest | None:
@@ -103,9 +160,15 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
         raise ProtocolError(f"expected an apply header, got op={header.get('op')!r}")
     previous = load_manifest(state)
     rules = IgnoreRules.from_wire(root, header.get("rules"))
-    tmp = state / f".{RULES_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(rules.to_wire()))
-    os.replace(tmp, state / RULES_NAME)
+    wire = json.dumps(rules.to_wire())
+    try:
+        same = (state / RULES_NAME).read_text() == wire
+    except (OSError, ValueError):
+        same = False
+    if not same:  # rewritten only when they differ: the channel agent re-walks then
+        tmp = state / f".{RULES_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(wire)
+        os.replace(tmp, state / RULES_NAME)
     # A full apply forgets remote-only files that still carry old ctimes; they must be
     # offered back by the next collect, so the quick check may not short-cut it.
     clear_stamp(state)
@@ -131,11 +194,16 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     return 0
 
 
-def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
+            hint: str | None = None) -> int:
     _locked(state)
     previous = load_manifest(state)
     scan_started = time.time()
-    new, stats = scan_with_stats(root, load_rules(root, state), previous)
+    hinted = read_hint(state, hint) if previous is not None else None
+    if previous is not None and hinted is not None:
+        new, stats = rescan(root, load_rules(root, state), previous, hinted[1])
+    else:
+        new, stats = scan_with_stats(root, load_rules(root, state), previous)
     delta = diff(previous, new)
     # Missing from the scan is not removed from the disk: what the remote's (perhaps
     # rewritten) ignore rules now skip still exists, and must not come back as a deletion
@@ -160,8 +228,10 @@ def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: I
     stdout.flush()
     _close_stdout()
     if _wait_ack(stdin):
-        if not stats.unchanged_from(previous):
+        if not stats.unchanged_from(previous) or delta.changed or delta.deleted:
             save_manifest(state, new)
+        if hinted is not None:
+            hinted[0].unlink(missing_ok=True)  # committed: the next mark starts afresh
         write_stamp(state, scan_started - STAMP_MARGIN_SECONDS)
     return 0
 
@@ -195,12 +265,14 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--state", required=True, type=Path)
         if name == "collect":
             p.add_argument("--max-bytes", required=True, type=int)
+            p.add_argument("--changed-from", default=None)  # a hint's token (see above)
     args = parser.parse_args(argv)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     try:
         if args.cmd == "apply":
             return apply(args.root, args.state, stdin, stdout)
-        return collect(args.root, args.state, args.max_bytes, stdin, stdout)
+        return collect(args.root, args.state, args.max_bytes, stdin, stdout,
+                       args.changed_from)
     except ProtocolError as exc:
         print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
         return 2
