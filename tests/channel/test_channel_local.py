@@ -14,6 +14,7 @@ from modal_offload.channel.client import Channel, ChannelProcess, ChannelSession
 from modal_offload.sync import remote
 from modal_offload.sync.channel import state_dir
 from modal_offload.sync.client import WorkspaceSync
+from tests.host.helpers import wait_for
 
 
 @pytest.fixture
@@ -112,3 +113,23 @@ def test_hinted_collects_miss_nothing(pair: tuple[ChannelSession, WorkspaceSync]
     run(session, "sh", "-c", "echo c > c.txt")
     assert sorted(sync.back(remote_changed=True).applied) == ["big.bin", "c.txt"]
     assert changed(session, "true") is False
+
+
+def test_an_idle_channel_closes_and_reopens(tmp_path: Path) -> None:
+    """A running agent keeps a sandbox from idling out (and billing on): unused, the
+    channel closes; the next command opens a new one and still runs over it."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-ch", workspace=ws))
+    session = ChannelSession(inner, Channel(inner, idle_seconds=0.5))
+    process, code, _ = run(session, "sleep", "1")  # longer than idle: busy is not idle
+    assert code == 0 and isinstance(process, ChannelProcess)
+    first = session.channel.current()
+    assert first is not None
+    agent = first.agent
+    assert wait_for(lambda: session.channel.current() is None, 10)
+    assert agent.wait() == 0  # it exited on its own, on EOF
+    process, code, out = run(session, "echo", "back")
+    assert (code, out) == (0, b"back\n") and isinstance(process, ChannelProcess)
+    assert session.channel.opened == 2
+    session.channel.close()

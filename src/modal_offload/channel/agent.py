@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,7 @@ class Agent:
         # Nothing is known about changes made before we watched: the first answer is
         # "changed" until a collect (MARK) starts from a known state.
         self.trusted = False
+        self.last_frame = time.monotonic()
         self.last_token: str | None = None
         self.rules_seen: int | None = -1  # mtime of the rules the watcher was built with
         self.watcher = self._watcher()
@@ -233,12 +235,25 @@ class Agent:
             if sig == signal.SIGHUP and groups:
                 threading.Event().wait(HANGUP_GRACE_SECONDS)
 
+    def exit_when_idle(self, seconds: float) -> None:
+        """The backstop for a host that vanished without closing our stdin (a remote
+        exec's stdin stays open then): with no command running and no frame for `seconds`,
+        exit, so that the sandbox's own idle timeout can end it. The host closes us
+        earlier (client._Link._idle), so this only runs when nobody is there."""
+        while True:
+            time.sleep(min(5.0, seconds / 4))
+            with self._lock:
+                busy = bool(self.children)
+            if not busy and time.monotonic() - self.last_frame >= seconds:
+                os._exit(0)
+
     def serve(self, in_fd: int = 0) -> int:
         watch = "inotify" if self.watcher is not None else "none"
         self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch}))
         chunks = iter(lambda: os.read(in_fd, _READ), b"")
         try:
             for kind, cid, payload in frames.read_frames(chunks):
+                self.last_frame = time.monotonic()
                 self.handle(kind, cid, payload)
         except frames.FrameError as exc:
             print(f"modal-offload channel agent: {exc}", file=sys.stderr)
@@ -258,13 +273,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m modal_offload.channel.agent")
     parser.add_argument("--root", required=True, type=Path)
     parser.add_argument("--state", required=True, type=Path)
+    parser.add_argument("--idle-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     # Our stdout is the channel: nothing else may write there (a stray print would
     # corrupt the stream), so fd 1 moves aside and the children get their own pipes.
     out_fd = os.dup(1)
     os.dup2(2, 1)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    return Agent(args.root.resolve(), args.state.resolve(), out_fd).serve()
+    agent = Agent(args.root.resolve(), args.state.resolve(), out_fd)
+    if args.idle_seconds > 0:
+        threading.Thread(target=agent.exit_when_idle, args=(args.idle_seconds,),
+                         daemon=True).start()
+    return agent.serve()
 
 
 if __name__ == "__main__":

@@ -192,10 +192,12 @@ class ChannelBroken(Exception):
 class _Link:
     """One agent process and its threads; dead for good once it breaks."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, idle_seconds: float) -> None:
         from ..sync.channel import agent_paths
 
         self.session = session
+        self.idle_seconds = idle_seconds
+        self.last_used = time.monotonic()
         self.ready = threading.Event()
         self.dead = threading.Event()
         self.why = ""
@@ -206,11 +208,34 @@ class _Link:
         self._queue: collections.deque[bytes | None] = collections.deque()
         self._queued = 0
         self._cv = threading.Condition()
-        self.agent = session.exec(session.module_argv(AGENT_MODULE, *agent_paths(session)),
+        # The agent's own limit is a backstop for a host that died without closing it (a
+        # remote backend keeps the exec's stdin open then): twice ours, plus a margin.
+        agent_idle = str(int(idle_seconds * 2 + 10))
+        self.agent = session.exec(session.module_argv(AGENT_MODULE, *agent_paths(session),
+                                                      "--idle-seconds", agent_idle),
                                   cwd=session.root, env={})
         for target, name in ((self._read, "reader"), (self._write, "writer"),
-                             (self._drain_stderr, "stderr")):
+                             (self._drain_stderr, "stderr"), (self._idle, "idle")):
             threading.Thread(target=target, name=f"channel-{name}", daemon=True).start()
+
+    def _idle(self) -> None:
+        """Close the channel once unused for `idle_seconds`: a running exec counts as
+        activity for the provider's idle timeout (testing/modal_emulator/sandboxes.py
+        `_idle_timeout`, as Modal documents), so a kept agent would keep the sandbox, and
+        its bill, alive. Decided under the lock that `register` takes: no command can slip
+        in between."""
+        while not self.dead.wait(min(5.0, self.idle_seconds / 4)):
+            with self._lock:
+                idle = not self._procs and \
+                    time.monotonic() - self.last_used >= self.idle_seconds
+                if idle:
+                    self.why = "closed after being idle"
+                    self.dead.set()
+            if idle:
+                with self._cv:
+                    self._queue.append(None)
+                    self._cv.notify_all()
+                return
 
     def register(self, proc: ChannelProcess) -> int:
         with self._lock:
@@ -219,6 +244,7 @@ class _Link:
             cid = self._next
             self._next += 1
             self._procs[cid] = proc
+            self.last_used = time.monotonic()
             return cid
 
     def send(self, data: bytes | None) -> None:
@@ -239,7 +265,7 @@ class _Link:
             with self._cv:
                 while not self._queue and not self.dead.is_set():
                     self._cv.wait()
-                if self.dead.is_set():
+                if not self._queue:
                     return
                 items = list(self._queue)
                 self._queue.clear()
@@ -272,6 +298,7 @@ class _Link:
                 if proc.on_frame(kind, payload):
                     with self._lock:
                         self._procs.pop(cid, None)
+                        self.last_used = time.monotonic()
         except Exception as exc:
             why = f"the agent sent an unusable stream: {exc}"
         self.die(why)
@@ -326,8 +353,9 @@ class _Link:
 class Channel:
     """The channel of one session (by id), kept by the host between commands."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, idle_seconds: float = 60.0) -> None:
         self.session = session
+        self.idle_seconds = idle_seconds
         self._lock = threading.Lock()
         self._link: _Link | None = None
         self._opening = False
@@ -348,7 +376,7 @@ class Channel:
 
     def _open(self) -> None:
         try:
-            link: _Link | None = _Link(self.session)
+            link: _Link | None = _Link(self.session, self.idle_seconds)
         except Exception as exc:
             log.warning("cannot start the channel agent of %s: %s", self.session.name, exc)
             link = None
@@ -386,8 +414,11 @@ class Channel:
                         self._link = None
                         if not link.hello:  # never came up: rest before trying again
                             self._failed()
-                self.start()  # in the background: this command goes the old way
-                return None
+                if not link.hello or link.why != "closed after being idle":
+                    self.start()  # in the background: this command goes the old way
+                    return None
+                self.start()  # closed while idle: reopen and wait, as the first time
+                continue
             if not opening or time.monotonic() >= deadline:
                 return None
             time.sleep(0.005)

@@ -28,6 +28,14 @@ def channel_wanted() -> bool:
     return os.environ.get(CHANNEL_ENV, "1") != "0"
 
 
+def channel_idle_seconds(idle_timeout: float) -> float:
+    """How long an unused channel stays open. A running agent counts as activity for the
+    provider's idle timeout, so the sandbox outlives the last command by this much plus
+    its idle timeout: a fifth of that timeout keeps the overshoot at 20% (60 s of the
+    default 300 s), while commands typed within a minute find the channel open."""
+    return max(5.0, idle_timeout / 5)
+
+
 @dataclass
 class _Opened:
     session: Session
@@ -57,7 +65,7 @@ class WarmBackend(Backend):
         self._channels: dict[str, Channel] = {}  # by session id (issue 17)
         self.use_channels = channel_wanted() if channels is None else channels
 
-    def _with_channel(self, session: Session) -> Session:
+    def _with_channel(self, session: Session, spec: SessionSpec) -> Session:
         """`session` with its exec over the session channel, opened on first use (in the
         background, so it overlaps the sync up) and kept while the session is."""
         if not self.use_channels:
@@ -65,7 +73,8 @@ class WarmBackend(Backend):
         with self._lock:
             channel = self._channels.get(session.id)
             if channel is None:
-                channel = self._channels[session.id] = Channel(session)
+                channel = self._channels[session.id] = Channel(
+                    session, channel_idle_seconds(spec.idle_timeout_seconds))
         channel.start()
         return ChannelSession(session, channel)
 
@@ -91,13 +100,13 @@ class WarmBackend(Backend):
                 reused = copy.copy(hit.session)
                 reused.fresh = False
         if reused is not None:
-            return self._with_channel(reused)
+            return self._with_channel(reused, spec)
         session = self.inner.open_session(spec)
         with self._lock:
             self._opened[key] = _Opened(session, now + spec.timeout_seconds, now)
             live = {o.session.id for o in self._opened.values()}
         self._drop_channels(live)  # a replaced sandbox's agent died with it
-        return self._with_channel(session)
+        return self._with_channel(session, spec)
 
     def forget(self) -> None:
         """Drop cached sessions (after a backend error: the sandbox may be gone)."""
