@@ -12,8 +12,11 @@ It reads frames (frames.py) on stdin and writes frames on stdout:
   it exited is counted (host/watcher.py). Without inotify, `changed` is always True.
   MARK also leaves the collect a list of the paths that changed, so it rescans only those
   instead of walking the tree (issue 21; sync/remote.py, "hint").
-- On EOF of stdin (the host closed the channel) every running group gets SIGHUP, then
-  SIGKILL after a grace, as a closed terminal would do; the agent exits.
+- On EOF of stdin (the host closed the channel, or died) running commands are left to
+  finish, as they would after a plain exec whose client went away (their output has
+  nowhere to go; their files stay for the next sync back); then the agent exits. Stopping
+  a command is the host's decision, sent as SIGNAL (tests/host/test_host_exec.py
+  `test_killing_the_host_mid_command`).
 
 Standard library plus this package's sync modules, as the sync agent (sync/remote.py).
 """
@@ -35,7 +38,6 @@ from typing import Any
 from . import frames
 
 _READ = 64 * 1024
-HANGUP_GRACE_SECONDS = 2.0
 CONSUMER = "collect"
 
 
@@ -103,7 +105,6 @@ class Agent:
         self._write_lock = threading.Lock()
         self._lock = threading.Lock()
         self.children: dict[int, _Child] = {}
-        self.groups: set[int] = set()  # every group started, for the hang-up at the end
         # Nothing is known about changes made before we watched: the first answer is
         # "changed" until a collect (MARK) starts from a known state.
         self.trusted = False
@@ -191,8 +192,6 @@ class Agent:
                          else (127, exc.strerror or str(exc)))
             popen = _spawn(["sh", "-c", f'echo "$0: $1" >&2; exit {code}',
                             argv[0] if argv else "exec", why], "/", env)
-        with self._lock:
-            self.groups.add(popen.pid)
         child = _Child(self, cid, popen)
         with self._lock:
             if child._left:  # not already finished (then forget() ran before this)
@@ -212,28 +211,23 @@ class Agent:
         elif kind == frames.MARK:
             self.mark(payload.decode("ascii", "replace"))
         elif kind == frames.SIGNAL:
-            sig = int(frames.decode_json(payload).get("sig", signal.SIGTERM))
-            pid = int(frames.decode_json(payload).get("pid", 0))
+            # Kept until its exit and both EOFs: a leader's stragglers holding its pipes
+            # still get the signal; once all is done there is no one left to signal.
             child = self.child(cid)
             if child is not None:
-                child.signal(sig)
-            elif pid in self.groups:  # the leader exited; its stragglers still get it
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, sig)
+                child.signal(int(frames.decode_json(payload).get("sig", signal.SIGTERM)))
         elif kind in (frames.STDIN, frames.STDIN_EOF):
             child = self.child(cid)
             if child is not None:
                 child.stdin.put(payload if kind == frames.STDIN else None)
 
-    def hang_up(self) -> None:
-        with self._lock:
-            groups = list(self.groups)
-        for sig in (signal.SIGHUP, signal.SIGKILL):
-            for pid in groups:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, sig)
-            if sig == signal.SIGHUP and groups:
-                threading.Event().wait(HANGUP_GRACE_SECONDS)
+    def finish(self) -> None:
+        """Wait for the running commands to end (see the module docstring)."""
+        while True:
+            with self._lock:
+                if not self.children:
+                    return
+            time.sleep(0.1)
 
     def exit_when_idle(self, seconds: float) -> None:
         """The backstop for a host that vanished without closing our stdin (a remote
@@ -257,9 +251,9 @@ class Agent:
                 self.handle(kind, cid, payload)
         except frames.FrameError as exc:
             print(f"modal-offload channel agent: {exc}", file=sys.stderr)
-            self.hang_up()
+            self.finish()
             return 2
-        self.hang_up()
+        self.finish()
         return 0
 
 
