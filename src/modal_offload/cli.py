@@ -149,6 +149,18 @@ def _add_agents(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         a.set_defaults(handler=_call("agents", action))
 
 
+def _add_env(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("env", help="the remote image this workspace gets, and a check of it")
+    acts = p.add_subparsers(dest="action", required=True)
+    show = acts.add_parser("show", help="the image spec, its inputs, hash and Modal calls")
+    show.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
+    show.set_defaults(handler=_call("env", "show"))
+    check = acts.add_parser("check", help="build or reuse the image and compare it with here")
+    check.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
+    check.add_argument("--backend", default=None, help="modal (default) or local")
+    check.set_defaults(handler=_call("env", "check"))
+
+
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check every part of the setup, with fixes")
     p.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
@@ -202,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("stop", "stop the host (it restarts on the next routed command)"),
         ("serve", "run the host in the foreground (started on demand otherwise)")),
         "the per-user session host")
+    _add_env(sub)
     _add_doctor(sub)
     _add_completion(sub)
     return parser

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -27,6 +28,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 # importing heavy.py (~45 ms) on every command.
 HEAVY_MODES = ("auto", "modal", "local")
 NO_BUDGET_POLICIES = ("local", "refuse")
+MISSING_PROGRAM_POLICIES = ("local", "refuse", "remote")
 MAX_HEARTBEAT_SECONDS = 15.0
 # Modal's own bounds: a sandbox `timeout` (and idle timeout) of up to 24 hours
 # (https://modal.com/docs/guide/sandboxes); cpu and memory have an unpublished maximum that
@@ -61,6 +63,15 @@ class Settings:
     remote_always: tuple[str, ...] = ()
     use_host: bool = True
     host_idle_seconds: int = 900
+    # The remote image (issue 12, see image/spec.py): `[image]` in the config files.
+    image_python: str = ""  # "" = the local interpreter's major.minor
+    image_deps: tuple[str, ...] = ("auto",)  # "auto", "none", or workspace-relative files
+    image_extras: tuple[str, ...] = ()  # optional-dependency groups (pyproject, uv.lock)
+    image_groups: tuple[str, ...] = ()  # dependency groups (uv.lock, poetry.lock)
+    image_commands: tuple[str, ...] = ()
+    image_env: tuple[tuple[str, str], ...] = ()
+    image_node: str = "auto"  # "auto" (when package.json exists), "yes", "no"
+    when_missing_program: str = "local"
     protected: tuple[str, ...] = ()  # extra paths sync back never changes (issue 13)
     upload_secrets: tuple[str, ...] = ()  # secret-looking files allowed up, by name
     allow_home_workspace: bool = False  # a workspace root of $HOME or / may sync
@@ -113,6 +124,40 @@ def _words(value: Any) -> tuple[str, ...]:
     return tuple(str(value).replace(",", " ").split())
 
 
+def _lines(value: Any) -> tuple[str, ...]:
+    """A list (TOML) or newline-separated text (env): each entry kept whole, spaces and all."""
+    listed = isinstance(value, (list, tuple))
+    items = [str(v) for v in value] if listed else str(value).splitlines()
+    return tuple(item.strip() for item in items if item.strip())
+
+
+_ENV_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _env_pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """A TOML table, or `K=V` entries one per line (env)."""
+    if isinstance(value, Mapping):
+        pairs = [(str(k), str(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for line in _lines(value):
+            name, sep, val = line.partition("=")
+            if not sep:
+                raise ValueError(f"entry {line!r} is not NAME=VALUE")
+            pairs.append((name.strip(), val))
+    for name, _ in pairs:
+        if not name or not set(name) <= _ENV_NAME or name[0].isdigit():
+            raise ValueError(f"{name!r} is not a valid environment variable name")
+    return tuple(sorted(pairs))
+
+
+def _python_series(value: Any) -> str:
+    text = str(value).strip()
+    if text and not re.fullmatch(r"3\.\d{1,2}", text):
+        raise ValueError("must be a Python series such as 3.12")
+    return text
+
+
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = str(value).strip()
@@ -153,14 +198,30 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "remote_always": (_words, ("MODAL_OFFLOAD_REMOTE_ALWAYS",)),
     "use_host": (_bool, ("MODAL_OFFLOAD_HOST",)),
     "host_idle_seconds": (_int(1), ("MODAL_OFFLOAD_HOST_IDLE_SECONDS",)),
+    "image_python": (_python_series, ("MODAL_OFFLOAD_IMAGE_PYTHON",)),
+    "image_deps": (_words, ("MODAL_OFFLOAD_IMAGE_DEPS",)),
+    "image_extras": (_words, ("MODAL_OFFLOAD_IMAGE_EXTRAS",)),
+    "image_groups": (_words, ("MODAL_OFFLOAD_IMAGE_GROUPS",)),
+    "image_commands": (_lines, ("MODAL_OFFLOAD_IMAGE_COMMANDS",)),
+    "image_env": (_env_pairs, ("MODAL_OFFLOAD_IMAGE_ENV",)),
+    "image_node": (lambda v: _choice(("auto", "yes", "no"))(
+        {True: "yes", False: "no"}.get(v, v) if isinstance(v, bool) else v),
+        ("MODAL_OFFLOAD_IMAGE_NODE",)),
+    "when_missing_program": (_choice(MISSING_PROGRAM_POLICIES),
+                             ("MODAL_OFFLOAD_WHEN_MISSING_PROGRAM",)),
     "protected": (_words, ("MODAL_OFFLOAD_PROTECTED",)),
     "upload_secrets": (_words, ("MODAL_OFFLOAD_UPLOAD_SECRETS",)),
     "allow_home_workspace": (_bool, ("MODAL_OFFLOAD_ALLOW_HOME_WORKSPACE",)),
 }
 
 # Friendlier spellings accepted in TOML files.
-_TOML_ALIASES: dict[str, str] = {"routing.local_only": "local_only",
-                                 "routing.remote": "remote_always"}
+_TOML_ALIASES: dict[str, str] = {
+    "routing.local_only": "local_only", "routing.remote": "remote_always",
+    "routing.when_missing_program": "when_missing_program",
+    "image.apt": "apt_packages", "image.pip": "pip_packages", "image.python": "image_python",
+    "image.deps": "image_deps", "image.extras": "image_extras", "image.groups": "image_groups",
+    "image.commands": "image_commands", "image.env": "image_env", "image.node": "image_node",
+}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -214,9 +214,31 @@ def check_host(ctx: Context) -> Row:
     return Row("session host", status, detail, fix)
 
 
+def check_image(ctx: Context) -> Row:
+    """The workspace's remote image (issue 12), from what the last session listed: no
+    network, no build (`modal-offload env check` does both)."""
+    from .image import cache, programs, tools
+
+    if ctx.workspace is None:
+        return Row("remote image", WARN, "not inside a workspace", "cd into your project")
+    image = cache.current(ctx.workspace.root, ctx.settings)
+    what = f"{image.hash} (python {image.python}, {len(image.steps)} step(s))"
+    names = programs.known(ctx.settings.backend, image.hash)
+    if names is None:
+        return Row("remote image", OK, f"{what}; not built yet",
+                   "`modal-offload env check` builds and checks it")
+    required = tools.required_programs(image, ctx.workspace.root, ctx.settings)
+    missing = [n for n in required if n not in names]
+    if missing:
+        return Row("remote image", WARN, f"{what}; missing remotely: {', '.join(missing)}",
+                   f'[image] apt = ["{missing[0]}"] (or pip) in .modal-offload.toml')
+    return Row("remote image", OK, f"{what}; {len(names)} programs, "
+               f"has {', '.join(required)}")
+
+
 CHECKS: list[Check] = [check_version, check_credentials, check_backend, check_ledger,
                        check_shims, check_shim_trust, check_rc_blocks, check_bash, check_zsh,
-                       check_agent_runner, check_host]
+                       check_agent_runner, check_host, check_image]
 
 
 def register(check: Check) -> Check:

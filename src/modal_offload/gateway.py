@@ -23,6 +23,10 @@ from .budget import Ledger, Meter
 from .config import Settings
 from .errors import BackendError, BudgetExhausted, OffloadError
 from .fileio import exclusive
+from .image import cache as image_cache
+from .image import identity, programs
+from .image.spec import ImageSpec
+from .ui import once
 from .workspace import Workspace, refuse_unsafe_root
 
 if TYPE_CHECKING:
@@ -121,18 +125,46 @@ class RemoteRun:
             return self.client_signal is None
 
 
+def resources(settings: Settings, purpose: str) -> tuple[float, int]:
+    if purpose == "heavy":
+        return settings.heavy_cpu, settings.heavy_memory_mb
+    return settings.exec_cpu, settings.exec_memory_mb
+
+
 def session_spec(settings: Settings, workspace: Workspace, purpose: str,
-                 remaining_min: float) -> SessionSpec:
-    cpu = settings.heavy_cpu if purpose == "heavy" else settings.exec_cpu
-    memory = settings.heavy_memory_mb if purpose == "heavy" else settings.exec_memory_mb
+                 remaining_min: float, image: ImageSpec | None = None,
+                 build_output: bool = False) -> SessionSpec:
+    """The session for `purpose`; its name carries the image hash (issue 12), derived from
+    the workspace now unless `image` is given."""
+    if image is None:
+        image = image_cache.current(workspace.root, settings)
+    cpu, memory = resources(settings, purpose)
     timeout = int(min(settings.timeout_seconds, remaining_min * 60))
     return SessionSpec(
-        name=workspace.session_name(cpu, memory), workspace=workspace.root,
+        name=workspace.session_name(cpu, memory, image.hash), workspace=workspace.root,
         app_name=settings.app_name, cpu=cpu, memory_mb=memory,
         timeout_seconds=max(1, timeout), idle_timeout_seconds=settings.idle_timeout_seconds,
         apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
-        tags={"modal-offload": "1", "workspace": workspace.id},
+        tags={"modal-offload": "1", "workspace": workspace.id, "mo-image": image.hash},
+        image=image, build_output=build_output,
     )
+
+
+def with_pythonpath(env: Mapping[str, str], session: Session,
+                    image: ImageSpec) -> Mapping[str, str]:
+    """The workspace's own package importable remotely as it is locally (issue 12): its
+    folders (e.g. `src`) on PYTHONPATH, the session's copy being always current, which an
+    editable install would give too. A forwarded local PYTHONPATH means nothing remotely."""
+    if not image.pythonpath:
+        return env
+    folders = [session.root if rel in ("", ".") else f"{session.root}/{rel}"
+               for rel in image.pythonpath]
+    return {**env, "PYTHONPATH": ":".join(folders)}
+
+
+def _say(streams: Streams, text: str) -> None:
+    if text:
+        streams.stderr(f"modal-offload: {text}\n".encode())
 
 
 def _pump(chunks: Any, sink: Sink) -> None:
@@ -199,13 +231,21 @@ class Gateway:
                 f"daily remote budget used up ({self.settings.max_min_per_day:g} min)",
                 "wait for tomorrow, raise PRIMARY_MODAL_MAX_MIN_PER_DAY, "
                 "or `modal-offload usage reset`")
-        spec = session_spec(self.settings, self.workspace, purpose, remaining)
+        image = image_cache.current(self.workspace.root, self.settings)
+        spec = session_spec(self.settings, self.workspace, purpose, remaining, image,
+                            build_output=progress)
+        program = None if callable(argv) else programs.program_of(list(argv))
+        self._check_program(program, image)
+        family = self.workspace.session_family(spec.cpu, spec.memory_mb)
+        self._before_open(spec, family, streams, progress)
         meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
             session = self.backend.open_session(spec)
             meter.start()
             report.session_id = session.id
+            self._after_open(session, family, image)
+            self._check_program(program, image)
             sync = self._sync(session, progress)
             with self._sync_guard(session):
                 report.sync_up = sync.up()
@@ -217,8 +257,8 @@ class Gateway:
                     argv = argv(session)
                 cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
                 report.exit_code, report.timed_out, remote_changed = self._run_process(
-                    session, argv, cwd, env, streams, handle, limit=spec.timeout_seconds,
-                    pty=pty)
+                    session, argv, cwd, with_pythonpath(env, session, image), streams, handle,
+                    limit=spec.timeout_seconds, pty=pty)
             if sync_back and handle.client_gone:
                 report.notices.append("the client went away: nothing was synced back")
             elif sync_back:
@@ -245,6 +285,40 @@ class Gateway:
                     "the daily remote budget ran out" if by_budget
                     else "MODAL_TIMEOUT_SECONDS was reached"))
         return report
+
+    def _before_open(self, spec: SessionSpec, family: str, streams: Streams,
+                     progress: bool) -> None:
+        """Say what the image means for this command (issue 12): its notes, a move to a new
+        session when it changed (ending the old one), or that a first build is coming."""
+        image = spec.image
+        assert image is not None
+        remote = self.backend.name != "local"  # the local backend runs this machine's tools
+        if remote:
+            for note in image.notes:
+                _say(streams, once(note))
+        moved = identity.move(self.backend, family, spec, image)
+        _say(streams, moved)  # one line, which also says a new image is coming
+        if (remote and image.steps and not progress and not moved
+                and not identity.known_built(self.backend.name, image.hash)):
+            # On a terminal Modal's own build log shows instead (backends/_modal_build.py).
+            _say(streams, once(f"preparing the remote image {image.hash} for this workspace "
+                               "(the first build of new dependencies can take minutes)", 60))
+
+    def _check_program(self, program: str | None, image: ImageSpec) -> None:
+        """Refuse a command whose program the image lacks before it costs a remote run."""
+        if program is None or self.settings.when_missing_program == "remote":
+            return
+        names = programs.known(self.backend.name, image.hash)
+        if names is not None and program not in names:
+            raise programs.MissingProgram(program)
+
+    def _after_open(self, session: Session, family: str, image: ImageSpec) -> None:
+        identity.mark_built(self.backend.name, image.hash)
+        last = identity.previous(family)
+        if last is None or last.get("session") != session.name:
+            identity.remember(family, session.name, image)
+        if session.fresh or programs.known(self.backend.name, image.hash) is None:
+            programs.store(self.backend.name, image.hash, programs.list_remote(session))
 
     def _sync_back(self, session: Session, sync: Any, report: RunReport,
                    remote_changed: bool | None = None) -> None:

@@ -20,6 +20,7 @@ from .backends._base import Session, get_backend
 from .budget import Ledger
 from .errors import BackendError, BackendUnavailable, BadInput, BudgetExhausted, OffloadError
 from .gateway import Gateway, Streams, fd_sink
+from .image.mismatch import KEEP_BYTES, mismatch
 from .remote_env import remote_environment
 from .ui import notice
 
@@ -89,18 +90,25 @@ def run_local(payload: dict[str, Any], settings: config.Settings, root: Path) ->
 def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
                gateway: Gateway, notify: Notify = notice) -> dict[str, Any]:
     out = io.BytesIO()
+    err = bytearray()
+    to_stderr = fd_sink(sys.stderr.fileno())
 
     def collect(data: bytes) -> None:
         out.write(data)
+
+    def show_and_keep(data: bytes) -> None:
+        to_stderr(data)
+        err.extend(data)
+        del err[:-KEEP_BYTES]
 
     def argv(session: Session) -> list[str]:
         return session.module_argv("modal_offload.worker", "--entry", settings.heavy_entry)
 
     report = gateway.run(argv, cwd_rel=".", env=remote_environment(os.environ,
                                                                    settings.forward_env),
-                         streams=Streams(json.dumps(payload).encode(), collect,
-                                         fd_sink(sys.stderr.fileno())),
-                         sync_back=settings.sync_back, purpose="heavy")
+                         streams=Streams(json.dumps(payload).encode(), collect, show_and_keep),
+                         sync_back=settings.sync_back, purpose="heavy",
+                         progress=sys.stderr.isatty())
     # What the run has to say (a charge kept pending, a failed sync back, #13); a timeout's
     # own line, the last, goes into the error below.
     for text in report.notices[:-1] if report.timed_out else report.notices:
@@ -110,6 +118,9 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
         raise error(f"{settings.heavy_entry} {report.notices[-1]}",
                     "raise the limit or run with --mode local")
     if report.exit_code != 0:
+        env_failure = mismatch(bytes(err), settings.heavy_entry)
+        if env_failure is not None:
+            raise env_failure  # a BackendError: auto mode runs it here instead
         raise OffloadError(f"{settings.heavy_entry} failed remotely (exit {report.exit_code})",
                            "see its error output above")
     try:

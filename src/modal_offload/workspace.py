@@ -24,10 +24,20 @@ class Workspace:
     def slug(self) -> str:
         return re.sub(r"[^a-z0-9-]+", "-", self.root.name.lower()).strip("-")[:24] or "root"
 
-    def session_name(self, cpu: float, memory_mb: int) -> str:
-        """Stable per workspace and resources: heavy and exec share one session when
-        their resources agree, and never run on a sandbox sized for the other."""
-        return f"mo-{self.slug}-{self.id}-c{cpu:g}-m{memory_mb}".replace(".", "p")
+    def session_name(self, cpu: float, memory_mb: int, image: str = "") -> str:
+        """Stable per workspace, resources and image: heavy and exec share one session when
+        their resources agree, never run on a sandbox sized for the other, and a changed
+        image (issue 12) is a new session. At most 64 characters, Modal's limit for names
+        (modal/_utils/name_utils.py:26-34): the folder slug gives way first."""
+        tail = f"-{self.id}-c{cpu:g}-m{memory_mb}".replace(".", "p")
+        if image:
+            tail += f"-i{image[:8]}"
+        slug = self.slug[:max(1, 64 - 3 - len(tail))].rstrip("-") or "w"
+        return f"mo-{slug}{tail}"
+
+    def session_family(self, cpu: float, memory_mb: int) -> str:
+        """The session name without the image: what one image follows another in."""
+        return self.session_name(cpu, memory_mb)
 
     def relative(self, path: Path) -> str:
         """`path` relative to the root, as a POSIX string ('.' for the root itself)."""

@@ -38,6 +38,9 @@ def test_python_repl_prompt_ctrl_c_and_ctrl_d(target: Target) -> None:
         term.expect(b">>> ")
         term.send(b"print('still here')\r")
         term.expect(b"\r\nstill here\r\n")
+        # Wait for the prompt: readline changes the terminal's mode when it starts reading, and
+        # a Ctrl-D typed before that can be lost with the canonical line buffer.
+        term.expect(b">>> ")
         term.send(b"\x04")  # Ctrl-D at an empty prompt: EOF, the REPL exits 0
         assert term.wait() == 0
         assert term.stty() == term.before
@@ -135,8 +138,10 @@ def test_repl_through_the_host_on_the_emulator(modal_emulator: ModalEmulator, tm
             term.expect(b">>> ", timeout=60)
             term.send(b"import os; os.get_terminal_size()\r")
             term.expect(b"os.terminal_size(columns=101, lines=33)\r\n")
+            term.expect(b">>> ")  # keys typed before readline reads can be lost (see above)
             term.send(b"\x03")
             term.expect(b"KeyboardInterrupt")
+            term.expect(b">>> ")
             term.send(b"\x04")
             assert term.wait() == 0
             assert term.stty() == term.before

@@ -19,7 +19,7 @@ from tests.helpers import cli
 
 HERE = Path(__file__).resolve().parent
 SUBCOMMANDS = {"usage", "heavy", "exec", "session", "route", "shims", "shell-bootstrap",
-               "agents", "host", "doctor", "completion"}
+               "agents", "host", "env", "doctor", "completion"}
 
 
 @pytest.fixture

@@ -25,6 +25,10 @@ import signal as _signal
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..image.spec import ImageSpec
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class SessionSpec:
     apt_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    image: ImageSpec | None = None  # what the image holds (issue 12); None: the bare base
+    build_output: bool = False  # show image build progress and logs (stderr is a terminal)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from ..credentials import fix as credentials_fix
 from ..credentials import missing_reason
 from ..errors import BackendError, BackendUnavailable, OffloadError
 from ..fileio import exclusive
+from . import _modal_build, _modal_image
 from . import _modal_records as records
 from ._base import Backend, Process, PtySpec, Session, SessionInfo, SessionSpec
 
@@ -308,6 +309,9 @@ class ModalSession(Session):
 
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
              pty: PtySpec | None = None) -> Process:
+        if "PYTHONPATH" in env:
+            # The workspace's folders first (issue 12), then the sandbox's own PYTHONPATH.
+            env = {**env, "PYTHONPATH": f"{env['PYTHONPATH']}:{PACKAGE_DIR}"}
         pid_name = uuid.uuid4().hex
         workdir, enter = cwd, "."
         if cwd.startswith(self.root + "/"):
@@ -401,14 +405,18 @@ def _record_from_tags(name: str, sandbox_id: str, tags: Mapping[str, str],
 
 
 def build_image(spec: SessionSpec) -> Any:
-    modal = _modal()
-    image = modal.Image.debian_slim()
-    if spec.apt_packages:
-        image = image.apt_install(*spec.apt_packages)
-    # numpy: the heavy demo's primary_compute.py imports it remotely (issue 11; issue 12 makes
-    # the image follow the workspace instead).
-    image = image.pip_install("pathspec", "numpy", *spec.pip_packages)
-    return image.add_local_python_source("modal_offload")
+    """The session's image from its ImageSpec (issue 12; the mapping: _modal_image.py)."""
+    from ..image.spec import minimal
+
+    image = spec.image or minimal(apt=spec.apt_packages, pip=spec.pip_packages)
+    return _modal_image.build(_modal(), image, spec.workspace)
+
+
+def _build(spec: SessionSpec, app: Any) -> Any:
+    """Built (or found in Modal's cache) before the sandbox is created; see _modal_build."""
+    image_hash = spec.image.hash if spec.image is not None else "base"
+    return _modal_build.build(_modal(), build_image(spec), app, show=spec.build_output,
+                              image_hash=image_hash)
 
 
 class ModalBackend(Backend):
@@ -478,7 +486,7 @@ class ModalBackend(Backend):
     def _built_image(self, spec: SessionSpec) -> tuple[Any, Any]:
         modal = _modal()
         app = modal.App.lookup(spec.app_name, create_if_missing=True)
-        return app, build_image(spec).build(app)
+        return app, _build(spec, app)
 
     def _create(self, spec: SessionSpec, app: Any, image: Any) -> ModalSession:
         modal = _modal()

@@ -22,6 +22,7 @@ from ..backends._base import Backend, PtySpec, get_backend
 from ..errors import EXEC_FAILURE_EXIT, BadInput, BudgetExhausted, CorruptLedger, OffloadError
 from ..exec_args import ExecArgs
 from ..gateway import Gateway, RemoteRun, RunReport, Streams, fd_sink
+from ..image.programs import MissingProgram
 from ..local_run import exec_here, shell_argv
 from ..remote_env import remote_environment
 from ..ui import notice, once
@@ -71,6 +72,14 @@ def budget_fallback(settings: config.Settings, exc: BudgetExhausted) -> str | No
     if settings.when_no_budget == "refuse":
         return None
     return once(f"running locally: {exc.one_line()}")
+
+
+def missing_fallback(settings: config.Settings, exc: MissingProgram) -> str | None:
+    """The notice for running a program the remote image lacks here ("" when said within
+    the hour), or None: refuse (`[routing] when_missing_program = "refuse"`)."""
+    if settings.when_missing_program == "refuse":
+        return None
+    return once(f"running {exc.program} locally: {exc.one_line()}")
 
 
 def failure_exit(exc: OffloadError) -> int:
@@ -154,6 +163,13 @@ def run(args: ExecArgs) -> int:
                 signal.signal(sig, old)
     except BudgetExhausted as exc:
         local = budget_fallback(settings, exc) if settings is not None else None
+        if local is None:
+            notice(exc.one_line())
+            return EXEC_FAILURE_EXIT
+        notice(local)
+        return exec_here(command)
+    except MissingProgram as exc:
+        local = missing_fallback(settings, exc) if settings is not None else None
         if local is None:
             notice(exc.one_line())
             return EXEC_FAILURE_EXIT

@@ -28,6 +28,13 @@ def run(argv: Sequence[str], as_json: bool = False) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"{decision.command}: {decision.where} ({decision.rule}: {decision.why})")
+    if decision.where == "remote" and ws is not None:
+        from ..image import cache, programs
+
+        known = programs.known(settings.backend, cache.current(ws.root, settings).hash)
+        if known is not None and name not in known:
+            print(f"note: {name} is not in the remote image, so it runs locally "
+                  f'(`[image] apt = ["{name}"]` in .modal-offload.toml adds it)')
     if decision.where == "local" and name in localonly.RUNS_OTHER_COMMANDS \
             and decision.rule != "user-local-only":
         print(f"note: {name} runs other commands, so an agent hook routes `{name} ...` like "

@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from dataclasses import replace
 
 from .. import config, workspace
 from ..backends._base import Backend, Session, get_backend
 from ..gateway import session_spec
+from ..image import identity
 
 
 def _sessions(backend_name: str | None) -> tuple[Backend, list[Session]]:
@@ -19,8 +21,13 @@ def _sessions(backend_name: str | None) -> tuple[Backend, list[Session]]:
     found: dict[str, Session] = {}
     for purpose in ("exec", "heavy"):
         spec = session_spec(settings, ws, purpose, settings.max_min_per_day)
-        if spec.name not in found and (session := backend.find_session(spec)) is not None:
-            found[spec.name] = session
+        # Also the session of the image before the last change, if no command moved it yet.
+        last = identity.previous(ws.session_family(spec.cpu, spec.memory_mb))
+        names = [spec.name, *([last["session"]] if last else [])]
+        for name in names:
+            if name not in found and (session := backend.find_session(
+                    replace(spec, name=name))) is not None:
+                found[name] = session
     return backend, list(found.values())
 
 

@@ -24,6 +24,9 @@ from ..backends._base import PtySpec, Session
 from ..commands import exec as exec_cmd
 from ..errors import EXEC_FAILURE_EXIT, BackendError, BudgetExhausted, OffloadError
 from ..gateway import Gateway, RemoteRun, Streams, fd_sink
+from ..image import cache as image_cache
+from ..image import identity
+from ..image.programs import MissingProgram
 from ..remote_env import remote_environment
 from . import protocol
 from .log import log
@@ -177,6 +180,10 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
             return {"op": "inprocess"}  # turned off in a config file, which only we read
         if chosen.backend is None:
             return {"op": "local", "notice": chosen.local_notice}
+        if _first_build_on_terminal(ws, settings, chosen.backend.name, std):
+            # Modal's build progress and logs go to a process's own terminal
+            # (modal.enable_output), not to a client's fd: that command runs in the client.
+            return {"op": "inprocess"}
         backend = warm.backend(chosen.backend)
         gateway = HostGateway(settings, backend, ws, warm=warm, watcher=warm.watcher(ws.root))
         sync_back = message.get("sync_back")
@@ -186,6 +193,11 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
                       exec_cmd.pty_spec(pty if isinstance(pty, dict) else None))
     except BudgetExhausted as exc:
         local = exec_cmd.budget_fallback(settings, exc) if settings is not None else None
+        if local is None:
+            return {"op": "error", "message": exc.one_line(), "exit": EXEC_FAILURE_EXIT}
+        return {"op": "local", "notice": local}
+    except MissingProgram as exc:
+        local = exec_cmd.missing_fallback(settings, exc) if settings is not None else None
         if local is None:
             return {"op": "error", "message": exc.one_line(), "exit": EXEC_FAILURE_EXIT}
         return {"op": "local", "notice": local}
@@ -225,6 +237,14 @@ def _run(conn: socket.socket, gateway: HostGateway, command: list[str], cwd_rel:
         if relay is not None:
             relay.stop()
         os.close(devnull)
+
+
+def _first_build_on_terminal(ws: _workspace.Workspace, settings: Any, backend: str,
+                             std: dict[int, int]) -> bool:
+    if backend != "modal" or 2 not in std or not _isatty(std[2]):
+        return False
+    image = image_cache.current(ws.root, settings)
+    return not identity.known_built(backend, image.hash)
 
 
 def _isatty(fd: int) -> bool:
