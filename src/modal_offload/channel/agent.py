@@ -2,9 +2,10 @@
 `python -I ... modal_offload.channel.agent --root R --state S` (Session.module_argv).
 
 It reads frames (frames.py) on stdin and writes frames on stdout:
-- EXEC {argv, cwd (relative to R), env} starts a command as its child, in a new session (so a signal
-  reaches its whole group), with pipes; STARTED {pid} follows, then STDOUT/STDERR data,
-  their EOFs, and EXIT {code, changed} once the command ended.
+- EXEC {argv, cwd (relative to R), env} starts a command as its child, in a new session (so
+  a signal reaches its whole group), with pipes; EXEC {sync: args} runs the sync agent
+  (sync/remote.py) as a thread instead, with the same frames. STARTED {pid} follows, then
+  STDOUT/STDERR data, their EOFs, and EXIT {code, changed} once the command ended.
 - `changed` answers the question sync back asks after every command, without a walk or an
   exec: False only when the inotify watcher saw nothing change in R since the last MARK
   (sent right before a collect) and that collect's stamp still stands. The kernel queues
@@ -42,7 +43,8 @@ CONSUMER = "collect"
 
 
 class _Child:
-    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes] | _Task
+                 ) -> None:
         self.agent, self.cid, self.popen = agent, cid, popen
         self.stdin: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._left = 3  # stdout EOF, stderr EOF, exit: then the id may be forgotten
@@ -95,8 +97,54 @@ class _Child:
         self._done()
 
     def signal(self, sig: int) -> None:
+        if isinstance(self.popen, _Task):
+            self.popen.stop()
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
+
+
+class _Task:
+    """A sync agent command (sync/remote.py) run as a thread of this process, with the
+    pipes and the few methods of a Popen that _Child uses: a sync costs no Python start
+    (~50-150 ms each on a small machine, twice per edited-file command)."""
+
+    pid = 0  # no process group: a signal closes its input instead (`signal`)
+
+    def __init__(self, args: list[str]) -> None:
+        from ..sync import remote
+
+        self._parsed = remote.parse(args)
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        self.stdin = os.fdopen(w_in, "wb")
+        self.stdout = os.fdopen(r_out, "rb")
+        self.stderr = os.fdopen(r_err, "rb")
+        self._code = 1
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(r_in, w_out, w_err), daemon=True,
+                         name="sync-task").start()
+
+    def _run(self, r_in: int, w_out: int, w_err: int) -> None:
+        from ..sync import remote
+
+        with os.fdopen(r_in, "rb") as i, os.fdopen(w_out, "wb") as o, \
+                os.fdopen(w_err, "w") as e:
+            try:
+                self._code = remote.run(self._parsed, i, o, e, close_stdout=o.close)
+            except BaseException as exc:  # as an uncaught exception ends a process: 1
+                print(f"modal-offload sync agent: {exc.__class__.__name__}: {exc}", file=e)
+                self._code = 1
+        self._done.set()
+
+    def wait(self) -> int:
+        self._done.wait()
+        return self._code
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stdin.close()  # the sync sees EOF and ends; nothing was acknowledged
 
 
 class Agent:
@@ -172,6 +220,9 @@ class Agent:
 
     # --------------------------------------------------------------- commands
     def start(self, cid: int, spec: dict[str, Any]) -> None:
+        if isinstance(spec.get("sync"), list):
+            self._start_sync(cid, [str(a) for a in spec["sync"]])
+            return
         argv = [str(a) for a in spec.get("argv", [])]
         # Relative to the root, which is our working folder (client.ChannelProcess.fits);
         # normalised there, and `..` refused, so it stays inside.
@@ -195,6 +246,17 @@ class Agent:
         child = _Child(self, cid, popen)
         with self._lock:
             if child._left:  # not already finished (then forget() ran before this)
+                self.children[cid] = child
+
+    def _start_sync(self, cid: int, args: list[str]) -> None:
+        try:
+            task: subprocess.Popen[bytes] | _Task = _Task(args)
+        except BaseException as exc:  # bad arguments (argparse exits): as a process would
+            task = _spawn(["sh", "-c", 'echo "modal-offload sync agent: $0" >&2; exit 2',
+                           str(exc)], "/", dict(os.environ))
+        child = _Child(self, cid, task)
+        with self._lock:
+            if child._left:
                 self.children[cid] = child
 
     def forget(self, cid: int) -> None:

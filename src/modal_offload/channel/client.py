@@ -93,7 +93,7 @@ class _Stream:
 
 class ChannelProcess(Process):
     def __init__(self, link: _Link, argv: Sequence[str], cwd: str,
-                 env: Mapping[str, str]) -> None:
+                 env: Mapping[str, str], sync: Sequence[str] | None = None) -> None:
         self._link = link
         self._out, self._err = _Stream(), _Stream()
         self._exited = threading.Event()
@@ -103,8 +103,10 @@ class ChannelProcess(Process):
         self._stdin_closed = False
         self._left = {frames.STDOUT_EOF, frames.STDERR_EOF, frames.EXIT}
         self.cid = link.register(self)
-        link.send(frames.encode_json(frames.EXEC, self.cid, {
-            "argv": list(argv), "cwd": cwd, "env": dict(env)}))
+        request: dict[str, Any] = (
+            {"sync": list(sync)} if sync is not None
+            else {"argv": list(argv), "cwd": cwd, "env": dict(env)})
+        link.send(frames.encode_json(frames.EXEC, self.cid, request))
 
     @staticmethod
     def fits(session: Session, cwd: str) -> str | None:
@@ -454,10 +456,22 @@ class ChannelSession(Session):
         link = None if pty is not None or rel is None else self.channel.link()
         if link is not None and rel is not None:
             try:
-                return ChannelProcess(link, argv, rel, env)
+                return ChannelProcess(link, argv, rel, env, self._sync_args(argv, rel, env))
             except ChannelBroken:
                 pass
         return self.inner.exec(argv, cwd=cwd, env=env, pty=pty)
+
+    def _sync_args(self, argv: Sequence[str], rel: str, env: Mapping[str, str]
+                   ) -> list[str] | None:
+        """The arguments of our own sync agent when `argv` starts exactly it, at the root,
+        as sync/channel.AgentRun does: the channel agent then runs it in its own process
+        (no Python start). Anything else is a command like any other."""
+        from ..sync.channel import AGENT_MODULE as SYNC_MODULE
+
+        prefix = self.module_argv(SYNC_MODULE)
+        if rel == "." and not env and list(argv[:len(prefix)]) == prefix:
+            return list(argv[len(prefix):])
+        return None
 
     def before_collect(self) -> str | None:
         link = self.channel.current()

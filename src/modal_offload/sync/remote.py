@@ -29,6 +29,7 @@ import os
 import select
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -151,9 +152,16 @@ def _locked(state: Path) -> int:
 
 
 def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    lock = _locked(state)
+    try:
+        return _apply(root, state, stdin, stdout)
+    finally:
+        os.close(lock)  # also run inside the channel agent, which lives on
+
+
+def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     from .extract import ExtractResult, SafeExtractor  # lazily: collect must start fast
 
-    _locked(state)
     started = time.time_ns()
     header = _parse_header(stdin.readline(MAX_HEADER_BYTES))
     if header.get("op") != "apply":
@@ -195,8 +203,19 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
-            hint: str | None = None) -> int:
-    _locked(state)
+            hint: str | None = None, close_stdout: Callable[[], None] | None = None) -> int:
+    """`close_stdout`: gives the client EOF after the archive (default: fd 1 moves to
+    /dev/null, for a process of its own)."""
+    lock = _locked(state)
+    try:
+        return _collect(root, state, max_bytes, stdin, stdout, hint,
+                        close_stdout or _close_stdout)
+    finally:
+        os.close(lock)
+
+
+def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
+             hint: str | None, close_stdout: Callable[[], None]) -> int:
     previous = load_manifest(state)
     scan_started = time.time()
     hinted = read_hint(state, hint) if previous is not None else None
@@ -226,7 +245,7 @@ def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: I
         pack(root, delta.changed, new.entries, writer)
     writer.flush()
     stdout.flush()
-    _close_stdout()
+    close_stdout()
     if _wait_ack(stdin):
         if not stats.unchanged_from(previous) or delta.changed or delta.deleted:
             save_manifest(state, new)
@@ -256,7 +275,7 @@ def _wait_ack(stdin: IO[bytes]) -> bool:
     return stdin.readline(64).strip() == b"ack"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m modal_offload.sync.remote")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name in ("apply", "collect"):
@@ -266,23 +285,32 @@ def main(argv: list[str] | None = None) -> int:
         if name == "collect":
             p.add_argument("--max-bytes", required=True, type=int)
             p.add_argument("--changed-from", default=None)  # a hint's token (see above)
-    args = parser.parse_args(argv)
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse(argv), sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+
+
+def run(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str],
+        close_stdout: Callable[[], None] | None = None) -> int:
+    """One parsed command on these streams: a process of its own (main), or a thread of
+    the channel agent, which spares the Python start (channel/agent.py)."""
     try:
         if args.cmd == "apply":
             return apply(args.root, args.state, stdin, stdout)
         return collect(args.root, args.state, args.max_bytes, stdin, stdout,
-                       args.changed_from)
+                       args.changed_from, close_stdout)
     except ProtocolError as exc:
-        print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
+        print(f"modal-offload sync agent: protocol error: {exc}", file=stderr)
         return 2
     except Exception as exc:
         if type(exc).__module__ == "tarfile":  # without importing tarfile on every start
-            print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
+            print(f"modal-offload sync agent: protocol error: {exc}", file=stderr)
             return 2
         raise
     except OSError as exc:
-        print(f"modal-offload sync agent: {args.cmd} failed: {exc}", file=sys.stderr)
+        print(f"modal-offload sync agent: {args.cmd} failed: {exc}", file=stderr)
         return 1
 
 
