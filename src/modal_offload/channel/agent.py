@@ -39,6 +39,8 @@ from typing import Any
 from . import frames
 
 _READ = 64 * 1024
+OUT_LIMIT = 4 << 20  # bytes queued for the host before the commands' pipes wait
+LINGER_SECONDS = 0.001  # how long a write waits for the frames that follow it
 CONSUMER = "collect"
 
 
@@ -150,7 +152,10 @@ class _Task:
 class Agent:
     def __init__(self, root: Path, state: Path, out_fd: int = 1) -> None:
         self.root, self.state, self.out_fd = root, state, out_fd
-        self._write_lock = threading.Lock()
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._out_cv = threading.Condition()
+        threading.Thread(target=self._write_out, name="out", daemon=True).start()
         self._lock = threading.Lock()
         self.children: dict[int, _Child] = {}
         # Nothing is known about changes made before we watched: the first answer is
@@ -175,7 +180,28 @@ class Agent:
 
     # ------------------------------------------------------------------ output
     def send(self, data: bytes) -> None:
-        with self._write_lock:
+        """Queue `data` for the host; waits while too much is queued (backpressure)."""
+        with self._out_cv:
+            while self._out_size > OUT_LIMIT:
+                self._out_cv.wait()
+            self._out.append(data)
+            self._out_size += len(data)
+            self._out_cv.notify_all()
+
+    def _write_out(self) -> None:
+        # Frames that come together leave together: a fast command's STARTED, EOFs and
+        # EXIT are one write, and so one message on a remote backend's output stream,
+        # instead of one network hop each.
+        while True:
+            with self._out_cv:
+                while not self._out:
+                    self._out_cv.wait()
+            time.sleep(LINGER_SECONDS)
+            with self._out_cv:
+                data = b"".join(self._out)
+                self._out.clear()
+                self._out_size = 0
+                self._out_cv.notify_all()
             view = memoryview(data)
             try:
                 while view:
