@@ -74,6 +74,11 @@ class SessionInfo:
 class Process(abc.ABC):
     """A running remote process."""
 
+    # Whether `wait()` may be left to a background thread of a process that lives on (the
+    # session channel's: an event, no network call). A backend's wait is RPCs, which must
+    # not be cut off by the interpreter's exit (the modal client then warns on stderr).
+    background_wait = False
+
     @abc.abstractmethod
     def write_stdin(self, data: bytes) -> None: ...
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import queue
 import signal
@@ -41,6 +42,8 @@ from . import frames
 _READ = 64 * 1024
 OUT_LIMIT = 4 << 20  # bytes queued for the host before the commands' pipes wait
 LINGER_SECONDS = 0.001  # how long a write waits for the frames that follow it
+SETTLE_SECONDS = 0.5  # how long an EXIT waits for a sync holding the lock (`_settled`)
+MARK_WAIT_SECONDS = 5.0  # how long a MARK does
 CONSUMER = "collect"
 
 
@@ -213,10 +216,31 @@ class Agent:
     def tree_changed(self) -> bool:
         from ..sync.remote import STAMP_NAME
 
-        if self.watcher is None or not self.trusted:
+        if self.watcher is None or not self.trusted or not self._settled():
             return True
         pending = self.watcher.pending(CONSUMER)
         return pending is None or pending > 0 or not (self.state / STAMP_NAME).exists()
+
+    def _settled(self, wait: float = SETTLE_SECONDS) -> bool:
+        """Whether no sync holds the session's lock, waiting up to `wait` for one: a
+        collect whose client did not wait for its end (sync/client.py) may still be
+        committing its stamp. False (still busy) makes the answer "changed"."""
+        try:
+            fd = os.open(self.state / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError:
+            return False
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.002)
+        finally:
+            os.close(fd)
 
     def mark(self, token: str) -> None:
         """A collect is about to scan: what changed so far is its job, handed over as the
@@ -238,10 +262,18 @@ class Agent:
             taken = self.watcher.take(CONSUMER)
             changed = taken if self.trusted else None
             self.trusted = self.watcher.broken is None
-        with contextlib.suppress(OSError):
+        # After any collect still committing, so its stamp cannot land after we remove
+        # it. Bounded: a collect left waiting for a vanished client's ack holds the lock
+        # for minutes, and we must not stall every command; then trust nothing until the
+        # next mark.
+        if not self._settled(MARK_WAIT_SECONDS):
+            self.trusted = False
+            changed = None
+        try:
             clear_stamp(self.state)
-        with contextlib.suppress(OSError):
             write_hint(self.state, token, self.last_token, changed)
+        except OSError:
+            pass  # no hint: the collect walks; no stamp: the tree counts as changed
         self.last_token = token
 
     # --------------------------------------------------------------- commands

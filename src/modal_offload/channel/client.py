@@ -92,6 +92,7 @@ class _Stream:
 
 
 class ChannelProcess(Process):
+    background_wait = True  # its exit arrives as a frame: waiting costs no call
     def __init__(self, link: _Link, argv: Sequence[str], cwd: str,
                  env: Mapping[str, str], sync: Sequence[str] | None = None) -> None:
         self._link = link
