@@ -6,6 +6,8 @@ exec_cli() {
   elif command -v modal-offload >/dev/null 2>&1; then
     exec modal-offload "$@"
   else
-    PYTHONPATH="$_repo/src${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m modal_offload "$@"
+    # Not `-m` (nor PYTHONPATH): the working folder is a workspace, whose `json.py` must not
+    # replace the standard one. Same bootstrap as src/modal_offload/isolated.py.
+    exec python3 -I -c 'import sys, runpy; sys.argv[1] and sys.path.append(sys.argv[1]); sys.argv = sys.argv[2:]; runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)' "$_repo/src" modal_offload "$@"
   fi
 }

@@ -78,3 +78,10 @@ def test_cli_errors_are_one_line_and_help_lists_every_option() -> None:
     for flag in (b"--backend", b"--sync-back", b"--no-sync-back", b"-t, --tty", b"-T, --no-tty",
                  b"-c STRING, --cmd STRING"):
         assert flag in help_text, flag
+
+
+def test_gpu_is_one_of_execs_options() -> None:
+    parsed = parse(["--gpu", "h100:2", "-c", "nvidia-smi"])
+    assert parsed is not None and parsed.gpu == "h100:2" and parsed.shell == "nvidia-smi"
+    inline = parse(["--gpu=T4", "--", "true"])
+    assert inline is not None and inline.gpu == "T4" and inline.command == ["true"]

@@ -3,7 +3,6 @@ never charged twice (the full-disk story end to end is tests/test_full_disk.py).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modal_offload import budget, paths, pending
+from modal_offload import pending
 from modal_offload.budget import Ledger
 from modal_offload.pending import ChargePending, PendingCharges
 
@@ -53,13 +52,3 @@ def test_no_room_anywhere_keeps_them_in_memory_and_refuses(
     assert pending._MEMORY.get(str(broken.path), {}) == {}
 
 
-def test_a_meter_that_cannot_write_defers_and_says_so(tmp_path: Path) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    meter = budget.Meter(Ledger(blocker / "usage.json"), "exec", interval=60).start()
-    meter.stop()
-    assert meter.deferred is not None and "could not be written to" in meter.deferred
-    assert "remote runs refuse until it is written" in meter.deferred
-    runtime = Path(paths.runtime_dir_str())
-    kept = [json.loads(p.read_text()) for p in runtime.glob("pending-*.json")]
-    assert [k["source"] for k in kept] == ["exec"]

@@ -12,9 +12,13 @@ SECRET_NAMES = ["GITHUB_PAT", "PAT", "AZURE_DEVOPS_PAT", "MY_PAT_VALUE", "DB_PWD
                 "SENTRY_DSN", "DATABASE_DSN", "PASS", "DB_PASS", "PASSWD", "SMTP_PASSWORD",
                 "CREDENTIALS", "GOOGLE_APPLICATION_CREDENTIALS", "AUTH", "NPM_AUTH",
                 "OAUTH_CLIENT", "BASIC_AUTH_HEADER", "API_TOKEN", "STRIPE_SECRET", "SSH_KEY",
-                "AWS_REGION", "db_pwd", "github_pat"]
+                "AWS_REGION", "db_pwd", "github_pat",
+                # not the harmless word AUTHOR (red team)
+                "HTTP_AUTHORIZATION", "PROXY_AUTHORIZATION", "API_AUTHORISATION",
+                "authorization", "CI_JOB_JWT"]
 HARMLESS = {"PATH": "/usr/bin", "PYTHONPATH": "/src", "GIT_AUTHOR_NAME": "Ada",
-            "MY_URL": "https://example.com/x?a=b@c", "MY_LEVEL": "3", "EDITOR": "vi"}
+            "MY_URL": "https://example.com/x?a=b@c", "MY_LEVEL": "3", "EDITOR": "vi",
+            "MY_TASK": "desk-top", "MY_NOTE": "ask-me", "MY_JSON": '{"a": "eyJ"}'}
 
 
 @pytest.mark.parametrize("name", SECRET_NAMES)
@@ -34,6 +38,20 @@ def test_urls_with_credentials_are_not_forwarded_by_a_glob(value: str) -> None:
     env = remote_environment(local, ["*_URL"])
     assert "DATABASE_URL" not in env and "PIP_INDEX_URL" not in env
     assert remote_environment(local, ["DATABASE_URL"])["DATABASE_URL"] == value
+
+
+@pytest.mark.parametrize("value", [
+    "ghp_" + "a1B2" * 9, "github_pat_11ABCDEFG0123456789_abcdef", "glpat-abcdefghij0123456789",
+    "xoxb-1234-5678-abcdef", "sk-" + "x1" * 20, "sk-ant-api03-" + "Ab" * 20,
+    "sk_live_" + "z" * 24, "AKIAIOSFODNN7EXAMPLE",
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
+    "Bearer eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.s",
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----"])
+def test_credential_shaped_values_are_not_forwarded_by_a_glob(value: str) -> None:
+    local = {"MYAPP_GH": value, "MYAPP_LEVEL": "3"}
+    assert remote_environment(local, ["MYAPP_*"])["MYAPP_LEVEL"] == "3"
+    assert "MYAPP_GH" not in remote_environment(local, ["MYAPP_*"])
+    assert remote_environment(local, ["MYAPP_GH"])["MYAPP_GH"] == value  # named: forwarded
 
 
 def test_harmless_names_still_pass_a_glob() -> None:

@@ -1,20 +1,29 @@
-"""The daily ledger of remote minutes.
+"""The daily ledger of remote minutes and dollars, and the leases of live sandboxes.
 
-File format (version 2), a superset of the original toolkit's `{"day", "used_min"}`::
+File format (version 3), a superset of the original toolkit's `{"day", "used_min"}`::
 
-    {"version": 2, "day": "2026-11-25", "used_min": 12.5,
-     "history": {"2026-11-25": {"used_min": 12.5, "by_source": {"heavy": 10.0, "manual": 2.5},
-                                "notes": [{"at": "...", "min": 2.5, "note": "notebook"}],
-                                "resets": [{"at": "...", "discarded_min": 3.0}]}}}
+    {"version": 3, "day": "2026-11-25", "used_min": 12.5, "used_usd": 0.41,
+     "history": {"2026-11-25": {"used_min": 12.5, "usd": 0.41,
+                                "by_source": {"heavy": 10.0, "manual": 2.5},
+                                "by_source_usd": {"heavy": 0.41},
+                                "by_workspace": {"ab12cd34": {"min": 10.0, "usd": 0.41}},
+                                "notes": [...], "resets": [...]}},
+     "leases": {"<lease id>": {"name": "mo-...", "sandbox_id": "sb-...", "source": "exec",
+                               "workspace": "ab12cd34", "created": 1764..., "deadline": ...,
+                               "charged_until": ..., "usd_per_s": 0.0003}}}
 
 `day`/`used_min` always mirror today's entry so the original scripts keep reading it.
+A *lease* is held by every live sandbox, from its creation up to its provider-side deadline
+(issue 15): the part not yet charged (`deadline - charged_until`) is outstanding, and a new
+sandbox only gets `budget - used - outstanding`, so all live sandboxes together can never be
+billed past the cap even if every client dies. Settling moves `charged_until` forward (never
+back), so a sandbox's life is charged once whoever settles it; ending releases the rest.
+Times in leases are unix seconds (wall clock: several processes share them).
+
 Every read-modify-write holds an exclusive lock and replaces the file atomically; a file
 that does not parse, or has a field of the wrong type, is never taken as zero (that would
-lift the cap): it is a corrupt ledger (exit 5). A version-2 file whose history lacks the
-day at the top level (an older tool updated only `day`/`used_min`) keeps that figure.
-
-A charge that cannot be written (a full or failing disk) is retried, then kept pending
-(`pending.py`) and the next remote run refuses until it is written (#13).
+lift the cap): it is a corrupt ledger (exit 5). Older versions are upgraded in `_validate`,
+the one place that knows them.
 """
 
 from __future__ import annotations
@@ -24,10 +33,8 @@ import json
 import math
 import os
 import re
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +45,7 @@ from .fileio import atomic_write_text, exclusive
 CHARGE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.2
 
-VERSION = 2
+VERSION = 3
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 Clock = Callable[[], dt.datetime]
@@ -53,6 +60,32 @@ class DayUsage:
     day: str
     used_min: float
     by_source: dict[str, float]
+    usd: float = 0.0
+    by_source_usd: dict[str, float] = field(default_factory=dict)
+    by_workspace: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A live (or not yet settled) sandbox's claim on the budget, up to its deadline."""
+
+    lease_id: str
+    name: str
+    sandbox_id: str
+    source: str
+    workspace: str
+    created: float
+    deadline: float
+    charged_until: float
+    usd_per_s: float
+
+    @property
+    def outstanding_s(self) -> float:
+        return max(0.0, self.deadline - self.charged_until)
+
+    @property
+    def charged_s(self) -> float:
+        return max(0.0, self.charged_until - self.created)
 
 
 @dataclass(frozen=True)
@@ -60,9 +93,20 @@ class Snapshot:
     today: str
     used_min: float
     history: dict[str, DayUsage]
+    used_usd: float = 0.0
+    leases: tuple[Lease, ...] = ()
+
+    @property
+    def outstanding_min(self) -> float:
+        return sum(lease.outstanding_s for lease in self.leases) / 60
+
+    @property
+    def outstanding_usd(self) -> float:
+        return sum(lease.outstanding_s * lease.usd_per_s for lease in self.leases)
 
     def remaining(self, budget_min: float) -> float:
-        return max(0.0, budget_min - self.used_min)
+        """Minutes no live sandbox holds yet: what a new sandbox can be granted."""
+        return max(0.0, budget_min - self.used_min - self.outstanding_min)
 
     def last_days(self, count: int = 7) -> list[DayUsage]:
         today = dt.date.fromisoformat(self.today)
@@ -104,11 +148,34 @@ def _check_entry(key: Any, entry: Any) -> None:
     if not (isinstance(key, str) and _DAY.match(key) and isinstance(entry, dict)
             and finite_minutes(entry.get("used_min"))):
         raise ValueError(f"history entry {key!r} is malformed")
-    if "by_source" in entry:
-        _check_minutes_map(entry["by_source"], f"history {key} by_source")
+    if "usd" in entry and not finite_minutes(entry["usd"]):
+        raise ValueError(f"history {key} usd is not a number >= 0")
+    for name in ("by_source", "by_source_usd"):
+        if name in entry:
+            _check_minutes_map(entry[name], f"history {key} {name}")
+    if "by_workspace" in entry:
+        by_ws = entry["by_workspace"]
+        if not isinstance(by_ws, dict):
+            raise ValueError(f"history {key} by_workspace is not an object")
+        for ws, totals in by_ws.items():
+            _check_minutes_map(totals, f"history {key} by_workspace {ws}")
     for name in ("notes", "resets"):
         if name in entry:
             _check_list_of_objects(entry[name], f"history {key} {name}")
+
+
+_LEASE_TEXT = ("name", "sandbox_id", "source", "workspace")
+_LEASE_NUMBERS = ("created", "deadline", "charged_until", "usd_per_s")
+
+
+def _check_leases(leases: Any) -> None:
+    if not isinstance(leases, dict):
+        raise ValueError("'leases' is not an object")
+    for key, lease in leases.items():
+        if not (isinstance(lease, dict)
+                and all(isinstance(lease.get(f), str) for f in _LEASE_TEXT)
+                and all(finite_minutes(lease.get(f)) for f in _LEASE_NUMBERS)):
+            raise ValueError(f"lease {key!r} is malformed")
 
 
 def _validate(data: Any) -> dict[str, Any]:
@@ -126,20 +193,43 @@ def _validate(data: Any) -> dict[str, Any]:
     if version == 1:
         # The original toolkit's file: one day, no history. Upgrade in this one place.
         return {"version": VERSION, "day": day, "used_min": used,
-                "history": {day: {"used_min": used, "by_source": {}}}}
-    if version != VERSION:
+                "history": {day: {"used_min": used, "by_source": {}}}, "leases": {}}
+    if version not in (2, VERSION):
         raise ValueError(f"unknown version {version!r} (this tool reads up to {VERSION})")
     history = data.get("history")
     if not isinstance(history, dict):
         raise ValueError("'history' is not an object")
     for key, entry in history.items():
         _check_entry(key, entry)
+    if version == 2:
+        data["leases"] = {}  # version 2 had no leases: nothing was outstanding
+    _check_leases(data.get("leases"))
     # The top-level figure mirrors its day's entry; when they disagree (an older tool
     # rewrote only the top level, or the entry is missing) the larger one counts: a cap is
     # never lifted by a lost history entry.
     entry = history.setdefault(day, {"used_min": 0.0, "by_source": {}})
     entry["used_min"] = max(float(entry["used_min"]), used)
     return data
+
+
+def _add(entry: dict[str, Any], source: str, minutes: float, usd: float = 0.0,
+         workspace: str | None = None) -> None:
+    entry["used_min"] = float(entry["used_min"]) + minutes
+    by_source = entry.setdefault("by_source", {})
+    by_source[source] = float(by_source.get(source, 0.0)) + minutes
+    if usd:
+        entry["usd"] = float(entry.get("usd", 0.0)) + usd
+        by_usd = entry.setdefault("by_source_usd", {})
+        by_usd[source] = float(by_usd.get(source, 0.0)) + usd
+    if workspace:
+        totals = entry.setdefault("by_workspace", {}).setdefault(workspace,
+                                                                  {"min": 0.0, "usd": 0.0})
+        totals["min"] = float(totals.get("min", 0.0)) + minutes
+        totals["usd"] = float(totals.get("usd", 0.0)) + usd
+
+
+class NoLease(OffloadError):
+    """No budget is left for a new sandbox once live sandboxes' leases are counted."""
 
 
 class Ledger:
@@ -164,7 +254,8 @@ class Ledger:
             with open(fd, encoding="utf-8") as fh:
                 text = fh.read()
         except FileNotFoundError:
-            return {"version": VERSION, "day": self._today(), "used_min": 0.0, "history": {}}
+            return {"version": VERSION, "day": self._today(), "used_min": 0.0, "history": {},
+                    "leases": {}}
         except private.NotPrivate as exc:
             raise CorruptLedger(f"usage ledger refused: {exc}",
                                 "or set PRIMARY_MODAL_USAGE_FILE to a file of yours") from None
@@ -183,17 +274,24 @@ class Ledger:
     def _store(self, data: dict[str, Any]) -> None:
         today = self._today()
         entry = data["history"].get(today, {"used_min": 0.0, "by_source": {}})
-        data.update(version=VERSION, day=today, used_min=entry["used_min"])
+        data.setdefault("leases", {})
+        data.update(version=VERSION, day=today, used_min=entry["used_min"],
+                    used_usd=float(entry.get("usd", 0.0)))
         atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def _snapshot(self, data: dict[str, Any]) -> Snapshot:
         history = {
-            day: DayUsage(day, float(e["used_min"]), dict(e.get("by_source") or {}))
+            day: DayUsage(day, float(e["used_min"]), dict(e.get("by_source") or {}),
+                          float(e.get("usd", 0.0)), dict(e.get("by_source_usd") or {}),
+                          {ws: dict(t) for ws, t in (e.get("by_workspace") or {}).items()})
             for day, e in data["history"].items()
         }
         today = self._today()
-        used = history[today].used_min if today in history else 0.0
-        return Snapshot(today=today, used_min=used, history=history)
+        day = history.get(today)
+        leases = tuple(Lease(lease_id=key, **{f: v[f] for f in _LEASE_TEXT + _LEASE_NUMBERS})
+                       for key, v in sorted(data.get("leases", {}).items()))
+        return Snapshot(today=today, used_min=day.used_min if day else 0.0, history=history,
+                        used_usd=day.usd if day else 0.0, leases=leases)
 
     def snapshot(self) -> Snapshot:
         # Writers replace the file atomically, so a lock-free read sees a whole file.
@@ -206,9 +304,7 @@ class Ledger:
             data = self._load()
             today = self._today()
             entry = data["history"].setdefault(today, {"used_min": 0.0, "by_source": {}})
-            entry["used_min"] = float(entry["used_min"]) + minutes
-            by_source = entry.setdefault("by_source", {})
-            by_source[source] = float(by_source.get(source, 0.0)) + minutes
+            _add(entry, source, minutes)
             if note is not None:
                 entry.setdefault("notes", []).append(
                     {"at": self.clock().isoformat(timespec="seconds"), "min": minutes,
@@ -220,10 +316,8 @@ class Ledger:
         """Charge several (source, minutes) at once; the caller holds the ledger's lock."""
         data = self._load()
         entry = data["history"].setdefault(self._today(), {"used_min": 0.0, "by_source": {}})
-        by_source = entry.setdefault("by_source", {})
         for source, minutes in charges:
-            entry["used_min"] = float(entry["used_min"]) + minutes
-            by_source[source] = float(by_source.get(source, 0.0)) + minutes
+            _add(entry, source, minutes)
         self._store(data)
 
     def settle_pending(self) -> None:
@@ -246,6 +340,79 @@ class Ledger:
             by_source[source] = float(by_source.get(source, 0.0)) - back
             self._store(data)
             return self._snapshot(data)
+
+    # Leases (issue 15). `now` is wall-clock unix seconds, passed in so tests can script it.
+
+    def reserve(self, *, lease_id: str, name: str, source: str, workspace: str,
+                want_s: float, usd_per_s: float, budget_min: float,
+                budget_usd: float | None, now: float) -> float:
+        """Grant a new sandbox up to `want_s` seconds of life: at most what neither usage
+        nor live sandboxes' leases hold, in minutes and (if capped) dollars. Returns the
+        seconds granted (whole seconds, the provider's unit); raises NoLease when none."""
+        with exclusive(self.path):
+            data = self._load()
+            snap = self._snapshot(data)
+            free_s = (budget_min - snap.used_min - snap.outstanding_min) * 60
+            why = (f"{max(0.0, budget_min - snap.used_min):.2f} of {budget_min:g} min left "
+                   f"today, {snap.outstanding_min:.2f} held by {len(snap.leases)} live "
+                   "sandbox(es)")
+            if budget_usd is not None and usd_per_s > 0:
+                free_usd = budget_usd - snap.used_usd - snap.outstanding_usd
+                if free_usd / usd_per_s < free_s:
+                    free_s = free_usd / usd_per_s
+                    why = (f"${max(0.0, budget_usd - snap.used_usd):.2f} of ${budget_usd:g} "
+                           f"left today, ${snap.outstanding_usd:.2f} held by "
+                           f"{len(snap.leases)} live sandbox(es)")
+            granted = float(math.floor(min(want_s, free_s)))
+            if granted < 1:
+                raise NoLease(f"no budget for a new sandbox ({why})",
+                              "wait for a live sandbox to end (`modal-offload session stop` "
+                              "ends this workspace's), or raise the daily budget")
+            data["leases"][lease_id] = {
+                "name": name, "sandbox_id": "", "source": source, "workspace": workspace,
+                "created": now, "deadline": now + granted, "charged_until": now,
+                "usd_per_s": usd_per_s}
+            self._store(data)
+            return granted
+
+    def bind(self, lease_id: str, sandbox_id: str, created: float, *,
+             deadline: float | None = None) -> None:
+        """The sandbox exists: its life counts from `created`, up to `deadline` (by default
+        the granted length from `created`: the provider's timeout counts from creation)."""
+        with exclusive(self.path):
+            data = self._load()
+            lease = data["leases"].get(lease_id)
+            if lease is None or lease["sandbox_id"]:
+                return  # ended meanwhile, or bound already: binding happens once
+            length = float(lease["deadline"]) - float(lease["created"])
+            # Whatever was already charged stays charged (never charged twice).
+            charged = max(created, float(lease["charged_until"]))
+            end = created + length if deadline is None else deadline
+            lease.update(sandbox_id=sandbox_id, created=min(created, charged),
+                         charged_until=charged, deadline=max(end, charged))
+            self._store(data)
+
+    def settle(self, lease_id: str, until: float, *, end: bool = False) -> float:
+        """Charge the lease's sandbox for its life up to `until` (never past its deadline,
+        never twice); `end` also releases what it did not use. Returns seconds charged."""
+        with exclusive(self.path):
+            data = self._load()
+            lease = data["leases"].get(lease_id)
+            if lease is None:
+                return 0.0  # already ended by someone else
+            seconds = max(0.0, min(until, float(lease["deadline"]))
+                          - float(lease["charged_until"]))
+            if seconds > 0:
+                entry = data["history"].setdefault(self._today(),
+                                                   {"used_min": 0.0, "by_source": {}})
+                _add(entry, lease["source"], seconds / 60,
+                     seconds * float(lease["usd_per_s"]), lease["workspace"])
+                lease["charged_until"] = float(lease["charged_until"]) + seconds
+            if end:
+                del data["leases"][lease_id]
+            if seconds > 0 or end:
+                self._store(data)
+            return seconds
 
     def reset(self) -> tuple[Snapshot, Path | None]:
         """Zero today's usage. A corrupt file is moved aside (returned) instead."""
@@ -270,95 +437,6 @@ class Ledger:
             entry["by_source"] = {}
             self._store(data)
             return self._snapshot(data), None
-
-
-class Meter:
-    """Charges remote time while it runs, one interval in advance, and settles at the end.
-
-    Each heartbeat charges up to `now + interval`, so a client killed without warning has
-    already paid for the time up to its death (give or take one ledger write); `stop()`
-    settles the exact elapsed time, refunding the unused prepaid part. Over-charging by at
-    most one interval on a hard kill is the safe side for a cap.
-    """
-
-    def __init__(self, ledger: Ledger, source: str, interval: float) -> None:
-        self.ledger = ledger
-        self.source = source
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._started = 0.0
-        self._paid_until = 0.0  # monotonic time up to which the ledger has been charged
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.error: BaseException | None = None
-        self.deferred: str | None = None  # the notice when the final charge was kept pending
-
-    @property
-    def charged_min(self) -> float:
-        return (self._paid_until - self._started) / 60.0
-
-    def _settle(self, until: float) -> None:
-        with self._lock:
-            delta = until - self._paid_until
-            if delta > 0:
-                self.ledger.charge(delta / 60.0, self.source)
-            elif delta < 0:
-                self.ledger.refund(-delta / 60.0, self.source)
-            # Advance only after a successful write, so a failed beat is retried, not lost.
-            self._paid_until = until
-
-    def _beat(self) -> None:
-        while True:
-            try:
-                self._settle(time.monotonic() + self.interval)
-            except Exception as exc:  # keep beating; the next beat covers this delta
-                self.error = exc
-            if self._stop.wait(self.interval):
-                return
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and not self._stop.is_set()
-
-    def start(self) -> Meter:
-        self._started = self._paid_until = time.monotonic()
-        self._thread = threading.Thread(target=self._beat, name="ledger-heartbeat", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> float:
-        """Settle the exact elapsed time. Never raises for a ledger that cannot be written:
-        the charge is retried, then kept pending and `deferred` says so in one line."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        until = time.monotonic()
-        for attempt in range(CHARGE_ATTEMPTS):
-            try:
-                self._settle(until)
-                return self.charged_min
-            except (OSError, OffloadError) as exc:
-                self.error = exc
-                if attempt + 1 < CHARGE_ATTEMPTS:
-                    time.sleep(RETRY_PAUSE_SECONDS * (attempt + 1))
-        reason = why(self.error)
-        delta_min = (until - self._paid_until) / 60.0
-        self._paid_until = until
-        if delta_min <= 0:  # an unused prepaid part we could not give back: over-charged
-            return self.charged_min
-        from .pending import PendingCharges
-
-        where = PendingCharges(self.ledger.path).add(delta_min, self.source)
-        self.deferred = (f"{delta_min:.2f} min of remote time could not be written to "
-                         f"{self.ledger.path} ({reason}); kept {where}, and remote runs refuse "
-                         "until it is written")
-        return self.charged_min
-
-    def __enter__(self) -> Meter:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def why(exc: BaseException | None) -> str:

@@ -51,9 +51,15 @@ def _add_usage(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add.add_argument("minutes", help="minutes (>= 0)")
     add.add_argument("--note", default=None, help="a note kept with the entry in the ledger")
     add.set_defaults(handler=_call("usage", "add"))
+    rec = acts.add_parser("reconcile", help="compare our dollars with Modal's billing report")
+    rec.add_argument("--days", type=int, default=7, help="how many days back (default 7)")
+    rec.add_argument("--json", action="store_true", dest="as_json", help=_JSON_HELP)
+    rec.set_defaults(handler=_call("usage", "reconcile"))
 
 
 _JSON_HELP = "print JSON instead of text"
+_GPU_HELP = ("a GPU for the sandbox, Modal's TYPE[:COUNT] (e.g. H100, A10G:2); default "
+             "[resources] gpu or MODAL_OFFLOAD_GPU, else none")
 
 
 def _add_backend(p: argparse.ArgumentParser) -> None:
@@ -77,6 +83,7 @@ def _add_heavy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                         "modal (remote or fail) or local")
     p.add_argument("--no-local-fallback", action="store_false", dest="allow_local_fallback",
                    help="in auto mode, fail (exit 3/4) instead of running locally")
+    p.add_argument("--gpu", default=None, metavar="TYPE[:N]", help=_GPU_HELP)
     p.set_defaults(handler=_call("heavy", "run"))
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from . import paths
 from .errors import ConfigError
 from .exec_args import BACKENDS  # the one list of backend names, shared with exec's parser
+from .pricing import Prices
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -63,6 +64,11 @@ class Settings:
     remote_always: tuple[str, ...] = ()
     use_host: bool = True
     host_idle_seconds: int = 900
+    gpu: str | None = None  # `TYPE[:N]` for every remote sandbox (`[resources] gpu`)
+    max_usd_per_day: float | None = None  # an optional dollar cap beside the minutes cap
+    price_cpu_core_second: float | None = None  # overrides of pricing.py's table
+    price_gib_second: float | None = None
+    price_gpu: Mapping[str, float] = field(default_factory=dict)
     # The remote image (issue 12, see image/spec.py): `[image]` in the config files.
     image_python: str = ""  # "" = the local interpreter's major.minor
     image_deps: tuple[str, ...] = ("auto",)  # "auto", "none", or workspace-relative files
@@ -175,6 +181,24 @@ def _heartbeat(value: Any) -> float:
     return number
 
 
+def _gpu(value: Any) -> str | None:
+    from .pricing import normalize_gpu
+
+    return normalize_gpu(str(value))
+
+
+def _optional_float(value: Any) -> float | None:
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):
+        return None
+    return _float()(value)
+
+
+def _gpu_prices(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ValueError("must be a table of GPU type = dollars per second")
+    return {str(k).upper(): _float()(v) for k, v in value.items()}
+
+
 # field -> (parser, env names in priority order); the original toolkit's names come first.
 _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "max_min_per_day": (_float(), ("PRIMARY_MODAL_MAX_MIN_PER_DAY",)),
@@ -198,6 +222,11 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "remote_always": (_words, ("MODAL_OFFLOAD_REMOTE_ALWAYS",)),
     "use_host": (_bool, ("MODAL_OFFLOAD_HOST",)),
     "host_idle_seconds": (_int(1), ("MODAL_OFFLOAD_HOST_IDLE_SECONDS",)),
+    "gpu": (_gpu, ("MODAL_OFFLOAD_GPU",)),
+    "max_usd_per_day": (_optional_float, ("PRIMARY_MODAL_MAX_USD_PER_DAY",)),
+    "price_cpu_core_second": (_optional_float, ()),
+    "price_gib_second": (_optional_float, ()),
+    "price_gpu": (_gpu_prices, ()),
     "image_python": (_python_series, ("MODAL_OFFLOAD_IMAGE_PYTHON",)),
     "image_deps": (_words, ("MODAL_OFFLOAD_IMAGE_DEPS",)),
     "image_extras": (_words, ("MODAL_OFFLOAD_IMAGE_EXTRAS",)),
@@ -221,6 +250,8 @@ _TOML_ALIASES: dict[str, str] = {
     "image.apt": "apt_packages", "image.pip": "pip_packages", "image.python": "image_python",
     "image.deps": "image_deps", "image.extras": "image_extras", "image.groups": "image_groups",
     "image.commands": "image_commands", "image.env": "image_env", "image.node": "image_node",
+    "resources.gpu": "gpu", "prices.cpu_core_second": "price_cpu_core_second",
+    "prices.gib_second": "price_gib_second", "prices.gpu": "price_gpu",
 }
 
 
@@ -262,6 +293,41 @@ def _apply(values: dict[str, Any], layer: Mapping[str, Any], source: str,
         sources[name] = source
 
 
+def _check_workspace_layer(layer: Mapping[str, Any], ws_file: Path, user: Mapping[str, Any],
+                           user_file: Path, env: Mapping[str, str]) -> None:
+    """A workspace file may come from anyone (a cloned repository, an unpacked archive), so
+    it cannot widen what leaves this laptop or lift the user's cap (issue 13, red team):
+    no raising `max_min_per_day` above the user's own (config or default), no naming a
+    secret-looking variable in `forward_env` (globs are fine: they never forward one), no
+    `upload_secrets`. Those go in the user config or the environment."""
+    from .remote_env import looks_secret
+
+    where = f"set it in {user_file} or the environment instead"
+    if "max_min_per_day" in layer:
+        own = user.get("max_min_per_day", Settings.max_min_per_day)
+        try:
+            wanted = _SPEC["max_min_per_day"][0](layer["max_min_per_day"])
+        except ValueError:
+            wanted = own  # _apply reports the bad value
+        if wanted > own:
+            raise ConfigError(f"{ws_file}: max_min_per_day={wanted:g} is above your own cap "
+                              f"({own:g}); a workspace file may only lower it",
+                              f"{where} (PRIMARY_MODAL_MAX_MIN_PER_DAY)")
+    if layer.get("upload_secrets"):
+        raise ConfigError(f"{ws_file}: upload_secrets cannot be set by a workspace file, which "
+                          "may come from anyone", f"{where} (MODAL_OFFLOAD_UPLOAD_SECRETS)")
+    try:
+        named = _words(layer.get("forward_env", ()))
+    except ValueError:
+        named = ()
+    secret = [n for n in named if not any(c in n for c in "*?[")
+              and looks_secret(n, env.get(n, ""))]
+    if secret:
+        raise ConfigError(f"{ws_file}: forward_env names secret-looking {', '.join(secret)}, "
+                          "which a workspace file (it may come from anyone) cannot forward",
+                          f"{where} (MODAL_OFFLOAD_FORWARD_ENV)")
+
+
 def load(workspace: Path | None = None, overrides: Mapping[str, Any] | None = None,
          environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
@@ -271,7 +337,9 @@ def load(workspace: Path | None = None, overrides: Mapping[str, Any] | None = No
     _apply(values, _read_toml(user_file), str(user_file), sources)
     if workspace is not None:
         ws_file = workspace / paths.WORKSPACE_CONFIG_NAME
-        _apply(values, _read_toml(ws_file), str(ws_file), sources)
+        layer = _read_toml(ws_file)
+        _check_workspace_layer(layer, ws_file, values, user_file, env)
+        _apply(values, layer, str(ws_file), sources)
     for name, (parser, env_names) in _SPEC.items():
         for env_name in env_names:
             if env_name in env:
@@ -290,3 +358,9 @@ def load(workspace: Path | None = None, overrides: Mapping[str, Any] | None = No
 
 def setting_names() -> list[str]:
     return [f.name for f in fields(Settings) if f.name != "sources"]
+
+
+def prices(settings: Settings) -> Prices:
+    """The price table with this configuration's overrides (pricing.py)."""
+    return Prices().with_overrides(settings.price_cpu_core_second, settings.price_gib_second,
+                                   settings.price_gpu)

@@ -27,6 +27,9 @@ OPTIONS: tuple[tuple[tuple[str, ...], str, object, str, str], ...] = (
     (("-T", "--no-tty"), "tty", False, "",
      "never a remote terminal (default: one when stdin and stdout are both terminals)"),
     (("-c", "--cmd"), "shell", None, "STRING", "a shell command string"),
+    (("--gpu",), "gpu", None, "TYPE[:N]",
+     "a GPU for the sandbox, Modal's TYPE[:COUNT] (e.g. H100, A10G:2); default "
+     "[resources] gpu or MODAL_OFFLOAD_GPU, else none"),
 )
 
 
@@ -37,19 +40,20 @@ class UsageError(Exception):
 class ExecArgs:
     """What `exec` was asked to do. `tty`: True forced, False forbidden, None automatic."""
 
-    __slots__ = ("backend", "command", "shell", "sync_back", "tty")
+    __slots__ = ("backend", "command", "gpu", "shell", "sync_back", "tty")
 
     def __init__(self, backend: str | None = None, sync_back: bool | None = None,
                  shell: str | None = None, command: list[str] | None = None,
-                 tty: bool | None = None) -> None:
+                 tty: bool | None = None, gpu: str | None = None) -> None:
         self.backend = backend
         self.sync_back = sync_back
         self.shell = shell
         self.command = command or []
         self.tty = tty
+        self.gpu = gpu
 
     def _key(self) -> tuple[object, ...]:
-        return (self.backend, self.sync_back, self.shell, self.command, self.tty)
+        return (self.backend, self.sync_back, self.shell, self.command, self.tty, self.gpu)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ExecArgs) and self._key() == other._key()
@@ -135,4 +139,5 @@ def parse(args: Sequence[str]) -> ExecArgs | None:
     return ExecArgs(backend=None if backend is None else str(backend),
                     sync_back=None if sync_back is None else bool(sync_back),
                     shell=None if shell is None else str(shell), command=command,
-                    tty=None if tty is None else bool(tty))
+                    tty=None if tty is None else bool(tty),
+                    gpu=None if values.get("gpu") is None else str(values["gpu"]))

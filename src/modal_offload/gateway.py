@@ -12,20 +12,22 @@ from __future__ import annotations
 import os
 import signal as _signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import paths
-from .backends._base import Backend, Process, PtySpec, Session, SessionSpec
-from .budget import Ledger, Meter
+from . import config, paths
+from .backends._base import Backend, Grant, Process, PtySpec, Session, SessionSpec
+from .budget import Ledger, why
 from .config import Settings
 from .errors import BackendError, BudgetExhausted, OffloadError
 from .fileio import exclusive
 from .image import cache as image_cache
 from .image import identity, programs
 from .image.spec import ImageSpec
+from .meter import Budget, SandboxMeter
 from .ui import once
 from .workspace import Workspace, refuse_unsafe_root
 
@@ -125,29 +127,40 @@ class RemoteRun:
             return self.client_signal is None
 
 
-def resources(settings: Settings, purpose: str) -> tuple[float, int]:
+def resources(settings: Settings, purpose: str) -> tuple[float, int, str | None]:
+    """(cpu, memory MiB, gpu) of the sandbox a `purpose` ("exec" or "heavy") runs in."""
     if purpose == "heavy":
-        return settings.heavy_cpu, settings.heavy_memory_mb
-    return settings.exec_cpu, settings.exec_memory_mb
+        return settings.heavy_cpu, settings.heavy_memory_mb, settings.gpu
+    return settings.exec_cpu, settings.exec_memory_mb, settings.gpu
 
 
 def session_spec(settings: Settings, workspace: Workspace, purpose: str,
-                 remaining_min: float, image: ImageSpec | None = None,
-                 build_output: bool = False) -> SessionSpec:
-    """The session for `purpose`; its name carries the image hash (issue 12), derived from
-    the workspace now unless `image` is given."""
+                 image: ImageSpec | None = None, build_output: bool = False,
+                 grant: Grant | None = None) -> SessionSpec:
+    """The session for `purpose`, keyed by its resources (a GPU one is another) and its
+    image hash (issue 12), derived from the workspace now unless `image` is given. Its
+    timeout is what is wanted; `grant` (the meter's lease) may lower it at creation."""
     if image is None:
         image = image_cache.current(workspace.root, settings)
-    cpu, memory = resources(settings, purpose)
-    timeout = int(min(settings.timeout_seconds, remaining_min * 60))
+    cpu, memory, gpu = resources(settings, purpose)
     return SessionSpec(
-        name=workspace.session_name(cpu, memory, image.hash), workspace=workspace.root,
-        app_name=settings.app_name, cpu=cpu, memory_mb=memory,
-        timeout_seconds=max(1, timeout), idle_timeout_seconds=settings.idle_timeout_seconds,
+        name=workspace.session_name(cpu, memory, image.hash, gpu), workspace=workspace.root,
+        app_name=settings.app_name, cpu=cpu, memory_mb=memory, gpu=gpu,
+        timeout_seconds=settings.timeout_seconds,
+        idle_timeout_seconds=settings.idle_timeout_seconds,
         apt_packages=settings.apt_packages, pip_packages=settings.pip_packages,
         tags={"modal-offload": "1", "workspace": workspace.id, "mo-image": image.hash},
-        image=image, build_output=build_output,
+        image=image, build_output=build_output, grant=grant,
     )
+
+
+def sandbox_meter(settings: Settings, ledger: Ledger, workspace_id: str,
+                  purpose: str) -> SandboxMeter:
+    cpu, memory, gpu = resources(settings, purpose)
+    return SandboxMeter(ledger, Budget(settings.max_min_per_day, settings.max_usd_per_day),
+                        source=purpose, workspace=workspace_id,
+                        usd_per_s=config.prices(settings).per_second(cpu, memory, gpu),
+                        interval=settings.heartbeat_seconds)
 
 
 def with_pythonpath(env: Mapping[str, str], session: Session,
@@ -198,6 +211,7 @@ class Gateway:
         self.ledger = ledger or Ledger()
 
     def remaining_min(self) -> float:
+        """Minutes a new sandbox could still be granted (live sandboxes' leases counted)."""
         return self.ledger.snapshot().remaining(self.settings.max_min_per_day)
 
     @staticmethod
@@ -225,69 +239,105 @@ class Gateway:
         handle = handle or RemoteRun()
         refuse_unsafe_root(self.workspace, self.settings.allow_home_workspace)
         self.ledger.settle_pending()  # ChargePending: the cap cannot be checked until then
-        remaining = self.remaining_min()
-        if remaining * 60 < MIN_REMOTE_SECONDS:
+        snap = self.ledger.snapshot()
+        budget = self.settings.max_min_per_day
+        if (budget - snap.used_min) * 60 < MIN_REMOTE_SECONDS:
             raise BudgetExhausted(
-                f"daily remote budget used up ({self.settings.max_min_per_day:g} min)",
+                f"daily remote budget used up ({budget:g} min)",
                 "wait for tomorrow, raise PRIMARY_MODAL_MAX_MIN_PER_DAY, "
                 "or `modal-offload usage reset`")
+        usd_cap = self.settings.max_usd_per_day
+        if usd_cap is not None and snap.used_usd >= usd_cap:
+            raise BudgetExhausted(f"daily remote budget used up (${usd_cap:g})",
+                                  "wait for tomorrow or raise PRIMARY_MODAL_MAX_USD_PER_DAY")
+        meter = sandbox_meter(self.settings, self.ledger, self.workspace.id, purpose)
         image = image_cache.current(self.workspace.root, self.settings)
-        spec = session_spec(self.settings, self.workspace, purpose, remaining, image,
-                            build_output=progress)
+        spec = session_spec(self.settings, self.workspace, purpose, image,
+                            build_output=progress, grant=meter.grant)
         program = None if callable(argv) else programs.program_of(list(argv))
         self._check_program(program, image)
-        family = self.workspace.session_family(spec.cpu, spec.memory_mb)
-        self._before_open(spec, family, streams, progress)
-        meter = Meter(self.ledger, purpose, self.settings.heartbeat_seconds)
+        family = self.workspace.session_family(spec.cpu, spec.memory_mb, spec.gpu)
+        self._before_open(spec, family, streams, progress, meter)
         report = RunReport(exit_code=0, session_name=spec.name, session_id="", charged_min=0.0)
         try:
-            session = self.backend.open_session(spec)
-            meter.start()
-            report.session_id = session.id
-            self._after_open(session, family, image)
-            self._check_program(program, image)
-            sync = self._sync(session, progress)
-            with self._sync_guard(session):
-                report.sync_up = sync.up()
-            remote_changed: bool | None = None
-            if handle.client_signal is not None:
-                report.exit_code = 128 + handle.client_signal
-            else:
-                if callable(argv):
-                    argv = argv(session)
-                cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
-                report.exit_code, report.timed_out, remote_changed = self._run_process(
-                    session, argv, cwd, with_pythonpath(env, session, image), streams, handle,
-                    limit=spec.timeout_seconds, pty=pty)
-            if sync_back and handle.client_gone:
-                report.notices.append("the client went away: nothing was synced back")
-            elif sync_back:
-                self._sync_back(session, sync, report, remote_changed)
+            session = self.backend.open_session(spec)  # BudgetExhausted: no lease left
+        except OSError as exc:
+            raise BackendError(f"{self.backend.name} backend failed: {exc}",
+                               "retry; `modal-offload session stop` resets the session") from exc
+        try:
+            lease = meter.attach(session)
+            if meter.over_cap():
+                # Minutes spent elsewhere (`usage add`, another machine) since this sandbox
+                # got its lease: its deadline would overrun the cap, so it makes way for a
+                # sandbox whose lease fits what is left.
+                session.terminate()
+                meter.end(lease)
+                session = self.backend.open_session(spec)
+                lease = meter.attach(session)
+        except OSError as exc:
+            # Whatever was reserved stays in the ledger (the cap holds) and the next
+            # command binds it; without a lease this one must not run.
+            raise BudgetExhausted(
+                f"the usage ledger {self.ledger.path} cannot be written ({why(exc)}): no "
+                "lease for the sandbox", "free disk space or fix the file, then run again"
+            ) from None
+        charged_before = self._charged_s(lease)
+        try:
+            with meter.running(lease):  # settled at each heartbeat and at the end
+                report.session_id = session.id
+                self._after_open(session, family, image)
+                self._check_program(program, image)
+                sync = self._sync(session, progress)
+                with self._sync_guard(session):
+                    report.sync_up = sync.up()
+                remote_changed: bool | None = None
+                if handle.client_signal is not None:
+                    report.exit_code = 128 + handle.client_signal
+                else:
+                    if callable(argv):
+                        argv = argv(session)
+                    cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
+                    report.exit_code, report.timed_out, remote_changed = self._run_process(
+                        session, argv, cwd, with_pythonpath(env, session, image), streams,
+                        handle, limit=max(MIN_REMOTE_SECONDS, session.deadline - time.time()),
+                        pty=pty)
+                if sync_back and handle.client_gone:
+                    report.notices.append("the client went away: nothing was synced back")
+                elif sync_back:
+                    self._sync_back(session, sync, report, remote_changed)
         except OSError as exc:
             raise BackendError(f"{self.backend.name} backend failed: {exc}",
                                "retry; `modal-offload session stop` resets the session") from exc
         finally:
             # Charged whether the run succeeded or failed: the provider bills either way.
-            # A charge that cannot be written is kept pending (Meter), never raised here:
-            # that would replace the command's exit code, or the error being raised.
-            if meter.running:
-                report.charged_min = meter.stop()
-                if meter.deferred is not None:
-                    report.notices.append(meter.deferred)
+            # A charge that cannot be written stays in the sandbox's lease (which keeps the
+            # cap) and is written by the next settle: never raised here, where it would
+            # replace the command's exit code, or the error being raised.
+            report.charged_min = max(0.0, self._charged_s(lease) - charged_before) / 60
+            if (text := meter.notice()) is not None:
+                report.notices.append(text)
         report.client_signal = handle.client_signal
         if report.client_signal is not None:
             report.exit_code = 128 + report.client_signal
         if report.timed_out:
-            by_budget = spec.timeout_seconds < self.settings.timeout_seconds
+            life = int(session.deadline - session.created_at)
+            by_budget = life < self.settings.timeout_seconds
             report.limited_by = "budget" if by_budget else "timeout"
             report.notices.append(
-                f"stopped after {spec.timeout_seconds}s: " + (
+                f"stopped at the sandbox's {life}s limit: " + (
                     "the daily remote budget ran out" if by_budget
                     else "MODAL_TIMEOUT_SECONDS was reached"))
         return report
 
+    def _charged_s(self, lease_id: str) -> float:
+        try:
+            leases = self.ledger.snapshot().leases
+        except OffloadError:
+            return 0.0
+        return next((lease.charged_s for lease in leases if lease.lease_id == lease_id), 0.0)
+
     def _before_open(self, spec: SessionSpec, family: str, streams: Streams,
-                     progress: bool) -> None:
+                     progress: bool, meter: SandboxMeter) -> None:
         """Say what the image means for this command (issue 12): its notes, a move to a new
         session when it changed (ending the old one), or that a first build is coming."""
         image = spec.image
@@ -296,7 +346,10 @@ class Gateway:
         if remote:
             for note in image.notes:
                 _say(streams, once(note))
+        last = identity.previous(family)
         moved = identity.move(self.backend, family, spec, image)
+        if moved and last is not None:
+            meter.end_session(str(last["session"]))  # ended: release what it did not use
         _say(streams, moved)  # one line, which also says a new image is coming
         if (remote and image.steps and not progress and not moved
                 and not identity.known_built(self.backend.name, image.hash)):

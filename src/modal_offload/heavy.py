@@ -133,7 +133,8 @@ def run_remote(payload: dict[str, Any], settings: config.Settings, root: Path,
 
 def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
               allow_local_fallback: bool = True, force_mode: str | None = None,
-              *, notify: Notify = notice, ledger: Ledger | None = None) -> dict[str, Any]:
+              *, notify: Notify = notice, ledger: Ledger | None = None,
+              gpu: str | None = None) -> dict[str, Any]:
     mode = force_mode or os.environ.get("PRIMARY_MODAL_MODE") or "auto"
     if mode not in MODES:
         raise BadInput(f"unknown mode {mode!r}", f"use one of: {', '.join(MODES)}")
@@ -144,7 +145,10 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
                        "pass minutes per day")
     payload = validate_payload(payload)
     root = _root()
-    overrides = {} if max_min_per_day is None else {"max_min_per_day": max_min_per_day}
+    overrides: dict[str, Any] = {} if max_min_per_day is None else {
+        "max_min_per_day": max_min_per_day}
+    if gpu is not None:
+        overrides["gpu"] = gpu  # validated by config (pricing.parse_gpu): a one-line error
     settings = config.load(root, overrides)
     ledger = ledger or Ledger()
     snapshot = ledger.snapshot()  # a corrupt ledger stops every mode but local, loudly
@@ -161,7 +165,7 @@ def run_heavy(payload: dict[str, Any], max_min_per_day: float | None = None,
         reason = backend.unavailable_reason()
         if reason:
             fall_back(BackendUnavailable(reason))
-        elif snapshot.remaining(settings.max_min_per_day) * 60 < 1:
+        elif (settings.max_min_per_day - snapshot.used_min) * 60 < 1:
             fall_back(BudgetExhausted(
                 f"daily budget of {settings.max_min_per_day:g} remote minutes is used up",
                 "raise PRIMARY_MODAL_MAX_MIN_PER_DAY or wait for tomorrow"))

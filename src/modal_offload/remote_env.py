@@ -13,14 +13,22 @@ ALWAYS_FORWARDED = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TE
 # forwards them; naming one exactly does (the user chose it). Matched on the upper-cased
 # name, after removing the harmless words below (#13).
 SECRET_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASS*", "*PWD*", "*KEY*", "*PAT*", "*DSN*",
-                   "*CREDENTIAL*", "*AUTH*", "*COOKIE*", "*PRIVATE*", "AWS_*")
+                   "*CREDENTIAL*", "*AUTH*", "*COOKIE*", "*PRIVATE*", "*JWT*", "AWS_*")
 # `*PAT*` and `*AUTH*` would also withhold PATH, PYTHONPATH and GIT_AUTHOR_NAME from a
 # `PYTHON*` or `GIT_*` glob: these words are not secrets, and are removed before matching
-# (GITHUB_PAT, PAT_TOKEN, OAUTH_X and AUTH still match).
-_HARMLESS_WORDS = ("PATH", "AUTHOR")
+# (GITHUB_PAT, PAT_TOKEN, OAUTH_X and AUTH still match). AUTHORIZATION/AUTHORISATION (an
+# HTTP header's value, a bearer token) is not AUTHOR: removing that word left `IZATION`.
+_HARMLESS_WORDS = re.compile(r"PATH|AUTHOR(?!I[SZ])")
 # A value that carries credentials in a URL (`postgres://user:pw@host`, `https://tok@host`)
 # is a secret whatever its name (DATABASE_URL, PIP_INDEX_URL).
 _URL_WITH_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s@]+@")
+# Likewise a value shaped like a well-known credential, whatever its name (`MYAPP_GH` under
+# a `MYAPP_*` glob): GitHub, GitLab, Slack, OpenAI/Anthropic/Stripe-style keys, AWS access
+# key ids, JWTs, PEM private keys (red team, issue 13).
+_CREDENTIAL_VALUE = re.compile(
+    r"(?:^|[\s\"'=:])(?:gh[pousr]_[A-Za-z0-9]{20}|github_pat_|glpat-|xox[abposr]-|"
+    r"sk-[A-Za-z0-9_-]{16}|[sr]k_live_|(?:AKIA|ASIA)[A-Z0-9]{16}|"
+    r"eyJ[A-Za-z0-9_-]{8,}\.eyJ)|-----BEGIN [A-Z ]*PRIVATE KEY-----")
 # Never forwarded, even by name: the laptop's working folder means nothing remotely (the
 # remote command gets its own), and its value would reveal local paths.
 NEVER_FORWARDED = frozenset({"PWD", "OLDPWD"})
@@ -28,12 +36,10 @@ REMOTE_MARKERS = {"MODAL_OFFLOAD_REMOTE": "1", "IN_MODAL_TASK_RUNNER": "1"}
 
 
 def looks_secret(name: str, value: str = "") -> bool:
-    upper = name.upper()
-    for word in _HARMLESS_WORDS:
-        upper = upper.replace(word, "_")
+    upper = _HARMLESS_WORDS.sub("_", name.upper())
     if any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS):
         return True
-    return bool(_URL_WITH_CREDENTIALS.search(value))
+    return bool(_URL_WITH_CREDENTIALS.search(value) or _CREDENTIAL_VALUE.search(value))
 
 
 def remote_environment(local: Mapping[str, str], allow: Iterable[str]) -> dict[str, str]:

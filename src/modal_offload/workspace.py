@@ -24,20 +24,24 @@ class Workspace:
     def slug(self) -> str:
         return re.sub(r"[^a-z0-9-]+", "-", self.root.name.lower()).strip("-")[:24] or "root"
 
-    def session_name(self, cpu: float, memory_mb: int, image: str = "") -> str:
+    def session_name(self, cpu: float, memory_mb: int, image: str = "",
+                     gpu: str | None = None) -> str:
         """Stable per workspace, resources and image: heavy and exec share one session when
-        their resources agree, never run on a sandbox sized for the other, and a changed
-        image (issue 12) is a new session. At most 64 characters, Modal's limit for names
-        (modal/_utils/name_utils.py:26-34): the folder slug gives way first."""
+        their resources agree, never run on a sandbox sized for the other (a GPU is a
+        resource: issue 15), and a changed image (issue 12) is a new session. At most 64
+        characters, Modal's limit for names (modal/_utils/name_utils.py:26-34): the folder
+        slug gives way first."""
         tail = f"-{self.id}-c{cpu:g}-m{memory_mb}".replace(".", "p")
+        if gpu:
+            tail += "-g" + gpu.lower().replace(":", "x").replace(".", "p")
         if image:
             tail += f"-i{image[:8]}"
         slug = self.slug[:max(1, 64 - 3 - len(tail))].rstrip("-") or "w"
         return f"mo-{slug}{tail}"
 
-    def session_family(self, cpu: float, memory_mb: int) -> str:
+    def session_family(self, cpu: float, memory_mb: int, gpu: str | None = None) -> str:
         """The session name without the image: what one image follows another in."""
-        return self.session_name(cpu, memory_mb)
+        return self.session_name(cpu, memory_mb, gpu=gpu)
 
     def relative(self, path: Path) -> str:
         """`path` relative to the root, as a POSIX string ('.' for the root itself)."""

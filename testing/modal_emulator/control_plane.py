@@ -17,6 +17,7 @@ from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 
 from . import limits
+from .billing import BillingRpcs
 from .faults import fill_unimplemented
 from .object_rpcs import ObjectRpcs
 from .objects import DEFAULT_ENVIRONMENT
@@ -47,7 +48,7 @@ def make_jwt(claims: dict[str, Any]) -> str:
 
 
 @fill_unimplemented("ModalClient")
-class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
+class ControlPlaneServicer(ObjectRpcs, BillingRpcs, ModalClientBase):
     """Client/auth and sandbox RPCs here; apps, images, mounts, secrets in `ObjectRpcs`."""
 
     def __init__(self, emulator: ModalEmulator) -> None:
@@ -95,6 +96,34 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
     ) -> None:
         req = await stream.recv_message()
         assert req is not None
+        if req.definition.resources.gpu_config.gpu_type:
+            # The client sends GPU sandboxes to V1 (modal/sandbox/_sandbox.py:76-79): V2 has
+            # no GPUs.
+            _abort(Status.INVALID_ARGUMENT, "GPUs are not supported by V2 sandboxes")
+        sb = await self._create_sandbox(req, v1=False)
+        await stream.send_message(
+            api_pb2.SandboxCreateV2Response(
+                sandbox_id=sb.sandbox_id,
+                task_id=sb.task_id,
+                metadata=self._metadata(sb),
+                command_router_access=self._router_access(sb),
+            )
+        )
+
+    async def SandboxCreate(
+        self, stream: Stream[api_pb2.SandboxCreateRequest, api_pb2.SandboxCreateResponse]
+    ) -> None:
+        """The V1 create, which the client uses for GPU sandboxes (and PTY/NFS ones); the
+        sandbox then lives on the V1 RPCs below, keyed by its V1-shaped id."""
+        req = await stream.recv_message()
+        assert req is not None
+        as_v2 = api_pb2.SandboxCreateV2Request(app_id=req.app_id, definition=req.definition,
+                                               tags=req.tags)
+        sb = await self._create_sandbox(as_v2, v1=True)
+        await stream.send_message(
+            api_pb2.SandboxCreateResponse(sandbox_id=sb.sandbox_id, metadata=self._metadata(sb)))
+
+    async def _create_sandbox(self, req: api_pb2.SandboxCreateV2Request, v1: bool) -> Sandbox:
         d = req.definition
         app = self.objects.apps.get(req.app_id)
         if app is None:
@@ -134,7 +163,7 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         if unknown_mounts:
             _abort(Status.NOT_FOUND, f"Mount(s) not found: {unknown_mounts}")
 
-        sandbox_id, task_id, created_at = self.sandboxes.new_ids()
+        sandbox_id, task_id, created_at = self.sandboxes.new_ids(v1=v1)
         res = d.resources
         record = SandboxRecord(
             sandbox_id=sandbox_id,
@@ -175,14 +204,7 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
         self.emu.materialize_mounts(record.root, [*record.mount_ids])
         self.sandboxes.add(sb)
         await sb.start()
-        await stream.send_message(
-            api_pb2.SandboxCreateV2Response(
-                sandbox_id=sandbox_id,
-                task_id=task_id,
-                metadata=self._metadata(sb),
-                command_router_access=self._router_access(sb),
-            )
-        )
+        return sb
 
     async def SandboxGetFromNameV2(
         self, stream: Stream[api_pb2.SandboxGetFromNameRequest, api_pb2.SandboxGetFromNameResponse]
@@ -209,14 +231,52 @@ class ControlPlaneServicer(ObjectRpcs, ModalClientBase):
     async def SandboxGetFromName(
         self, stream: Stream[api_pb2.SandboxGetFromNameRequest, api_pb2.SandboxGetFromNameResponse]
     ) -> None:
-        # `Sandbox.from_name` falls back to the V1 lookup when the V2 one says NOT_FOUND. The
-        # emulator has no V1 sandboxes, so the honest answer is NOT_FOUND too.
+        # `Sandbox.from_name` falls back to this V1 lookup when the V2 one says NOT_FOUND.
+        await self.SandboxGetFromNameV2(stream)
+
+    # The other V1 RPCs take and return the same messages as their V2 twins
+    # (modal_proto/api_grpc.py); the sandbox's id shape decides which one the client calls.
+    async def SandboxWait(
+        self, stream: Stream[api_pb2.SandboxWaitRequest, api_pb2.SandboxWaitResponse]
+    ) -> None:
+        await self.SandboxWaitV2(stream)
+
+    async def SandboxGetTaskId(
+        self, stream: Stream[api_pb2.SandboxGetTaskIdRequest, api_pb2.SandboxGetTaskIdResponse]
+    ) -> None:
+        await self.SandboxGetTaskIdV2(stream)
+
+    async def SandboxTerminate(
+        self, stream: Stream[api_pb2.SandboxTerminateRequest, api_pb2.SandboxTerminateResponse]
+    ) -> None:
+        await self.SandboxTerminateV2(stream)
+
+    async def SandboxTagsGet(
+        self, stream: Stream[api_pb2.SandboxTagsGetRequest, api_pb2.SandboxTagsGetResponse]
+    ) -> None:
+        await self.SandboxTagsGetV2(stream)
+
+    async def SandboxList(
+        self, stream: Stream[api_pb2.SandboxListRequest, api_pb2.SandboxListResponse]
+    ) -> None:
+        await self.SandboxListV2(stream)
+
+    async def TaskGetCommandRouterAccess(
+        self,
+        stream: Stream[
+            api_pb2.TaskGetCommandRouterAccessRequest, api_pb2.TaskGetCommandRouterAccessResponse
+        ],
+    ) -> None:
         req = await stream.recv_message()
         assert req is not None
-        _abort(
-            Status.NOT_FOUND,
-            f"Sandbox with name '{req.sandbox_name}' not found in app '{req.app_name}'",
-        )
+        sb = self.sandboxes.by_task(req.task_id)
+        if sb is None:
+            _abort(Status.NOT_FOUND, f"Task {req.task_id} not found")
+        if sb.result is not None:
+            _abort(Status.FAILED_PRECONDITION, f"Sandbox {sb.sandbox_id} has already finished")
+        access = self._router_access(sb)
+        await stream.send_message(
+            api_pb2.TaskGetCommandRouterAccessResponse(url=access.url, jwt=access.jwt))
 
     async def SandboxWaitV2(
         self, stream: Stream[api_pb2.SandboxWaitRequest, api_pb2.SandboxWaitResponse]

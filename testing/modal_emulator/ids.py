@@ -3,9 +3,10 @@
 The client routes on id shape, so shapes matter:
 
 * `modal.sandbox._common._is_v1_sandbox_id` treats exactly ``sb-`` + 22 alphanumerics as a
-  *V1* sandbox and anything else starting with ``sb-`` as V2. The emulator only implements the
-  V2 control plane, so sandbox ids get a 24 character suffix (still alphanumeric, which is what
-  ``modal shell`` checks).
+  *V1* sandbox and anything else starting with ``sb-`` as V2. Sandboxes created through the
+  V2 control plane get a 24 character suffix (still alphanumeric, which is what ``modal
+  shell`` checks); those created through V1 (`SandboxCreate`, which the client uses for GPU
+  sandboxes: modal/sandbox/_sandbox.py:76-79) get 22.
 * `modal.sandbox._task_command_router_client._is_v2_task_id` treats ``ta-...V`` as a V2 sandbox
   task, so task ids end in ``V``.
 """
@@ -36,3 +37,12 @@ def new_sandbox_id() -> str:
 
 def new_task_id() -> str:
     return f"ta-{_suffix(21)}V"
+
+
+def new_v1_sandbox_id() -> str:
+    return f"sb-{_suffix(22)}"
+
+
+def new_v1_task_id() -> str:
+    # Any 22 alphanumerics but a final "V", which would mark a V2 task.
+    return f"ta-{_suffix(21)}{secrets.choice(_ALNUM.replace('V', ''))}"

@@ -87,5 +87,25 @@ def check_sandbox(definition: api_pb2.Sandbox) -> None:
     if res.memory_mb > MAX_MEMORY_MB or res.memory_mb_max > MAX_MEMORY_MB:
         _invalid(f"memory request of {max(res.memory_mb, res.memory_mb_max)} MiB exceeds the "
                  f"maximum of {MAX_MEMORY_MB} MiB")
+    check_gpu(res.gpu_config)
     if d.HasField("name"):
         check_name(d.name)
+
+
+# GPU types Modal accepts (https://modal.com/docs/guide/gpu; the client upper-cases the type
+# and sends it as `gpu_type` with a `count`: modal/_utils/function_utils.py:655-669) and the
+# most GPUs one container can have (8, "up to 8 GPUs" in the same guide).
+GPU_TYPES = frozenset({"T4", "L4", "A10", "A10G", "A100", "A100-40GB", "A100-80GB", "L40S",
+                       "H100", "H100!", "H200", "B200", "B200+", "RTX-PRO-6000"})
+MAX_GPU_COUNT = 8
+
+
+def check_gpu(gpu: api_pb2.GPUConfig) -> None:
+    if not gpu.gpu_type:
+        if gpu.count:
+            _invalid("a GPU count was given without a GPU type")
+        return
+    if gpu.gpu_type not in GPU_TYPES:
+        _invalid(f"Unknown GPU type: {gpu.gpu_type!r}")
+    if not 1 <= gpu.count <= MAX_GPU_COUNT:
+        _invalid(f"GPU count must be between 1 and {MAX_GPU_COUNT}, got {gpu.count}")

@@ -368,11 +368,14 @@ class SandboxRegistry:
     def all(self) -> list[Sandbox]:
         return list(self._by_id.values())
 
-    def new_ids(self) -> tuple[str, str, float]:
+    def new_ids(self, v1: bool = False) -> tuple[str, str, float]:
         """Fresh (sandbox_id, task_id, created_at); created_at strictly increases so that list
-        pagination, which pages by `created_at < before_timestamp`, never skips a sandbox."""
+        pagination, which pages by `created_at < before_timestamp`, never skips a sandbox.
+        `v1`: ids shaped like a V1 sandbox's (ids.py)."""
         now = max(time.time(), self._last_created_at + 1e-6)
         self._last_created_at = now
+        if v1:
+            return ids.new_v1_sandbox_id(), ids.new_v1_task_id(), now
         return ids.new_sandbox_id(), ids.new_task_id(), now
 
     def add(self, sandbox: Sandbox) -> None:

@@ -27,6 +27,7 @@ from modal_proto import api_pb2
 from modal_proto.api_grpc import ModalClientBase
 from modal_proto.task_command_router_grpc import TaskCommandRouterBase
 
+from .billing import ProviderPrices
 from .blobs import BlobServer
 from .client_env import is_client_var
 from .control_plane import ControlPlaneServicer
@@ -115,6 +116,8 @@ class ModalEmulator:
         self._blob_server = BlobServer(self.objects.blobs)
         # Client-side files for subprocesses: an empty config file and a HOME that isn't the user's.
         self.client_dir = self.base_dir / "_client"
+        # The provider's price list for the billing report (None: billing.ProviderPrices()).
+        self.prices: ProviderPrices | None = None
 
     # ===================================================================== lifecycle (on the loop)
 

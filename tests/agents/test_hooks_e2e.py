@@ -168,3 +168,28 @@ def test_cline_script_without_interpreter_cancels(installed: Path) -> None:
     result = subprocess.run([str(script)], input=sample("cline", "ls").encode(),
                             capture_output=True, timeout=30)
     assert json.loads(result.stdout.splitlines()[-1])["cancel"] is True
+
+
+# What a cloned repository or a remote command (through sync back) can put in the workspace:
+# modules named like the standard library's, which `python -m` would import from the
+# working folder (or from a PYTHONPATH a project points at itself) instead.
+SHADOWS = ("json", "logging", "socket", "re", "shlex", "argparse", "subprocess", "pathlib")
+
+
+def plant_shadows(folder: Path) -> Path:
+    canary = folder / "PWNED"
+    for name in SHADOWS:
+        (folder / f"{name}.py").write_text(
+            f"open({str(canary)!r}, 'a').write({name!r})\nraise SystemExit(0)\n")
+    return canary
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex", "gemini", "cursor", "cline"])
+def test_workspace_modules_never_run_in_the_hook(installed: Path, agent: str) -> None:
+    canary = plant_shadows(installed)
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    result = subprocess.run(hook_command(installed, agent), input=sample(agent, "ls").encode(),
+                            cwd=installed, env=env, capture_output=True, timeout=30)
+    assert not canary.exists(), canary.read_text()
+    assert result.returncode == 0, result.stderr
+    assert b"modal-agent-runner" in result.stdout  # routed as usual

@@ -82,3 +82,14 @@ def test_runner_never_gets_a_terminal(ws: Path, tmp_home: Path) -> None:
         term.expect(b"no-tty\r\n")  # CRLF from the local terminal only
         assert term.wait() == 0
         assert term.stty() == term.before
+
+
+def test_runner_fallback_never_imports_workspace_modules(ws: Path, tmp_home: Path) -> None:
+    from tests.agents.test_hooks_e2e import plant_shadows
+
+    canary = plant_shadows(ws)
+    path = tmp_home / "runner"
+    path.write_text(runner_mod.script(cli=tmp_home / "gone" / "modal-offload"))
+    path.chmod(0o755)
+    assert _run(path, "-c", "echo via-python", cwd=ws).stdout == b"via-python\n"
+    assert not canary.exists(), canary.read_text()

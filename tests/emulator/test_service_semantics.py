@@ -30,6 +30,8 @@ def _sandbox(app_name: str, **kwargs: object) -> modal.Sandbox:
         {"memory": 336 * 1024 + 1},
         {"tags": {"bad key": "x"}},
         {"tags": {"k": "v" * 64}},
+        {"gpu": "Z100"},
+        {"gpu": "H100:9"},
     ],
 )
 def test_out_of_range_create_is_rejected_as_on_modal(
@@ -158,3 +160,20 @@ def test_injected_round_trip_time(modal_emulator: ModalEmulator, app_name: str) 
     assert modal_emulator.sequential_round_trips(calls) >= 2
     assert elapsed >= 0.2
     assert all(c.ended_at is not None and c.ended_at - c.at >= 0.1 for c in calls)
+
+
+def test_a_gpu_sandbox_lives_on_the_v1_control_plane(modal_emulator: ModalEmulator,
+                                                     app_name: str) -> None:
+    # As the client sends it (modal/_resources.py:47, function_utils.py:655-669): the type
+    # upper-cased, the count after the colon; GPU sandboxes go to V1 (_sandbox.py:76-79).
+    sb = _sandbox(app_name, gpu="l4:2", name="gpu-box", tags={"k": "v"})
+    rec = modal_emulator.sandbox(sb.object_id)
+    gpu = rec.request.definition.resources.gpu_config
+    assert (gpu.gpu_type, gpu.count) == ("L4", 2)
+    assert modal_emulator.call_counts()["SandboxCreate"] == 1
+    assert sb.exec("echo", "hi").stdout.read() == "hi\n"
+    found = modal.Sandbox.from_name(app_name, "gpu-box")
+    assert found.object_id == sb.object_id and found.get_tags() == {"k": "v"}
+    assert found.poll() is None
+    sb.terminate()
+    assert sb.wait(raise_on_termination=False) is None and sb.poll() is not None

@@ -3,6 +3,9 @@ input moves the workspace to a new session, says what changed, and ends the old 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.helpers import cli, local_backend_env, make_workspace
@@ -32,3 +35,24 @@ def test_a_requirements_change_moves_the_session(tmp_path: Path, tmp_home: Path)
                      f"new session {new}; ended {old}"]
     status = cli("session", "status", cwd=ws, env=env)
     assert new.encode() in status.stdout and old.encode() not in status.stdout
+
+
+def test_env_check_never_imports_workspace_modules(tmp_path: Path, tmp_home: Path) -> None:
+    # A `json.py` (a cloned repo's, or one a remote command wrote) that passes for the real
+    # module, so only the canary tells: the probe must not import it on either side.
+    canary = tmp_path / "canary"
+    shadow = (
+        "import os, sys\n"
+        f"open({str(canary)!r}, 'a').write(os.environ.get('MODAL_OFFLOAD_REMOTE', 'local'))\n"
+        "del sys.modules['json']\n"
+        "sys.path = [p for p in sys.path if p not in ('', os.getcwd())]\n"
+        "import json as _real\n"
+        "sys.modules['json'] = _real\n"
+        "globals().update(_real.__dict__)\n")
+    ws = make_workspace(tmp_path / "ws", files={"json.py": shadow})
+    # The console script, as users run it (`python -m` would itself import the workspace's).
+    script = Path(sys.executable).parent / "modal-offload"
+    out = subprocess.run([str(script), "env", "check"], cwd=ws, capture_output=True,
+                         env={**os.environ, **local_backend_env()}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert not canary.exists(), canary.read_text()

@@ -94,9 +94,10 @@ def test_dead_sandbox_is_replaced_and_resynced(modal_emulator: ModalEmulator, ws
     assert out.returncode == 0 and out.stdout == b"hello\nmore\n", out.stderr
     dead, live = modal_emulator.sandboxes()
     assert dead.termination_reason == "killed" and live.running
-    # The dead one's last stretch was settled once (an upper bound of its unseen life).
-    by_source = ledger(tmp_home)["history"][ledger(tmp_home)["day"]]["by_source"]
-    assert by_source["exec"] > 0 and "modal-idle" in by_source
+    # The dead one's lease was ended (its life settled once); only the live one holds one.
+    data = ledger(tmp_home)
+    assert set(data["history"][data["day"]]["by_source"]) == {"exec"}
+    assert [lease["sandbox_id"] for lease in data["leases"].values()] == [live.sandbox_id]
 
 
 def test_sandbox_killed_mid_command(modal_emulator: ModalEmulator, ws: Path,
@@ -196,6 +197,7 @@ def test_session_status_and_stop(modal_emulator: ModalEmulator, ws: Path,
                                  tmp_home: Path) -> None:
     assert run(ws, "--", "true").returncode == 0
     [rec] = modal_emulator.sandboxes()
+    before = ledger(tmp_home)["used_min"]
     time.sleep(1)
     status = cli("session", "status", cwd=ws, env=ENV)
     assert status.returncode == 0, status.stderr
@@ -204,14 +206,17 @@ def test_session_status_and_stop(modal_emulator: ModalEmulator, ws: Path,
     data = json.loads(cli("session", "status", "--json", cwd=ws, env=ENV).stdout)
     detail = data[0]["detail"]
     assert detail["sandbox_id"] == rec.sandbox_id and detail["charged_min"] > 0
-    before = ledger(tmp_home)["used_min"]
     stop = cli("session", "stop", cwd=ws, env=ENV)
     assert stop.returncode == 0 and b"stopped" in stop.stdout
     assert modal_emulator.sandbox(rec.sandbox_id).termination_reason == "terminate"
     after = ledger(tmp_home)
-    # The idle second between the command and the stop was billed by Modal: charged once.
+    # The idle second between the command and the stop was billed by Modal: charged (by
+    # the status, which settles up to now, and the stop), and the whole life only once.
     assert after["used_min"] - before >= 0.9 / 60
-    assert after["history"][after["day"]]["by_source"]["modal-idle"] >= 0.9 / 60
+    final = modal_emulator.sandbox(rec.sandbox_id)
+    assert final.terminated_at is not None
+    assert after["used_min"] * 60 <= final.terminated_at - final.created_at + 1.0
+    assert after["leases"] == {}  # ended: what it did not use is released
     assert b"no live" in cli("session", "status", cwd=ws, env=ENV).stdout
 
 

@@ -270,3 +270,26 @@ def test_installing_elsewhere_later_does_not_bless_an_earlier_change(
     assert "not installed by you" in shell_out.stderr
     assert run([shell, "-c", f". '{ACTIVATE}'; command -v mo-probe"], other, env
                ).stdout.strip() == f"{other}/.modal-shims/mo-probe"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_tree_renamed_into_a_trusted_path_is_refused(shell: str, tmp_path: Path, ws: Path,
+                                                       small_path: str) -> None:
+    # Unpacked (or prepared) before the last `shims install` anywhere, then moved to where a
+    # trusted workspace was: renaming its top folder leaves every shim's ctime old.
+    env = shell_env(small_path)
+    install_shims(ws, env)
+    evidence = tmp_path / "evidence"
+    staged = tmp_path / "unpacked"
+    shutil.copytree(ws, staged, symlinks=True)
+    (staged / ".modal-shims" / "mo-probe").write_text(
+        f"#!/bin/sh\n# {(ws / '.modal-shims' / 'mo-probe').read_text().splitlines()[1][2:]}\n"
+        f"echo ran >> '{evidence}'\n")
+    other = make_workspace(tmp_path / "other")
+    assert cli("shims", "install", cwd=other, env=env).returncode == 0  # registry written now
+    ws.rename(tmp_path / "old")
+    staged.rename(ws)
+    out = run([shell, "-c", f". '{ACTIVATE}'; mo-probe; command -v mo-probe"], ws, env)
+    assert not evidence.exists() and ".modal-shims" not in out.stdout, out.stdout
+    assert f"ignoring shims in {ws}/.modal-shims: changed since" in out.stderr, out.stderr
+    assert trust.verdict(ws / ".modal-shims") is not None  # doctor agrees

@@ -69,3 +69,17 @@ def test_remote_spellings_of_git_never_land_in_git_hooks(disk: tuple[Path, Path]
     assert os.listdir(hooks) == []
     assert not (backing / "ws" / ".modal-shims").exists()
     assert (backing / "ws" / ".claude" / "settings.json").read_text() == "{}"
+
+
+def test_a_case_spelling_never_overwrites_a_file_the_remote_never_had(
+        disk: tuple[Path, Path]) -> None:
+    # `data/local.db` is gitignored, so the remote never had it; the remote's `local.DB`
+    # is not ignored (git's rules are case-sensitive) and, on this disk, is the same file.
+    mnt, backing = disk
+    ws = make_workspace(mnt / "ws", files={".gitignore": "*.db\n", "data/local.db": "mine",
+                                           "data/keep.txt": "k"})
+    out = cli("exec", "-c", "echo theirs > data/local.DB; echo new > data/other.txt",
+              cwd=ws, env=local_backend_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (backing / "ws" / "data" / "local.db").read_text() == "mine"
+    assert (backing / "ws" / "data" / "other.txt").read_text() == "new\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from modal_offload.sync.gitsources import config_value, outer_layers
+from modal_offload.sync.gitsources import config_targets, config_value, outer_layers
 from modal_offload.sync.ignore import IgnoreRules
 
 
@@ -44,3 +44,15 @@ def test_parent_gitignore_patterns_apply_relative_to_their_folder(tmp_path: Path
     (top / "ws" / ".gitignore").write_text("!keep.log\n")
     rules = IgnoreRules.load(top / "ws", outer_layers(top / "ws"))
     assert not rules.ignored("keep.log", False) and rules.ignored("drop.log", False)
+
+
+def test_config_targets_inside_the_workspace_only(tmp_path: Path, tmp_home: Path) -> None:
+    top = tmp_path / "repo"
+    (top / ".git").mkdir(parents=True)
+    (top / ".git" / "config").write_text(
+        '[core]\n\thooksPath = .husky\n\tattributesFile = /etc/gitattributes\n'
+        '[include]\n\tpath = ../a.cfg\n\tpath = ~/outside.cfg\n'
+        '[includeIf "onbranch:main"]\n\tpath = ../sub/b.cfg\n')
+    (tmp_home / ".gitconfig").write_text("[core]\n\texcludesFile = ~/ignore\n")
+    assert sorted(config_targets(top)) == [".husky", "a.cfg", "sub/b.cfg"]
+    assert sorted(config_targets(top / "sub")) == ["b.cfg"]

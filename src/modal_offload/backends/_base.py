@@ -22,13 +22,21 @@ from __future__ import annotations
 import abc
 import importlib
 import signal as _signal
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..image.spec import ImageSpec
+
+from .. import isolated
+
+# Asked right before a sandbox is created: (session name, wanted seconds) -> the seconds of
+# life the budget grants it (its provider-side timeout); raises BudgetExhausted. The meter
+# (meter.SandboxMeter.grant) implements it; backends never touch the ledger (issue 15).
+Grant = Callable[[str, int], int]
 
 
 @dataclass(frozen=True)
@@ -40,11 +48,19 @@ class SessionSpec:
     app_name: str = "modal-offload"
     cpu: float = 6.0
     memory_mb: int = 14 * 1024
-    timeout_seconds: int = 3600  # provider-side hard cap, already <= the remaining budget
+    timeout_seconds: int = 3600  # wanted provider-side cap; `grant` may lower it at creation
     idle_timeout_seconds: int = 300
+    gpu: str | None = None  # Modal's `TYPE[:N]`, already normalized (pricing.normalize_gpu)
     apt_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    grant: Grant | None = field(default=None, compare=False, repr=False)
+
+    def granted_timeout(self) -> int:
+        """The timeout a new sandbox gets: what the budget grants, never more than wanted."""
+        if self.grant is None:
+            return int(self.timeout_seconds)
+        return min(int(self.timeout_seconds), self.grant(self.name, int(self.timeout_seconds)))
     image: ImageSpec | None = None  # what the image holds (issue 12); None: the bare base
     build_output: bool = False  # show image build progress and logs (stderr is a terminal)
 
@@ -112,23 +128,20 @@ class Session(abc.ABC):
     state_dir: str  # absolute remote path for our bookkeeping, outside `root`
     python: str  # remote interpreter that can run `-m modal_offload...`
     fresh: bool  # True when created by this open: nothing of the workspace is there yet
+    # Lifetime, as the backend knows it (unix seconds): what the meter charges.
+    created_at: float
+    deadline: float  # the provider-side end at the latest
+    # Sandboxes this open found gone or replaced under the same name, with the end the
+    # backend knows (a termination it did); others are charged up to their deadline.
+    ended: Mapping[str, float] = MappingProxyType({})
     # A folder holding our package when it is not in the interpreter's site-packages
     # (Modal's add_local_python_source puts it in /root); "" when it is installed.
     package_dir: str = ""
 
     def module_argv(self, module: str, *args: str) -> list[str]:
-        """argv running one of our modules remotely, isolated from the workspace.
-
-        Our agent and worker start with the workspace as their working folder, where a
-        file named `json.py` or `tarfile.py` would replace the standard module (issue 13).
-        `-I` (Python >= 3.4; unlike `-P`, which needs 3.11) keeps the working folder,
-        PYTHONPATH and the user site out of sys.path; since it also ignores the
-        PYTHONPATH our package may depend on, a tiny bootstrap appends `package_dir`
-        (after the standard library, so nothing there can shadow it either) and runs the
-        module as `-m` would. `module` stays right before `args` so the command line still
-        reads `... modal_offload.worker --entry ...`.
-        """
-        return [self.python, "-I", "-c", MODULE_BOOTSTRAP, self.package_dir, module, *args]
+        """argv running one of our modules remotely, isolated from the workspace it starts
+        in (see `isolated`)."""
+        return isolated.argv(self.python, self.package_dir, module, *args)
 
     @abc.abstractmethod
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
@@ -147,15 +160,6 @@ class Session(abc.ABC):
         change tracking here and returns the token of the list of changed paths it left
         for the collect (channel/agent.py); a plain session has none: the collect walks."""
         return None
-
-
-# argv: ['-c', package_dir, module, *args]; runs `module` as __main__ like `python -m`.
-MODULE_BOOTSTRAP = (
-    "import sys, runpy\n"
-    "if sys.argv[1]: sys.path.append(sys.argv[1])\n"
-    "sys.argv = sys.argv[2:]\n"
-    "runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)\n"
-)
 
 
 class Backend(abc.ABC):

@@ -1,21 +1,14 @@
-"""Client-side records of Modal sandboxes and the metering of their lifetime.
+"""Client-side records of Modal sandboxes: what this machine knows of their lifetimes.
 
-Metering rule (the provider bills a sandbox for its whole life, busy or idle):
+The backend only *reports* lifetimes; the meter (`meter.py`) charges them (issue 15). A
+record keeps when the sandbox was created, its provider-side deadline, when a command of
+ours last ended in it, and how many of our commands are in flight, so that a sandbox found
+gone can be given an end:
 
-* A sandbox's life starts when `Sandbox.create` returns (the container is scheduled after).
-* Every instant of a sandbox's life is charged to the ledger exactly once, either by the
-  gateway's meter (which runs while a command is in flight: sync up, run, sync back) or here.
-* The record keeps `accounted_until`: the moment up to which the sandbox's life is already
-  charged. Opening a session charges the gap `now - accounted_until` (creation time, and idle
-  time the sandbox was billed between commands) and moves `accounted_until` to now; from then
-  on the gateway's meter charges. When a process ends, `accounted_until` moves to that moment.
-* `session stop` and replacement (dead, expired or over the budget cap) charge the final gap up
-  to termination. A sandbox that died on its own (idle timeout, provider timeout, killed) is
-  charged up to the earliest of now, its hard deadline and `accounted_until + idle_timeout`:
-  an upper bound, because the client cannot learn the provider's exact end time.
-* Overlap is tiny and always on the side of over-charging (a budget is a cap): the meter keeps
-  running for the local apply of sync back after the last process ended, and a client killed
-  mid-command leaves `accounted_until` at its open, so its heartbeats are charged again.
+* no command in flight: it idled out, so it ended at `min(deadline, last_used +
+  idle_timeout)` (Modal ends an idle sandbox after `idle_timeout` without an exec);
+* a command in flight (its client was killed): the end is unknown, so the deadline, the
+  upper bound the lease already holds.
 
 The record also carries what the tags say (created, timeout) so a later process that did not
 create the sandbox can reason about its deadline without an extra RPC.
@@ -29,10 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .. import paths
-from ..budget import Ledger
 from ..fileio import atomic_write_text, exclusive
-
-IDLE_SOURCE = "modal-idle"
 
 
 @dataclass
@@ -42,22 +32,18 @@ class SandboxRecord:
     created_at: float
     timeout_seconds: int
     idle_timeout_seconds: int
-    accounted_until: float
-    idle_charged_min: float = 0.0
-    settled: bool = False  # final charge done: nothing more is ever charged for this sandbox
+    last_used: float
+    in_flight: int = 0
 
     @property
     def deadline(self) -> float:
         return self.created_at + self.timeout_seconds
 
-    @property
-    def charged_min(self) -> float:
-        """Minutes of this sandbox's life the ledger has been charged for (meter + gaps)."""
-        return max(0.0, self.accounted_until - self.created_at) / 60
-
-    def latest_end(self, now: float) -> float:
-        """When a sandbox found dead ended at the latest (see the module docstring)."""
-        return min(now, self.deadline, self.accounted_until + self.idle_timeout_seconds)
+    def known_end(self) -> float | None:
+        """When a sandbox found gone ended, if this machine can tell (module docstring)."""
+        if self.in_flight > 0:
+            return None
+        return min(self.deadline, self.last_used + self.idle_timeout_seconds)
 
 
 def record_path(name: str) -> Path:
@@ -82,30 +68,22 @@ def store(record: SandboxRecord) -> None:
     atomic_write_text(path, json.dumps(asdict(record), indent=2))
 
 
-def charge_gap(record: SandboxRecord, until: float, ledger: Ledger | None = None,
-               note: str | None = None) -> float:
-    """Charge `record.accounted_until .. until` (if positive) and move the mark; minutes."""
-    if record.settled:
-        return 0.0
-    gap = until - record.accounted_until
-    if gap <= 0:
-        return 0.0
-    minutes = gap / 60
-    # Only final charges carry a note: one per warm command would bloat the ledger.
-    (ledger or Ledger()).charge(minutes, IDLE_SOURCE,
-                                note=f"{record.sandbox_id}: {note}" if note else None)
-    record.accounted_until = until
-    record.idle_charged_min += minutes
-    return minutes
+def _update(name: str, sandbox_id: str, started: int, at: float | None) -> None:
+    with exclusive(lock_path(name)):
+        record = load(name)
+        if record is None or record.sandbox_id != sandbox_id:
+            return
+        record.in_flight = max(0, record.in_flight + started)
+        if at is not None and at > record.last_used:
+            record.last_used = at
+        store(record)
+
+
+def mark_started(name: str, sandbox_id: str) -> None:
+    """A command of ours started in the sandbox."""
+    _update(name, sandbox_id, +1, time.time())
 
 
 def mark_used(name: str, sandbox_id: str, at: float | None = None) -> None:
-    """A process ended at `at`: the gateway's meter charged the life up to here."""
-    at = time.time() if at is None else at
-    with exclusive(lock_path(name)):
-        record = load(name)
-        if record is None or record.sandbox_id != sandbox_id or record.settled:
-            return
-        if at > record.accounted_until:
-            record.accounted_until = at
-            store(record)
+    """A command of ours ended at `at`."""
+    _update(name, sandbox_id, -1, time.time() if at is None else at)

@@ -103,6 +103,8 @@ class LocalSession(Session):
         self.state_dir = str(base / "state")
         self.python = sys.executable
         self.fresh = fresh
+        self.created_at = float(meta["created_at"])
+        self.deadline = self.created_at + float(meta["timeout_seconds"])
 
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
              pty: PtySpec | None = None) -> Process:
@@ -165,6 +167,12 @@ def _read_meta(base: Path) -> dict[str, Any] | None:
     return meta if isinstance(meta, dict) else None
 
 
+def _end(meta: dict[str, Any]) -> float:
+    """When a local sandbox ends (or ended): its deadline or its idle timeout, first."""
+    return min(float(meta.get("created_at", 0)) + float(meta.get("timeout_seconds", 0)),
+               float(meta.get("last_used_at", 0)) + float(meta.get("idle_timeout_seconds", 0)))
+
+
 def _alive(meta: dict[str, Any]) -> bool:
     now = time.time()
     deadline = float(meta.get("created_at", 0)) + float(meta.get("timeout_seconds", 0))
@@ -216,18 +224,22 @@ class LocalBackend(Backend):
                 _write_meta(base, meta)
                 return LocalSession(base, meta, fresh=False)
             # Dead, expired or never created: start from an empty container, like a provider.
+            ended = {} if meta is None else {str(meta["id"]): _end(meta)}
+            timeout = spec.granted_timeout()  # may raise BudgetExhausted: nothing removed yet
             shutil.rmtree(base, ignore_errors=True)
             for sub in ("workspace", "state", "home"):
                 (base / sub).mkdir(parents=True, exist_ok=True)
             now = time.time()
             meta = {"name": spec.name, "id": f"ls-{uuid.uuid4().hex[:22]}",
                     "created_at": now, "last_used_at": now,
-                    "timeout_seconds": spec.timeout_seconds,
+                    "timeout_seconds": timeout,
                     "idle_timeout_seconds": spec.idle_timeout_seconds,
                     "workspace": str(spec.workspace), "cpu": spec.cpu,
                     "memory_mb": spec.memory_mb, "exec_count": 0}
             _write_meta(base, meta)
-            return LocalSession(base, meta, fresh=True)
+            session = LocalSession(base, meta, fresh=True)
+            session.ended = ended
+            return session
 
     def list_sessions(self, app_name: str) -> list[SessionInfo]:
         if not self._root.is_dir():

@@ -10,8 +10,9 @@ Sessions
   keys its cache on `session.id`, so the whole workspace is sent again.
 
 Budget cap
-  `spec.timeout_seconds` is already capped by the gateway at the remaining daily budget; it
-  becomes the sandbox's provider-side `timeout`, so the cap holds even if the laptop dies.
+  Right before creating a sandbox the backend asks `spec.granted_timeout()`: the meter's lease
+  (meter.py) grants at most what the budget leaves once every live sandbox's lease is counted;
+  it becomes the sandbox's provider-side `timeout`, so the cap holds even if the laptop dies.
   Creation time and timeout are written into the sandbox's tags (`mo-created`, `mo-timeout`)
   so any later process can compute its deadline: a live sandbox whose deadline lies more than
   `DEADLINE_SLACK_SECONDS` past `now + spec.timeout_seconds` (budget spent elsewhere since) is
@@ -31,13 +32,15 @@ Signals
   folder), and an exec whose workdir is missing does not start at all: such execs start in
   the workspace root and the wrapper creates and enters the folder first.
 
-Metering: see `_modal_records` (each instant of a sandbox's life is charged once, by the
-gateway's meter while a command runs or by this backend for the gaps between commands).
+Metering: this backend only reports lifetimes (`created_at`, `deadline`, and in `ended` the
+sandboxes it found gone or replaced, with their end when known: `_modal_records`); the meter
+(meter.py) charges them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -203,7 +206,7 @@ class ModalProcess(Process):
         if self._exit is not None:
             return self._exit
         code = self._watched_wait()
-        with contextlib.suppress(OffloadError):
+        with contextlib.suppress(OffloadError, OSError):
             # Bookkeeping only: a lock timeout must not turn a result into an error.
             records.mark_used(self._session.name, self._session.id)
         if code == -1:
@@ -291,7 +294,9 @@ def _pty_info(pty: PtySpec | None) -> Any:
 class ModalSession(Session):
     backend_name = "modal"
 
-    def __init__(self, sandbox: Any, record: records.SandboxRecord, fresh: bool) -> None:
+    def __init__(self, sandbox: Any, record: records.SandboxRecord, fresh: bool,
+                 gpu: str | None = None) -> None:
+        self.gpu = gpu
         self.sandbox = sandbox
         self.record = record
         self.name = record.name
@@ -301,6 +306,8 @@ class ModalSession(Session):
         self.python = REMOTE_PYTHON
         self.package_dir = PACKAGE_DIR  # module_argv runs -I, which ignores PYTHONPATH
         self.fresh = fresh
+        self.created_at = record.created_at
+        self.deadline = record.deadline
 
     def exec_timeout(self) -> int:
         """An exec's deadline: the command cannot outlive its sandbox, so a little past the
@@ -329,6 +336,8 @@ class ModalSession(Session):
                 if ended is not None:
                     raise self.died_error(ended) from exc
                 raise
+        with contextlib.suppress(OffloadError, OSError):
+            records.mark_started(self.name, self.id)  # bookkeeping only, as in wait()
         return ModalProcess(self, proc, pid_name, pty=pty is not None)
 
     def ended_code(self) -> int | None:
@@ -346,38 +355,24 @@ class ModalSession(Session):
                             "nothing was synced back", "run the command again")
 
     def terminate(self) -> None:
-        with exclusive(records.lock_path(self.name)):
-            _settle(self.record, time.time(), "stopped")
-            with _modal_errors("terminating the sandbox"):
-                # Waited: the name stays taken until the sandbox has finished, and the next
-                # command must be able to create a new one under it.
-                self.sandbox.terminate(wait=True)
+        with exclusive(records.lock_path(self.name)), _modal_errors("terminating the sandbox"):
+            # Waited: the name stays taken until the sandbox has finished, and the next
+            # command must be able to create a new one under it.
+            self.sandbox.terminate(wait=True)
 
     def info(self) -> SessionInfo:
         record = records.load(self.name) or self.record
         alive = self.ended_code() is None
-        now = time.time()
         return SessionInfo(
             backend="modal", name=self.name, id=self.id, alive=alive,
-            created_at=record.created_at, last_used_at=record.accounted_until, root=self.root,
+            created_at=record.created_at, last_used_at=record.last_used, root=self.root,
             detail={"sandbox_id": self.id, "created_at": record.created_at,
-                    "last_used": record.accounted_until,
-                    "charged_min": round(record.charged_min, 4),
-                    "idle_charged_min": round(record.idle_charged_min, 4),
-                    "uncharged_idle_s": round(max(0.0, now - record.accounted_until), 1),
+                    "last_used": record.last_used, "in_flight": record.in_flight,
                     "timeout_seconds": record.timeout_seconds,
                     "deadline": record.deadline,
-                    "idle_timeout_seconds": record.idle_timeout_seconds},
+                    "idle_timeout_seconds": record.idle_timeout_seconds,
+                    "gpu": self.gpu},
         )
-
-
-def _settle(record: records.SandboxRecord | None, end: float, why: str) -> None:
-    """Final charge for a sandbox that is gone or going; idempotent."""
-    if record is None or record.settled:
-        return
-    records.charge_gap(record, end, note=why)
-    record.settled = True
-    records.store(record)
 
 
 def _tags(spec: SessionSpec, created: float) -> dict[str, str]:
@@ -398,10 +393,9 @@ def _record_from_tags(name: str, sandbox_id: str, tags: Mapping[str, str],
         # No tags of ours: assume the worst, so the cap check replaces it.
         created, timeout = now, 1 << 30
     idle = int(tags.get(TAG_IDLE, spec.idle_timeout_seconds) or spec.idle_timeout_seconds)
-    # What happened before we saw it was charged (if at all) by whoever used it.
     return records.SandboxRecord(name=name, sandbox_id=sandbox_id, created_at=created,
                                  timeout_seconds=timeout, idle_timeout_seconds=idle,
-                                 accounted_until=now)
+                                 last_used=now)
 
 
 def build_image(spec: SessionSpec) -> Any:
@@ -445,12 +439,15 @@ class ModalBackend(Backend):
             sandbox = self._lookup(spec)
             if sandbox is None:
                 return None
-            return ModalSession(sandbox, self._known(spec, sandbox), fresh=False)
+            return ModalSession(sandbox, self._known(spec, sandbox), fresh=False,
+                                gpu=spec.gpu)
 
     def open_session(self, spec: SessionSpec) -> Session:
+        ended: dict[str, float] = {}
         with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
-            session = self._reuse(spec)
+            session = self._reuse(spec, ended)
         if session is not None:
+            session.ended = ended
             return session
         # The first build of an image can take minutes: never under the session lock, or
         # every concurrent first command would give up on it (fileio.LOCK_TIMEOUT_SECONDS).
@@ -459,28 +456,32 @@ class ModalBackend(Backend):
             app, image = self._built_image(spec)
         with exclusive(records.lock_path(spec.name)), _modal_errors("opening the session"):
             # Someone may have created it while the image was building.
-            return self._reuse(spec) or self._create(spec, app, image)
+            session = self._reuse(spec, ended) or self._create(spec, app, image)
+        session.ended = ended
+        return session
 
-    def _reuse(self, spec: SessionSpec) -> ModalSession | None:
-        """The live session if it fits the budget cap; else clear the way for a new one.
-        Holds the session lock."""
+    def _reuse(self, spec: SessionSpec, ended: dict[str, float]) -> ModalSession | None:
+        """The live session if its deadline fits the wanted timeout; else clear the way for
+        a new one, noting in `ended` the sandboxes gone and their end when known. Holds the
+        session lock."""
         now = time.time()
         previous = records.load(spec.name)
         sandbox = self._lookup(spec)
         if sandbox is not None:
             record = self._known(spec, sandbox)
             if record.deadline <= now + spec.timeout_seconds + DEADLINE_SLACK_SECONDS:
-                records.charge_gap(record, now)  # idle time billed since the last command
                 record.idle_timeout_seconds = spec.idle_timeout_seconds
                 records.store(record)
-                return ModalSession(sandbox, record, fresh=False)
-            # Budget spent elsewhere since it was created: its deadline would overrun the
-            # cap, so it makes way for a sandbox with a smaller timeout. Waited, because it
-            # holds its name until it has finished.
-            _settle(record, now, "replaced: deadline past the budget cap")
+                return ModalSession(sandbox, record, fresh=False, gpu=spec.gpu)
+            # Its deadline lies past what is wanted now (MODAL_TIMEOUT_SECONDS was lowered):
+            # it makes way for a sandbox with a smaller timeout. Waited, because it holds its
+            # name until it has finished.
             sandbox.terminate(wait=True)
-        elif previous is not None and not previous.settled:
-            _settle(previous, previous.latest_end(now), "found gone")
+            ended[record.sandbox_id] = time.time()
+        elif previous is not None:
+            end = previous.known_end()
+            if end is not None:
+                ended[previous.sandbox_id] = min(end, now)
         return None
 
     def _built_image(self, spec: SessionSpec) -> tuple[Any, Any]:
@@ -490,17 +491,19 @@ class ModalBackend(Backend):
 
     def _create(self, spec: SessionSpec, app: Any, image: Any) -> ModalSession:
         modal = _modal()
+        timeout = spec.granted_timeout()  # the meter's lease; raises BudgetExhausted
+        spec = dataclasses.replace(spec, timeout_seconds=timeout)
         created = time.time()
         try:
             sandbox = modal.Sandbox.create(
                 app=app, name=spec.name, image=image, cpu=spec.cpu,
-                memory=spec.memory_mb, timeout=int(spec.timeout_seconds),
+                memory=spec.memory_mb, gpu=spec.gpu, timeout=timeout,
                 idle_timeout=int(spec.idle_timeout_seconds), workdir=ROOT,
                 env={"PYTHONPATH": PACKAGE_DIR},  # for the user's commands; ours: package_dir
                 tags=_tags(spec, created))
         except modal.exception.AlreadyExistsError as exc:
             # Its holder was created or terminated (without waiting) by another machine.
-            session = self._reuse(spec)
+            session = self._reuse(spec, {})
             if session is None:
                 raise BackendError(f"the Modal sandbox name {spec.name} is still taken by a "
                                    "sandbox that is shutting down",
@@ -509,7 +512,7 @@ class ModalBackend(Backend):
         record = records.SandboxRecord(
             name=spec.name, sandbox_id=sandbox.object_id, created_at=created,
             timeout_seconds=int(spec.timeout_seconds),
-            idle_timeout_seconds=int(spec.idle_timeout_seconds), accounted_until=time.time())
+            idle_timeout_seconds=int(spec.idle_timeout_seconds), last_used=time.time())
         records.store(record)
         # The wrapper's pid files need their folder; "/" as cwd keeps the path relative.
         code = sandbox.exec("mkdir", "-p", PIDS_DIR.lstrip("/"), workdir="/",
@@ -517,7 +520,7 @@ class ModalBackend(Backend):
         if code != 0:
             raise BackendError(f"could not prepare the Modal sandbox (mkdir exit {code})",
                                RESET_HINT)
-        return ModalSession(sandbox, record, fresh=True)
+        return ModalSession(sandbox, record, fresh=True, gpu=spec.gpu)
 
     def list_sessions(self, app_name: str) -> list[SessionInfo]:
         modal = _modal()
@@ -534,3 +537,15 @@ class ModalBackend(Backend):
                                        alive=True, created_at=created, root=ROOT,
                                        detail={"sandbox_id": sandbox.object_id, "tags": tags}))
         return out
+
+
+def billing_report(start: Any, end: Any) -> list[tuple[Any, float, dict[str, str]]]:
+    """Modal's hourly cost of our sandboxes in [start, end) (UTC datetimes): (interval start,
+    dollars, tags) per sandbox and hour. The pinned client's `Workspace.billing.report`
+    (modal/_workspace.py:378-442, RPC WorkspaceBillingReport) with our tags."""
+    modal = _modal()
+    with _modal_errors("reading Modal's billing report"):
+        items = modal.Workspace.from_context().billing.report(
+            start=start, end=end, resolution="h", tag_names=["modal-offload", "workspace"])
+        return [(item.interval_start, float(item.cost), dict(item.tags)) for item in items
+                if item.tags.get("modal-offload") == "1"]

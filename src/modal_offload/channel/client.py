@@ -440,16 +440,26 @@ class Channel:
             link.close()
 
 
+# Session's data attributes (backends/_base.py), copied from the wrapped session.
+_SESSION_ATTRS = ("backend_name", "name", "id", "root", "state_dir", "python", "fresh",
+                  "created_at", "deadline", "ended", "package_dir")
+
+
 class ChannelSession(Session):
     """`inner` with exec over `channel` (see the module docstring)."""
 
     def __init__(self, inner: Session, channel: Channel) -> None:
         self.inner = inner
         self.channel = channel
-        self.backend_name = inner.backend_name
-        self.name, self.id, self.root = inner.name, inner.id, inner.root
-        self.state_dir, self.python, self.fresh = inner.state_dir, inner.python, inner.fresh
-        self.package_dir = inner.package_dir
+        for attr in _SESSION_ATTRS:
+            if hasattr(inner, attr):
+                setattr(self, attr, getattr(inner, attr))
+
+    def __getattr__(self, name: str) -> Any:
+        # What a backend's session adds beyond the contract (the Modal session's record...).
+        if name == "inner":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
              pty: PtySpec | None = None) -> Process:

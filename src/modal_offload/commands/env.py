@@ -35,9 +35,9 @@ MAX_LISTED = 12
 
 def _spec_view(ws: workspace.Workspace, settings: config.Settings) -> dict[str, Any]:
     image = cache.current(ws.root, settings)
-    cpu, memory = resources(settings, "exec")
+    cpu, memory, gpu = resources(settings, "exec")
     return {"workspace": str(ws.root), "hash": image.hash,
-            "session": ws.session_name(cpu, memory, image.hash),
+            "session": ws.session_name(cpu, memory, image.hash, gpu),
             "spec": image.as_dict(), "modal": _modal_image.describe(image, ws.root)}
 
 
@@ -75,12 +75,24 @@ def _probe_source() -> str:
     return Path(probe_module.__file__).read_text(encoding="utf-8")
 
 
+# `python -c SRC` puts the working folder (the workspace) first on sys.path, where a
+# `json.py` would replace the standard module the probe imports and run on the laptop
+# (red team, issue 13). Dropping that one entry keeps everything else the probe is meant to
+# see (site-packages, the user site, PYTHONPATH); `-I` would hide them. Python >= 3.4.
+PROBE_RUNNER = ("import sys; del sys.path[0]; src = sys.argv.pop(1); "
+                "exec(compile(src, 'probe.py', 'exec'), {'__name__': '__main__'})")
+
+
+def _probe_argv(python: str, request: dict[str, Any]) -> list[str]:
+    return [python, "-c", PROBE_RUNNER, _probe_source(), json.dumps(request)]
+
+
 def _local_probe(request: dict[str, Any]) -> dict[str, Any]:
     path = path_without_shims(os.environ.get("PATH", ""))
     python = shutil.which("python3", path=path) or shutil.which("python", path=path)
     if python is None:
         return probe_module.probe(request)
-    done = subprocess.run([python, "-c", _probe_source(), json.dumps(request)],
+    done = subprocess.run(_probe_argv(python, request),
                           capture_output=True, timeout=60, check=False,
                           env={**os.environ, "PATH": path})
     try:
@@ -102,7 +114,7 @@ def _remote_probe(ws: workspace.Workspace, settings: config.Settings,
         out.write(data)
 
     report = Gateway(settings, backend, ws).run(
-        ["python", "-c", _probe_source(), json.dumps(request)], cwd_rel=".",
+        _probe_argv("python", request), cwd_rel=".",
         env=remote_environment(os.environ, settings.forward_env),
         streams=Streams(None, collect, fd_sink(2)), sync_back=False,
         progress=sys.stderr.isatty())

@@ -53,10 +53,11 @@ class Plan:
 
 
 def plan(ws: workspace.Workspace, backend: str | None,
-         environ: Mapping[str, str] | None = None) -> Plan:
+         environ: Mapping[str, str] | None = None, gpu: str | None = None) -> Plan:
     """Settings and backend for a command in `ws`; raises OffloadError when it may neither
     run remotely nor fall back to a local run."""
-    settings = config.load(ws.root, {"backend": backend} if backend else None, environ)
+    overrides = {"backend": backend, "gpu": gpu}  # None: not given on the command line
+    settings = config.load(ws.root, overrides, environ)
     chosen = get_backend(settings.backend)
     reason = chosen.unavailable_reason()
     if reason:
@@ -134,7 +135,7 @@ def run(args: ExecArgs) -> int:
     pty = (pty_spec(terminal.pty_request(os.environ, 1, 0)) if terminal.wants_pty(args.tty)
            else None)
     try:
-        chosen = plan(ws, args.backend)
+        chosen = plan(ws, args.backend, gpu=args.gpu)
         settings = chosen.settings
         if chosen.backend is None:
             notice(chosen.local_notice)

@@ -60,7 +60,7 @@ def try_exec(args: ExecArgs) -> int | None:
     pty = terminal.pty_request(os.environ, 1, 0) if terminal.wants_pty(args.tty) else None
     message = {"op": "exec", "fingerprint": protocol.fingerprint(), "argv": ["--", *command],
                "shell": shell, "cwd": cwd, "env": dict(os.environ), "backend": args.backend,
-               "sync_back": args.sync_back, "pty": pty}
+               "sync_back": args.sync_back, "pty": pty, "gpu": args.gpu}
     try:
         return _through_host(message, shell, command, raw=pty is not None and terminal.isatty(0))
     except lifecycle.HostUnavailable as exc:

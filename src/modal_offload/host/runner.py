@@ -174,7 +174,9 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
     settings = None
     backend: WarmBackend | None = None
     try:
-        chosen = exec_cmd.plan(ws, message.get("backend"), env)
+        gpu = message.get("gpu")
+        chosen = exec_cmd.plan(ws, message.get("backend"), env,
+                               gpu=gpu if isinstance(gpu, str) else None)
         settings = chosen.settings
         if not settings.use_host:
             return {"op": "inprocess"}  # turned off in a config file, which only we read

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..errors import EXEC_FAILURE_EXIT
+from .. import __version__, config
+from ..errors import EXEC_FAILURE_EXIT, OffloadError
 from ..fileio import atomic_write_text
 from ..private import peer_allowed, peer_credentials, peer_uid
 from . import lifecycle, protocol
@@ -91,6 +91,7 @@ class Host:
         listener = self._listen()
         log.info("started: version %s, code %s, socket %s", __version__, self.fingerprint,
                  self.location.socket)
+        threading.Thread(target=self._settle_loop, name="settle", daemon=True).start()
         if install_signals:  # only possible in the main thread; tests run hosts in threads
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, lambda s, _f: self.retire(f"signal {s}"))
@@ -125,6 +126,31 @@ class Host:
             self.warm.close()
             log.info("exited")
         return 0
+
+    def _settle_loop(self) -> None:
+        """Each heartbeat, charge the sandboxes this host knows up to now, and end the
+        leases of those that have ended, so idle time is charged promptly (issue 15)."""
+        from ..budget import Ledger
+        from ..config import MAX_HEARTBEAT_SECONDS
+        from ..meter import settle_all
+
+        try:
+            interval = config.load(None).heartbeat_seconds
+        except OffloadError:
+            interval = MAX_HEARTBEAT_SECONDS
+        while not self._retiring.wait(interval):
+            alive: dict[str, bool] = {}
+            for session in self.warm.known_sessions():
+                try:
+                    alive[session.id] = bool(session.info().alive)
+                except Exception as exc:  # unreachable now: settle it next time
+                    log.debug("cannot check session %s: %s", session.name, exc)
+            if not alive:
+                continue
+            try:
+                settle_all(Ledger(), alive, only_known=True)
+            except (OSError, OffloadError) as exc:  # the lease keeps the cap; retried
+                log.info("settling sandboxes failed: %s", exc)
 
     def _check_idle(self) -> None:
         with self._lock:

@@ -120,6 +120,10 @@ class WarmBackend(Backend):
     def list_sessions(self, app_name: str) -> list[SessionInfo]:
         return self.inner.list_sessions(app_name)
 
+    def known_sessions(self) -> list[Session]:
+        with self._lock:
+            return [o.session for o in self._opened.values()]
+
     def session_names(self) -> list[str]:
         with self._lock:
             return sorted(o.session.name for o in self._opened.values())
@@ -199,6 +203,12 @@ class Warm:
             backends = list(self._backends.values())
         for backend in backends:
             backend.forget()
+
+    def known_sessions(self) -> list[Session]:
+        """Every session this host opened (alive or not): the sandboxes it settles."""
+        with self._lock:
+            backends = list(self._backends.values())
+        return [s for b in backends for s in b.known_sessions()]
 
     def sessions(self) -> list[str]:
         with self._lock:

@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import isolated, paths
 from . import hook_trust, owned
 from .agents_base import Item
 from .blocks import Status
@@ -28,7 +28,9 @@ TIMEOUT_S = 30
 
 
 def hook_command(agent: str, block_only: bool = False) -> str:
-    argv = [interpreter(), "-m", MARK, agent, "--runner", str(paths.agent_runner_path())]
+    # Isolated: agents run hooks in the workspace, whose `json.py` must not run (issue 13).
+    argv = isolated.argv(interpreter(), isolated.package_dir(), MARK, agent,
+                         "--runner", str(paths.agent_runner_path()))
     if block_only:
         argv.append("--block-only")
     return " ".join(shlex.quote(a) for a in argv) + " || exit 2"

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import paths
+from .. import isolated, paths
 from . import owned
 from .blocks import Status
 
@@ -33,6 +33,9 @@ def cli_path() -> Path:
 def script(cli: Path | None = None, python: str | None = None) -> str:
     cli = cli or cli_path()
     python = python or interpreter()
+    # Not `-m`: the working folder is the agent's workspace (see `isolated`).
+    fallback = '"$PY" ' + " ".join(
+        shlex.quote(a) for a in isolated.argv("", isolated.package_dir(), "modal_offload")[1:])
     return f"""#!/bin/sh
 # modal-agent-runner: runs an agent's terminal command through the modal-offload gateway,
 # in the remote session of the workspace holding the current directory.
@@ -49,7 +52,7 @@ case "${{1-}}" in
 esac
 # -T: an agent never gets a remote terminal, even when it runs us inside one (issue 16).
 if [ -x "$CLI" ]; then exec "$CLI" exec -T "$@"; fi
-if [ -x "$PY" ]; then exec "$PY" -m modal_offload exec -T "$@"; fi
+if [ -x "$PY" ]; then exec {fallback} exec -T "$@"; fi
 echo "modal-agent-runner: modal-offload is gone ($CLI, $PY); reinstall it and run \
 'modal-offload agents install'" >&2
 exit 125

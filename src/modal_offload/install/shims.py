@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import paths, routing
+from .. import isolated, paths, routing
 from ..config import Settings
 from ..errors import BadInput
 from ..local_run import BYPASS_MARKER, path_without_shims
@@ -56,7 +56,7 @@ def gateway_argv() -> list[str]:
     found = shutil.which("modal-offload", path=path_without_shims(os.environ.get("PATH", "")))
     if found:
         return [str(Path(found).absolute())]
-    return [sys.executable, "-m", "modal_offload"]
+    return isolated.local_argv("modal_offload")  # not `-m`: shims run in the workspace
 
 
 def render_shim(name: str, gateway: list[str], root: Path) -> str:

@@ -2,7 +2,7 @@
 
 A `.modal-shims` folder is workspace content, and a workspace can come from anyone (a cloned
 repository, an unpacked archive), so the marker file in it proves nothing. Trust lives in a
-registry in the user's state folder, `paths.shims_registry()`: a file of `path<TAB>sha256`
+registry in the user's state folder, `paths.shims_registry()`: a file of `path<TAB>sha256<TAB>inode`
 lines (physical paths), mode 0600.
 
 Shells check it in plain sh (`_mo_trust` in templates/modal_activate.sh, no Python): the
@@ -30,7 +30,8 @@ from ..errors import BadInput
 from ..fileio import atomic_write_text, exclusive
 from . import owned
 
-HEADER = "# modal-offload trusted shims v1: path<TAB>sha256; written by `shims install`\n"
+HEADER = ("# modal-offload trusted shims v2: path<TAB>sha256<TAB>inode; written by "
+          "`shims install`\n")
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "modal_activate.sh"
 def problems(folder: Path) -> list[str]:
     """Why `folder` cannot be trusted as it stands ([] when it can): what a shell would run
@@ -88,9 +89,9 @@ def read() -> dict[str, str]:
         return {}
     out = {}
     for line in text.splitlines():
-        path, sep, sha = line.partition("\t")
+        path, sep, rest = line.partition("\t")
         if sep and not line.startswith("#"):
-            out[path] = sha
+            out[path] = rest.partition("\t")[0]
     return out
 
 
@@ -104,7 +105,9 @@ def _still_valid(path: str, sha: str) -> bool:
 
 def _write(entries: dict[str, str]) -> None:
     reg = _registry()
-    lines = "".join(f"{p}\t{h}\n" for p, h in sorted(entries.items()))
+    # The folder's inode: a tree prepared before this write and moved (renamed) to a
+    # recorded path keeps its old ctimes, but it is another folder (red team, issue 13).
+    lines = "".join(f"{p}\t{h}\t{os.lstat(p).st_ino}\n" for p, h in sorted(entries.items()))
     atomic_write_text(reg, HEADER + lines, mode=0o600)
     _stamp(reg)
 

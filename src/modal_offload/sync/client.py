@@ -40,7 +40,7 @@ from ..fileio import atomic_write_text, exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
 from .extract import Decision, OverCap, Placement, SafeExtractor
-from .gitsources import outer_layers
+from .gitsources import config_targets, outer_layers
 from .ignore import IgnoreRules
 from .manifest import (
     DIR,
@@ -140,6 +140,14 @@ class WorkspaceSync:
     def rules(self) -> IgnoreRules:
         """This workspace's ignore rules, git's outer sources and allowed secrets included."""
         return IgnoreRules.load(self.root, outer_layers(self.root), self.policy.upload_secrets)
+
+    def _protected(self) -> list[str]:
+        """The configured protected patterns, plus what git's config points at in the tree
+        (the whole workspace when it points at the root itself: the safe side)."""
+        targets = config_targets(self.root)
+        return [*self.policy.protected,
+                *("/" + re.sub(r"([*?\[\\])", r"\\\1", t) if t != "." else "*"
+                  for t in targets)]
 
     # ------------------------------------------------------------------------ up
     def up(self, changed: Iterable[str] | None = None) -> SyncUpReport:
@@ -282,7 +290,7 @@ class WorkspaceSync:
             report.skipped_over_cap = [str(p) for p, _ in header.get("skipped", [])] + deleted
             report.skipped_bytes = int(header.get("bytes", 0))
             return False
-        policy = _BackPolicy(self.root, baseline, Protection(self.policy.protected))
+        policy = _BackPolicy(self.root, baseline, Protection(self._protected()))
         rules = self.rules()
         extractor = SafeExtractor(self.root, policy=policy, rules=rules,
                                   replace_dirs=False, max_bytes=self.max_bytes)

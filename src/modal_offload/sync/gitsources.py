@@ -56,8 +56,14 @@ def find_top(root: Path) -> Path | None:
 
 def config_value(text: str, section: str, key: str) -> str | None:
     """The last `key` of `[section]` in git-config `text` (names compare case-insensitively)."""
+    found = config_values(text, section, key)
+    return found[-1] if found else None
+
+
+def config_values(text: str, section: str, key: str) -> list[str]:
+    """Every `key` of `[section]` (any subsection: `[includeIf "..."]`), in order."""
     current = ""
-    found: str | None = None
+    found: list[str] = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line[0] in "#;":
@@ -68,7 +74,7 @@ def config_value(text: str, section: str, key: str) -> str | None:
         name, eq, value = line.partition("=")
         if current != section or name.strip().lower() != key or not eq:
             continue
-        found = _unquote(value.strip())
+        found.append(_unquote(value.strip()))
     return found
 
 
@@ -91,7 +97,8 @@ def _unquote(value: str) -> str:
     return "".join(out).strip()
 
 
-def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
+def _config_files(common: Path | None, gitdir: Path | None) -> list[Path]:
+    """git's config files for a repository, weakest first (later ones override)."""
     home = paths.home()
     xdg = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
     global_files = ([Path(os.environ["GIT_CONFIG_GLOBAL"])] if os.environ.get("GIT_CONFIG_GLOBAL")
@@ -102,14 +109,71 @@ def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
         files.append(common / "config")
     if gitdir is not None and gitdir != common:
         files.append(gitdir / "config.worktree")
+    return files
+
+
+def _core_path(common: Path | None, gitdir: Path | None, key: str) -> str | None:
+    """The last `core.<key>` over every config file, `~/` expanded."""
     value: str | None = None
-    for path in files:  # later files override earlier ones, as in git
+    for path in _config_files(common, gitdir):
         text = _read(path)
-        if text is not None and (v := config_value(text, "core", "excludesfile")):
+        if text is not None and (v := config_value(text, "core", key)):
             value = v
+    if value and value.startswith("~"):
+        return os.path.expanduser(value)
+    return value
+
+
+def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
+    value = _core_path(common, gitdir, "excludesfile")
     if value:
-        return Path(os.path.expanduser(value) if value.startswith("~") else value)
+        return Path(value)
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(paths.home() / ".config")
     return Path(xdg) / "git" / "ignore"
+
+
+def _expand(value: str) -> str:
+    return os.path.expanduser(value) if value.startswith("~") else value
+
+
+def _inside(path: str, root: Path) -> str | None:
+    """`path` relative to `root` (posix) when it lies inside it, lexically or once both
+    are resolved (the same place through a symlinked path), else None."""
+    pairs = ((Path(os.path.normpath(path)), Path(os.path.normpath(root))),
+             (Path(path).resolve(), root.resolve()))
+    for target, base in pairs:
+        try:
+            return target.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return None
+
+
+def config_targets(root: Path) -> list[str]:
+    """Workspace paths (relative to `root`) that git's configuration points at, so git reads
+    or runs them without asking: `core.hooksPath` (husky, lefthook: run on the next local
+    commit), `include.path`/`includeIf.*.path` (a shared `.gitconfig` in the tree, whose
+    `core.fsmonitor` runs on every `git status`), `core.excludesFile` and
+    `core.attributesFile`. Sync back protects them as it protects `.git/` itself.
+    Relative `core.*` paths are taken from the work tree's top, where git runs; relative
+    includes from the folder of the config file that names them (git-config(1))."""
+    root = Path(root)
+    top = find_top(root)
+    dirs = _git_dirs(top) if top is not None else None
+    found: list[str] = []
+    for conf in _config_files(dirs[1] if dirs else None, dirs[0] if dirs else None):
+        text = _read(conf)
+        if text is None:
+            continue
+        values = [(top or root, v) for k in ("hookspath", "excludesfile", "attributesfile")
+                  for v in config_values(text, "core", k)]
+        values += [(conf.parent, v) for sec in ("include", "includeif")
+                   for v in config_values(text, sec, "path")]
+        for base, value in values:
+            rel = _inside(os.path.join(base, _expand(value)), root) if value else None
+            if rel is not None:
+                found.append(rel)
+    return found
 
 
 def outer_layers(root: Path) -> list[tuple[str, str]]:

@@ -56,6 +56,13 @@ PROTECTED_NAMES = frozenset({
     ".gitattributes", ".gitmodules",
     ".claude", ".gemini", ".codex", ".cursor", ".clinerules", ".roo", ".kilocode", ".rules",
     "agents.md", "claude.md", "gemini.md", "antigravity.md",
+    # What git and its hook managers run or obey on the laptop (red team): the hooks behind
+    # .git/hooks and core.hooksPath read these (husky 9's `.husky/pre-commit` runs from
+    # `.husky/_`, pre-commit's and lefthook's configs name commands), and git-lfs takes
+    # its server from `.lfsconfig` (where the next push uploads).
+    ".husky", ".pre-commit-config.yaml", ".lfsconfig", ".overcommit.yml",
+    *(f"{dot}lefthook{local}.{ext}" for dot in ("", ".") for local in ("", "-local")
+      for ext in ("yml", "yaml", "json", "toml")),
 })
 # ... or it ends with one of these (folder, name) pairs.
 PROTECTED_IN_DIR = frozenset({(".vscode", "settings.json"), (".vscode", "tasks.json")})

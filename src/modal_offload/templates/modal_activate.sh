@@ -24,12 +24,15 @@ _mo_registry() {
   _mo_reg=$_mo_reg/trusted-shims
 }
 
-# Is shims folder $1 listed in the registry (exactly, or by its physical path)? 0 if so.
+# Is shims folder $1 listed in the registry (exactly, or by its physical path)? 0 if so,
+# with the folder's recorded inode in _mo_ino.
 _mo_listed() {
   _mo_hit=1
   while IFS= read -r _mo_line || [ -n "$_mo_line" ]; do
-    # A literal TAB separates the path from its content hash.
-    case $_mo_line in "$1	"*) _mo_hit=0; break ;; esac
+    # Literal TABs separate the path, its content hash and its inode.
+    case $_mo_line in "$1	"*)
+      _mo_hit=0; _mo_ino=${_mo_line#"$1	"}; _mo_ino=${_mo_ino#*	}; break ;;
+    esac
   done < "$_mo_reg"
   unset _mo_line
   return $_mo_hit
@@ -64,12 +67,18 @@ _mo_trust() {
     fi
     unset _mo_phys
   fi
-  # Refused: a registry others can write, or anything in the folder that changed status
-  # (content, mode, owner, a file added, removed or renamed) after the registry was written.
-  # ctime cannot be set back without root, unlike mtime (tar -x, touch -d).
+  case $_mo_ino in
+    ''|*[!0-9]*) _mo_why="recorded by an older modal-offload"; unset _mo_ino; return 1 ;;
+  esac
+  # Refused: a registry others can write, anything in the folder that changed status
+  # (content, mode, owner, a file added, removed or renamed) after the registry was written,
+  # or another folder than the one recorded (its inode): a tree made earlier and renamed
+  # into place keeps its old ctimes. ctime cannot be set back without root (tar -x, touch -d).
   # (An assignment's status is its command substitution's: find's, without a second fork.)
-  _mo_chk=$(find "$_mo_reg" "$1" \( -perm -0020 -o -perm -0002 -o -cnewer "$_mo_reg" \) \
-    -print -quit 2>/dev/null) && [ -z "$_mo_chk" ] && { unset _mo_chk; return 0; }
+  _mo_chk=$(find "$_mo_reg" "$1" \( -perm -0020 -o -perm -0002 -o -cnewer "$_mo_reg" \
+    -o -type d ! -inum "$_mo_ino" \) -print -quit 2>/dev/null) && [ -z "$_mo_chk" ] \
+    && { unset _mo_chk _mo_ino; return 0; }
+  unset _mo_ino
   case $_mo_chk in
     "$_mo_reg"*) _mo_why="the registry $_mo_reg is writable by others" ;;
     *) _mo_why="changed since \`modal-offload shims install\`" ;;
