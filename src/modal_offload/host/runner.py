@@ -60,8 +60,8 @@ class HintedSync:
             self.watcher.invalidate(self.consumer)  # what we took was not synced
             raise
 
-    def back(self) -> Any:
-        return self.inner.back()
+    def back(self, remote_changed: bool | None = None) -> Any:
+        return self.inner.back(remote_changed)
 
 
 class HostGateway(Gateway):
