@@ -327,7 +327,15 @@ class Agent:
 
     def handle(self, kind: bytes, cid: int, payload: bytes) -> None:
         if kind == frames.EXEC:
-            self.start(cid, frames.decode_json(payload))
+            spec = frames.decode_json(payload)
+            before = spec.get("before")
+            if isinstance(before, (int, float)) and time.time() > before:
+                # The host stopped waiting for our STARTED and ran this command another
+                # way (client.ACK_SECONDS): starting it now would run it twice.
+                sys.stderr.write(f"command {cid} arrived after its deadline: not started\n")
+                sys.stderr.flush()
+                return
+            self.start(cid, spec)
         elif kind == frames.MARK:
             self.mark(payload.decode("ascii", "replace"))
         elif kind == frames.SIGNAL:
@@ -363,7 +371,8 @@ class Agent:
 
     def serve(self, in_fd: int = 0) -> int:
         watch = "inotify" if self.watcher is not None else "none"
-        self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch}))
+        self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch,
+                                                           "now": time.time()}))
         chunks = iter(lambda: os.read(in_fd, _READ), b"")
         try:
             for kind, cid, payload in frames.read_frames(chunks):

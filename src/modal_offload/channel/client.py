@@ -26,7 +26,7 @@ import signal as _signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..backends._base import Process, PtySpec, Session, SessionInfo
@@ -38,6 +38,13 @@ RETRY_SECONDS = (1.0, 5.0, 30.0, 300.0)  # pauses between reopen attempts after 
 STREAM_LIMIT = 8 << 20  # bytes queued per stream before the channel waits for the reader
 SEND_LIMIT = 8 << 20  # bytes queued towards the agent before writers wait
 LOST_EXIT = 255
+# How long a command waits for the agent's STARTED (its acknowledgement) before the channel
+# counts as broken and the command takes the backend's own exec instead (issue 19's
+# fallback then applies: a refused connection runs it here). The agent refuses an EXEC that
+# reaches it after this deadline (its "before", in the agent's clock), so a command given up
+# on here is not started there later; ACK_GRACE leaves its STARTED time to come back.
+ACK_SECONDS = 5.0
+ACK_GRACE = 1.0
 
 log = logging.getLogger("modal_offload.channel")
 
@@ -103,11 +110,44 @@ class ChannelProcess(Process):
         self.pid: int | None = None
         self._stdin_closed = False
         self._left = {frames.STDOUT_EOF, frames.STDERR_EOF, frames.EXIT}
+        self._acked = threading.Event()  # the agent said STARTED (or anything else of it)
+        self._abandoned = False  # no ack in time: this command goes another way
+        self._ack_lock = threading.Lock()
         self.cid = link.register(self)
         request: dict[str, Any] = (
             {"sync": list(sync)} if sync is not None
             else {"argv": list(argv), "cwd": cwd, "env": dict(env)})
-        link.send(frames.encode_json(frames.EXEC, self.cid, request))
+        before = link.agent_deadline(ACK_SECONDS)
+        if before is not None:
+            request["before"] = before
+        try:
+            link.send(frames.encode_json(frames.EXEC, self.cid, request))
+        except ChannelBroken:
+            self._abandon()
+            raise
+        self._await_ack(time.monotonic() + ACK_SECONDS + ACK_GRACE)
+
+    def _await_ack(self, deadline: float) -> None:
+        """Return once the agent acknowledged the command; else raise ChannelBroken, and
+        the channel is dropped: a write stuck in the client's retries (a network that
+        went away after the last command) must not hold the command past the deadline."""
+        while not self._acked.wait(0.05):
+            if self._link.dead.is_set() or time.monotonic() >= deadline:
+                break
+        with self._ack_lock:
+            if self._acked.is_set():
+                return  # started there: whatever happens next, it is never re-run
+            self._abandoned = True
+        self._link.forget(self.cid)
+        why = self._link.why if self._link.dead.is_set() else (
+            f"the agent did not acknowledge a command within {ACK_SECONDS + ACK_GRACE:g}s")
+        self._link.die(why, unreachable=True)
+        raise ChannelBroken(why)
+
+    def _abandon(self) -> None:
+        with self._ack_lock:
+            self._abandoned = True
+        self._link.forget(self.cid)
 
     @staticmethod
     def fits(session: Session, cwd: str) -> str | None:
@@ -156,6 +196,10 @@ class ChannelProcess(Process):
     # ------------------------------------------------------- from the reader
     def on_frame(self, kind: bytes, payload: bytes) -> bool:
         """Take one frame; True once the exit and both EOFs arrived (nothing more will)."""
+        with self._ack_lock:
+            if self._abandoned:
+                return True
+            self._acked.set()
         self._left.discard(kind)
         if kind == frames.STDOUT:
             self._out.put(payload)
@@ -177,6 +221,8 @@ class ChannelProcess(Process):
 
     def lost(self, why: str) -> None:
         """The channel broke: whatever did not arrive never will."""
+        if self._abandoned:
+            return  # never handed to anyone: it takes the backend's exec instead
         if not self._exited.is_set():
             note = (f"modal-offload: lost the session channel while the command ran ({why}); "
                     "it was stopped, its files stay in the session\n")
@@ -195,11 +241,14 @@ class ChannelBroken(Exception):
 class _Link:
     """One agent process and its threads; dead for good once it breaks."""
 
-    def __init__(self, session: Session, idle_seconds: float) -> None:
+    def __init__(self, session: Session, idle_seconds: float,
+                 on_unreachable: Callable[[str], None] | None = None) -> None:
         from ..sync.channel import agent_paths
 
         self.session = session
         self.idle_seconds = idle_seconds
+        self.on_unreachable = on_unreachable
+        self.clock_offset: float | None = None  # agent's time.time() minus ours, from HELLO
         self.last_used = time.monotonic()
         self.ready = threading.Event()
         self.dead = threading.Event()
@@ -250,6 +299,18 @@ class _Link:
             self.last_used = time.monotonic()
             return cid
 
+    def forget(self, cid: int) -> None:
+        with self._lock:
+            self._procs.pop(cid, None)
+
+    def agent_deadline(self, seconds: float) -> float | None:
+        """`seconds` from now in the agent's clock, for EXEC's "before" (None: an agent that
+        did not say its time). The offset is taken when HELLO arrives, so it is low by the
+        HELLO's transit time: the agent's deadline falls early, never late."""
+        if self.clock_offset is None:
+            return None
+        return time.time() + seconds + self.clock_offset
+
     def send(self, data: bytes | None) -> None:
         """Queue `data` for the agent (None: close its stdin); raises ChannelBroken."""
         with self._cv:
@@ -283,7 +344,7 @@ class _Link:
                     self.agent.close_stdin()
                     return
             except Exception as exc:
-                self.die(f"writing to the agent failed: {exc}")
+                self.die(f"writing to the agent failed: {exc}", unreachable=True)
                 return
 
     def _read(self) -> None:
@@ -292,6 +353,9 @@ class _Link:
             for kind, cid, payload in frames.read_frames(self.agent.stdout_chunks()):
                 if kind == frames.HELLO:
                     self.hello = frames.decode_json(payload)
+                    now = self.hello.get("now")
+                    if isinstance(now, (int, float)):
+                        self.clock_offset = float(now) - time.time()
                     self.ready.set()
                     continue
                 with self._lock:
@@ -315,7 +379,10 @@ class _Link:
                 log.warning("channel agent of %s: %s", self.session.name,
                             chunk.decode("utf-8", "replace").rstrip())
 
-    def die(self, why: str) -> None:
+    def die(self, why: str, unreachable: bool = False) -> None:
+        """Break the link for good. `unreachable`: the agent could not be reached (a write
+        failed or went unacknowledged), which the host's breaker is told about (issue 19),
+        so the next commands answer offline at once instead of meeting the network each."""
         with self._lock:
             if self.dead.is_set():
                 return
@@ -323,6 +390,9 @@ class _Link:
             self.dead.set()
             procs = list(self._procs.values())
             self._procs.clear()
+        if unreachable and self.on_unreachable is not None:
+            with contextlib.suppress(Exception):
+                self.on_unreachable(f"the session channel broke: {why}")
         with self._cv:
             self._cv.notify_all()
         self.ready.set()  # wake anyone waiting for HELLO: it will not come
@@ -356,9 +426,11 @@ class _Link:
 class Channel:
     """The channel of one session (by id), kept by the host between commands."""
 
-    def __init__(self, session: Session, idle_seconds: float = 60.0) -> None:
+    def __init__(self, session: Session, idle_seconds: float = 60.0,
+                 on_unreachable: Callable[[str], None] | None = None) -> None:
         self.session = session
         self.idle_seconds = idle_seconds
+        self.on_unreachable = on_unreachable
         self._lock = threading.Lock()
         self._link: _Link | None = None
         self._opening = False
@@ -379,7 +451,7 @@ class Channel:
 
     def _open(self) -> None:
         try:
-            link: _Link | None = _Link(self.session, self.idle_seconds)
+            link: _Link | None = _Link(self.session, self.idle_seconds, self.on_unreachable)
         except Exception as exc:
             log.warning("cannot start the channel agent of %s: %s", self.session.name, exc)
             link = None

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,9 @@ class WarmBackend(Backend):
         self._opened: dict[tuple[object, ...], _Opened] = {}
         self._channels: dict[str, Channel] = {}  # by session id (issue 17)
         self.use_channels = channel_wanted() if channels is None else channels
+        # Told when a session channel finds the service unreachable (the host's breaker,
+        # set by the runner: host/breaker.py), so the next commands answer offline at once.
+        self.on_unreachable: Callable[[str], None] | None = None
 
     def _with_channel(self, session: Session, spec: SessionSpec) -> Session:
         """`session` with its exec over the session channel, opened on first use (in the
@@ -76,9 +79,14 @@ class WarmBackend(Backend):
             channel = self._channels.get(session.id)
             if channel is None:
                 channel = self._channels[session.id] = Channel(
-                    session, channel_idle_seconds(spec.idle_timeout_seconds))
+                    session, channel_idle_seconds(spec.idle_timeout_seconds),
+                    self._unreachable)
         channel.start()
         return ChannelSession(session, channel)
+
+    def _unreachable(self, why: str) -> None:
+        if self.on_unreachable is not None:
+            self.on_unreachable(why)
 
     def _drop_channels(self, keep: set[str]) -> None:
         with self._lock:
