@@ -3,6 +3,11 @@ the remote tree, and the fallback to a plain exec when no agent can start."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +15,8 @@ import pytest
 
 from modal_offload.backends._base import Process, Session, SessionSpec
 from modal_offload.backends.local import LocalBackend
+from modal_offload.channel import client, frames
+from modal_offload.channel.agent import Agent
 from modal_offload.channel.client import Channel, ChannelProcess, ChannelSession
 from modal_offload.sync import remote
 from modal_offload.sync.channel import state_dir
@@ -133,3 +140,45 @@ def test_an_idle_channel_closes_and_reopens(tmp_path: Path) -> None:
     assert (code, out) == (0, b"back\n") and isinstance(process, ChannelProcess)
     assert session.channel.opened == 2
     session.channel.close()
+
+
+def test_a_command_the_agent_does_not_acknowledge_runs_once_the_plain_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel that cannot deliver a command (here: its agent is stopped, as behind a
+    network that went away) is given up within the ack deadline; the command runs once
+    through the backend's exec, and the host is told the service is unreachable."""
+    monkeypatch.setattr(client, "ACK_SECONDS", 0.5)
+    monkeypatch.setattr(client, "ACK_GRACE", 0.2)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-ch", workspace=ws))
+    told: list[str] = []
+    session = ChannelSession(inner, Channel(inner, on_unreachable=told.append))
+    assert isinstance(run(session, "true")[0], ChannelProcess)
+    link = session.channel.current()
+    assert link is not None
+    os.kill(int(link.hello["pid"]), signal.SIGSTOP)
+    try:
+        process, code, _ = run(session, "sh", "-c", "echo once >> count")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(link.hello["pid"]), signal.SIGCONT)
+    assert code == 0 and not isinstance(process, ChannelProcess)
+    assert link.dead.is_set() and len(told) == 1 and "acknowledge" in told[0]
+    assert link.agent.wait() != 0  # killed: it will not start the command late either
+    assert (Path(inner.root) / "count").read_text() == "once\n"
+    session.channel.close()
+
+
+def test_the_agent_refuses_a_command_that_arrives_after_its_deadline(tmp_path: Path) -> None:
+    """The host gave up on it and ran it another way: starting it now would run it twice."""
+    (tmp_path / "state").mkdir()
+    agent = Agent(tmp_path, tmp_path / "state", out_fd=os.open(os.devnull, os.O_WRONLY))
+    argv = ["sh", "-c", "echo ran >> count"]
+    agent.handle(frames.EXEC, 1, json.dumps(
+        {"argv": argv, "cwd": ".", "env": {}, "before": time.time() - 1}).encode())
+    assert agent.child(1) is None and not (tmp_path / "count").exists()
+    agent.handle(frames.EXEC, 2, json.dumps(
+        {"argv": argv, "cwd": ".", "env": {}, "before": time.time() + 60}).encode())
+    assert wait_for(lambda: (tmp_path / "count").exists()
+                    and (tmp_path / "count").read_text() == "ran\n", 10)
