@@ -8,7 +8,12 @@ tree changed (agent.py), so a no-change command needs nothing more.
 
 Failure: when the agent is not up (yet), or its channel broke, `exec` falls back to the
 backend's own exec for that command and the channel reopens in the background (with a
-growing pause between attempts). A command whose channel breaks while it runs is reported
+growing pause between attempts). `exec` returns only once the agent acknowledged the
+command (STARTED) within ACK_SECONDS; a channel that cannot deliver it (a failed write, no
+ack in time: a network gone since the last command) is broken, the host's breaker is told
+(`on_unreachable`), and the command takes the backend's exec, which meets the network before
+anything started remotely (issue 19's fallback). The agent refuses an EXEC that reaches it
+after that deadline, so the command is not also started there later. A command whose channel breaks while it runs is reported
 as lost: one line on its stderr, exit status LOST_EXIT (255, as ssh reports a dropped
 connection), and its process group is killed through a plain exec, since nobody can read
 its output any more. Its files stay in the session and the next sync back collects them.
