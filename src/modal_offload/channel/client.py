@@ -13,10 +13,11 @@ command (STARTED) within ACK_SECONDS; a channel that cannot deliver it (a failed
 ack in time: a network gone since the last command) is broken, the host's breaker is told
 (`on_unreachable`), and the command takes the backend's exec, which meets the network before
 anything started remotely (issue 19's fallback). The agent refuses an EXEC that reaches it
-after that deadline, so the command is not also started there later. A command whose channel breaks while it runs is reported
-as lost: one line on its stderr, exit status LOST_EXIT (255, as ssh reports a dropped
-connection), and its process group is killed through a plain exec, since nobody can read
-its output any more. Its files stay in the session and the next sync back collects them.
+after that deadline, so the command is not also started there later.
+A command whose channel breaks while it runs is reported as lost: one line on its stderr,
+exit status LOST_EXIT (255, as ssh reports a dropped connection), and its process group
+is killed through a plain exec, since nobody can read its output any more. Its files
+stay in the session and the next sync back collects them.
 
 Commands under a pseudo-terminal use the backend's exec (the agent runs pipes only).
 """
