@@ -345,20 +345,21 @@ class Gateway:
                 sync = self._sync(session, progress)
                 with self._sync_guard(session):
                     report.sync_up = sync.up()
+                remote_changed: bool | None = None
                 if handle.client_signal is not None:
                     report.exit_code = 128 + handle.client_signal
                 else:
                     if callable(argv):
                         argv = argv(session)
                     cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
-                    report.exit_code, report.timed_out = self._run_process(
+                    report.exit_code, report.timed_out, remote_changed = self._run_process(
                         session, argv, cwd, with_pythonpath(env, session, image), streams,
                         handle, limit=max(MIN_REMOTE_SECONDS, session.deadline - time.time()),
                         notices=report.notices, pty=pty)
                 if sync_back and handle.client_gone:
                     report.notices.append("the client went away: nothing was synced back")
                 elif sync_back:
-                    self._sync_back(session, sync, report)
+                    self._sync_back(session, sync, report, remote_changed)
         except BackendUnavailable as exc:
             if handle.started:  # the command may have had effects: never re-run it locally
                 raise BackendError(exc.message, exc.hint) from exc
@@ -473,13 +474,14 @@ class Gateway:
         if session.fresh or programs.known(self.backend.name, image.hash) is None:
             programs.store(self.backend.name, image.hash, programs.list_remote(session))
 
-    def _sync_back(self, session: Session, sync: Any, report: RunReport) -> None:
+    def _sync_back(self, session: Session, sync: Any, report: RunReport,
+                   remote_changed: bool | None = None) -> None:
         """Once the command has run, its exit code is what the caller must get: a sync
         back that fails (a full disk, a dropped connection) becomes a notice, and the
         changes stay in the remote session (#13)."""
         try:
             with self._sync_guard(session):
-                report.sync_back = sync.back()
+                report.sync_back = sync.back(remote_changed)
         except (OSError, OffloadError) as exc:
             text = exc.one_line() if isinstance(exc, OffloadError) else (
                 f"{exc.__class__.__name__}: {exc}")
@@ -488,8 +490,9 @@ class Gateway:
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
                      env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float, notices: list[str],
-                     pty: PtySpec | None = None) -> tuple[int, bool]:
+                     limit: float, notices: list[str], pty: PtySpec | None = None
+                     ) -> tuple[int, bool, bool | None]:
+        """(exit status, timed out, whether the remote tree changed: None = unknown)."""
         process = session.exec(argv, cwd=cwd, env=env, pty=pty)
         if not handle._attach(process):
             process.signal(handle.client_signal or _signal.SIGTERM)
@@ -530,4 +533,5 @@ class Gateway:
         if dropped:  # lost with the connection (issue 19): said, never silently dropped
             notices.append(f"{dropped} byte(s) of input could not be delivered to the remote "
                            "command; it saw end of input there")
-        return code, timed_out.is_set()
+        changed = getattr(process, "tree_changed", None)  # the session channel's answer
+        return code, timed_out.is_set(), changed if isinstance(changed, bool) else None

@@ -4,7 +4,8 @@ Each case drives the real CLI as a subprocess in a fresh workspace. The `backend
 yields the environment that selects a backend: `local` (scratch-folder sandbox) and
 `modal` (the real `modal` client against testing/modal_emulator), and `modal-rootfs` (the same
 with the emulator in image mode rootfs: the product's real image, isolated sandboxes; skipped
-where rootfs mode cannot run, never in CI).
+where rootfs mode cannot run, never in CI). `host`, `modal-host` and `modal-rootfs-host` run
+the same through the session host, whose commands travel over the session channel (#17).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from tests.helpers import make_workspace
 from tests.host.helpers import stop_hosts
 
-BACKENDS = ["local", "modal", "host", "modal-rootfs"]
+BACKENDS = ["local", "modal", "host", "modal-rootfs", "modal-host", "modal-rootfs-host"]
 
 
 @dataclass
@@ -42,9 +43,14 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         yield Target("host", env, ws)
         stop_hosts(request.getfixturevalue("tmp_home"))
         return
-    rootfs = request.param == "modal-rootfs"
+    rootfs = request.param.startswith("modal-rootfs")
     emulator = request.getfixturevalue("modal_emulator_rootfs" if rootfs else "modal_emulator")
     # The test's own HOME stays (ledger, state); only the client is pointed at the emulator.
     env.update({k: v for k, v in emulator.env().items() if k != "HOME"})
     env["MODAL_OFFLOAD_BACKEND"] = "modal"
+    if not request.param.endswith("-host"):
+        yield Target("modal", env, ws, emulator)
+        return
+    env["MODAL_OFFLOAD_HOST"] = "1"
     yield Target("modal", env, ws, emulator)
+    stop_hosts(request.getfixturevalue("tmp_home"))

@@ -98,6 +98,10 @@ class Process(abc.ABC):
 
     # Bytes of input that could not be delivered (the connection was lost): reported.
     stdin_dropped: int = 0
+    # Whether `wait()` may be left to a background thread of a process that lives on (the
+    # session channel's: an event, no network call). A backend's wait is RPCs, which must
+    # not be cut off by the interpreter's exit (the modal client then warns on stderr).
+    background_wait = False
 
     @abc.abstractmethod
     def write_stdin(self, data: bytes) -> None: ...
@@ -171,6 +175,12 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def info(self) -> SessionInfo: ...
+
+    def before_collect(self) -> str | None:
+        """A sync back is about to scan the remote tree: the session channel resets its
+        change tracking here and returns the token of the list of changed paths it left
+        for the collect (channel/agent.py); a plain session has none: the collect walks."""
+        return None
 
 
 class Backend(abc.ABC):

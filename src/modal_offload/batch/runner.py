@@ -211,8 +211,8 @@ class TaskGateway(Gateway):
 
     def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
                      env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float, notices: list[str],
-                     pty: PtySpec | None = None) -> tuple[int, bool]:
+                     limit: float, notices: list[str], pty: PtySpec | None = None
+                     ) -> tuple[int, bool, bool | None]:
         left = self._deadline - time.monotonic() - BACK_RESERVE_SECONDS
         return super()._run_process(session, argv, cwd, env, streams, handle,
                                     max(0.1, min(limit, left)), notices, pty)
@@ -221,13 +221,14 @@ class TaskGateway(Gateway):
         return _GatedSync(super()._sync(session, progress), self._gate, self.index, session,
                           self.seeder)
 
-    def _sync_back(self, session: Session, sync: Any, report: Any) -> None:
+    def _sync_back(self, session: Session, sync: Any, report: Any,
+                   remote_changed: bool | None = None) -> None:
         # One task's changes land in the workspace at a time, once every started task has
         # its copy: a later one then sees them as local changes, so a file two tasks
         # changed is a conflict (sync/client.py keeps the second version beside it).
         self._gate.wait_all_up()
         with self._gate.back_lock:
-            super()._sync_back(session, sync, report)
+            super()._sync_back(session, sync, report, remote_changed)
             if self.keep_changed is not None and report.sync_back is not None:
                 keep_copies(self.workspace.root, report.sync_back.applied, self.keep_changed)
 

@@ -60,8 +60,8 @@ class HintedSync:
             self.watcher.invalidate(self.consumer)  # what we took was not synced
             raise
 
-    def back(self) -> Any:
-        return self.inner.back()
+    def back(self, remote_changed: bool | None = None) -> Any:
+        return self.inner.back(remote_changed)
 
 
 class HostGateway(Gateway):
@@ -200,6 +200,7 @@ def _decide_and_run(conn: socket.socket, message: dict[str, Any], env: Mapping[s
         breaker = warm.breaker(chosen.backend, settings)
         recovered = breaker.take_recovered()
         backend = warm.backend(chosen.backend)
+        backend.on_unreachable = breaker.trip  # a broken session channel opens it too
         gateway = HostGateway(settings, backend, ws, warm=warm, watcher=warm.watcher(ws.root))
         sync_back = message.get("sync_back")
         pty = message.get("pty")

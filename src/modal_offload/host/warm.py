@@ -8,11 +8,12 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..backends._base import Backend, Session, SessionInfo, SessionSpec, get_backend
+from ..channel.client import Channel, ChannelSession
 from ..config import Settings
 from ..sync.manifest import Manifest
 from .breaker import Breaker
@@ -20,6 +21,21 @@ from .watcher import Watcher
 
 SESSION_REUSE_SECONDS = 30.0
 MAX_WATCHED_WORKSPACES = 16
+# `MODAL_OFFLOAD_CHANNEL=0` in the host's environment: every command takes one backend
+# exec, as before issue 17 (the benchmarks' baseline, and a way out should it misbehave).
+CHANNEL_ENV = "MODAL_OFFLOAD_CHANNEL"
+
+
+def channel_wanted() -> bool:
+    return os.environ.get(CHANNEL_ENV, "1") != "0"
+
+
+def channel_idle_seconds(idle_timeout: float) -> float:
+    """How long an unused channel stays open. A running agent counts as activity for the
+    provider's idle timeout, so the sandbox outlives the last command by this much plus
+    its idle timeout: a fifth of that timeout keeps the overshoot at 20% (60 s of the
+    default 300 s), while commands typed within a minute find the channel open."""
+    return max(5.0, idle_timeout / 5)
 
 
 @dataclass
@@ -43,11 +59,41 @@ class WarmBackend(Backend):
     budget now allows, so reuse never stretches the cap past the remaining minutes.
     """
 
-    def __init__(self, inner: Backend) -> None:
+    def __init__(self, inner: Backend, channels: bool | None = None) -> None:
         self.inner = inner
         self.name = inner.name
         self._lock = threading.Lock()
         self._opened: dict[tuple[object, ...], _Opened] = {}
+        self._channels: dict[str, Channel] = {}  # by session id (issue 17)
+        self.use_channels = channel_wanted() if channels is None else channels
+        # Told when a session channel finds the service unreachable (the host's breaker,
+        # set by the runner: host/breaker.py), so the next commands answer offline at once.
+        self.on_unreachable: Callable[[str], None] | None = None
+
+    def _with_channel(self, session: Session, spec: SessionSpec) -> Session:
+        """`session` with its exec over the session channel, opened on first use (in the
+        background, so it overlaps the sync up) and kept while the session is."""
+        if not self.use_channels:
+            return session
+        with self._lock:
+            channel = self._channels.get(session.id)
+            if channel is None:
+                channel = self._channels[session.id] = Channel(
+                    session, channel_idle_seconds(spec.idle_timeout_seconds),
+                    self._unreachable)
+        channel.start()
+        return ChannelSession(session, channel)
+
+    def _unreachable(self, why: str) -> None:
+        if self.on_unreachable is not None:
+            self.on_unreachable(why)
+
+    def _drop_channels(self, keep: set[str]) -> None:
+        with self._lock:
+            gone = [sid for sid in self._channels if sid not in keep]
+            channels = [self._channels.pop(sid) for sid in gone]
+        for channel in channels:
+            channel.close()
 
     def unavailable_reason(self) -> str | None:
         return self.inner.unavailable_reason()
@@ -58,23 +104,28 @@ class WarmBackend(Backend):
     def open_session(self, spec: SessionSpec) -> Session:
         key, now = _spec_key(spec), time.monotonic()
         reuse_for = min(SESSION_REUSE_SECONDS, spec.idle_timeout_seconds / 2)
+        reused = None
         with self._lock:
             hit = self._opened.get(key)
             if hit and now - hit.used < reuse_for and hit.deadline <= now + spec.timeout_seconds:
                 hit.used = now
                 # A copy: the caller that created it may still be reading `fresh`.
-                session = copy.copy(hit.session)
-                session.fresh = False
-                return session
+                reused = copy.copy(hit.session)
+                reused.fresh = False
+        if reused is not None:
+            return self._with_channel(reused, spec)
         session = self.inner.open_session(spec)
         with self._lock:
             self._opened[key] = _Opened(session, now + spec.timeout_seconds, now)
-        return session
+            live = {o.session.id for o in self._opened.values()}
+        self._drop_channels(live)  # a replaced sandbox's agent died with it
+        return self._with_channel(session, spec)
 
     def forget(self) -> None:
         """Drop cached sessions (after a backend error: the sandbox may be gone)."""
         with self._lock:
             self._opened.clear()
+        self._drop_channels(set())
 
     def find_session(self, spec: SessionSpec) -> Session | None:
         return self.inner.find_session(spec)
@@ -206,3 +257,4 @@ class Warm:
             self._watchers.clear()
         for w in watchers:
             w.close()
+        self.forget_sessions()  # closes the session channels: their agents hang up

@@ -22,6 +22,7 @@ import select
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from ..sync.ignore import GITIGNORE, OFFLOADIGNORE, IgnoreRules
@@ -71,13 +72,17 @@ class _Inotify:
 
 
 class Watcher:
-    def __init__(self, root: Path) -> None:
+    """`rules`: loads the ignore rules that decide which folders are watched (default: the
+    tree's own files); the channel agent passes the rules the client last sent."""
+
+    def __init__(self, root: Path, rules: Callable[[], IgnoreRules] | None = None) -> None:
         self.root = str(root)
+        self._load_rules = rules or (lambda: IgnoreRules.load(Path(self.root)))
         self._ino = _Inotify()
         self._dirs: dict[int, str] = {}  # watch descriptor -> relative folder
         self._lock = threading.Lock()
         self._consumers: dict[str, set[str] | None] = {}
-        self._rules = IgnoreRules.load(root)
+        self._rules = self._load_rules()
         self._rewatch = True  # (re)walk the tree adding watches before the next answer
         self.broken: str | None = None  # set: watching is impossible, always rescan
         self.overflows = 0
@@ -86,11 +91,12 @@ class Watcher:
         self._thread.start()
 
     @classmethod
-    def create(cls, root: Path) -> Watcher | None:
+    def create(cls, root: Path, rules: Callable[[], IgnoreRules] | None = None
+               ) -> Watcher | None:
         if not sys.platform.startswith("linux"):
             return None
         try:
-            return cls(root)
+            return cls(root, rules)
         except OSError:
             return None
 
@@ -112,11 +118,29 @@ class Watcher:
                 return None
             return changed
 
+    def pending(self, consumer: str) -> int | None:
+        """How many paths changed since `consumer`'s previous take, without taking them;
+        None: unknown (never taken, overflow, watching broken), treat as changed."""
+        with self._lock:
+            self._drain()
+            if self._rewatch:
+                self._watch_all()
+            if self.broken is not None:
+                return None
+            changed = self._consumers.get(consumer)
+            return None if changed is None else len(changed)
+
     def invalidate(self, consumer: str) -> None:
         """The consumer could not use what it took: its next take scans everything."""
         with self._lock:
             if consumer in self._consumers:
                 self._consumers[consumer] = None
+
+    def reset(self) -> None:
+        """What is ignored may have changed (new rules): every consumer scans, watches are
+        re-walked with the new rules."""
+        with self._lock:
+            self.overflow()
 
     def overflow(self) -> None:
         """Forget what is known: every consumer scans next time, watches are re-walked."""
@@ -134,7 +158,7 @@ class Watcher:
 
     # ---------------------------------------------------------------- watches
     def _watch_all(self) -> None:
-        self._rules = IgnoreRules.load(Path(self.root))
+        self._rules = self._load_rules()
         seen: set[int] = set()
         self._watch_tree("", seen)
         for wd in set(self._dirs) - seen:  # folders moved out of the tree or gone

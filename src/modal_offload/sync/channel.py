@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import posixpath
 import signal
 import threading
@@ -91,6 +92,16 @@ class AgentRun:
         if code != 0:
             raise SyncError(f"{self.what} failed: the remote sync agent exited with {code}",
                             self.stderr_tail() or "no output on stderr")
+
+    def finish_later(self) -> None:
+        """`finish()` in the background, a failure logged (see WorkspaceSync.back)."""
+        def run() -> None:
+            try:
+                self.finish()
+            except SyncError as exc:
+                logging.getLogger("modal_offload.sync").warning("%s", exc.one_line())
+
+        threading.Thread(target=run, name="sync-agent-finish", daemon=True).start()
 
     def abort(self) -> None:
         """Stop the agent after a local failure; never raises."""

@@ -223,21 +223,30 @@ class WorkspaceSync:
             if isinstance(refused, list) else []
 
     # ---------------------------------------------------------------------- back
-    def back(self) -> SyncBackReport:
-        """Apply what the remote command changed, safely and conflict-aware."""
+    def back(self, remote_changed: bool | None = None) -> SyncBackReport:
+        """Apply what the remote command changed, safely and conflict-aware.
+
+        `remote_changed`: what the session channel said with the command's exit (False:
+        nothing changed in the remote tree since the last collect); None asks the remote.
+        """
         started = time.monotonic()
         report = SyncBackReport()
         with exclusive(self.cache_path):
             remove_stale_staging(self.root)  # a killed earlier run's leftovers (issue 13)
-            baseline = self.load_baseline() or Manifest({}, 0)
-            if self.load_baseline() is not None and remote_unchanged(self.session):
+            known = self.load_baseline()
+            baseline = known or Manifest({}, 0)
+            if known is not None and (remote_changed is False or (
+                    remote_changed is None and remote_unchanged(self.session))):
                 report.seconds = time.monotonic() - started
                 return report
+            hint = self.session.before_collect()
             run = AgentRun(self.session, ["collect", *agent_paths(self.session),
-                                          "--max-bytes", str(self.max_bytes)], "sync back")
+                                          "--max-bytes", str(self.max_bytes),
+                                          *(["--changed-from", hint] if hint else [])],
+                           "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
             try:
-                self._receive(reader, run, baseline, report)
+                acked = self._receive(reader, run, baseline, report)
                 run.process.close_stdin()
                 reader.drain()
             except (ProtocolError, tarfile.TarError, OverCap) as exc:
@@ -251,7 +260,14 @@ class WorkspaceSync:
             except BaseException:
                 run.abort()
                 raise
-            run.finish()
+            if acked and run.process.background_wait:
+                # All arrived and was applied; what is left remotely is its commit, which
+                # the next sync's lock waits for. Not waiting spares a round trip; a failed
+                # commit only means the same changes are offered (and found identical)
+                # again, so it is logged, not reported.
+                run.finish_later()
+            else:
+                run.finish()
             report.bytes_received = reader.bytes_read
             if not report.over_cap:
                 self._save_baseline(baseline)
@@ -259,10 +275,11 @@ class WorkspaceSync:
         return report
 
     def _receive(self, reader: ChunkReader, run: AgentRun, baseline: Manifest,
-                 report: SyncBackReport) -> None:
+                 report: SyncBackReport) -> bool:
+        """Apply the remote's stream; True once it was acknowledged."""
         line = reader.readline()
         if not line:
-            return  # the agent died before speaking: finish() reports its stderr
+            return False  # the agent died before speaking: finish() reports its stderr
         header = parse_header(line)
         if header.get("op") != "collect":
             raise ProtocolError(f"expected a collect header, got op={header.get('op')!r}")
@@ -272,7 +289,7 @@ class WorkspaceSync:
             report.over_cap = True
             report.skipped_over_cap = [str(p) for p, _ in header.get("skipped", [])] + deleted
             report.skipped_bytes = int(header.get("bytes", 0))
-            return
+            return False
         policy = _BackPolicy(self.root, baseline, Protection(self._protected()))
         rules = self.rules()
         extractor = SafeExtractor(self.root, policy=policy, rules=rules,
@@ -280,6 +297,7 @@ class WorkspaceSync:
         dres = extractor.delete(deleted, policy.veto)
         result = extractor.extract(reader) if int(header.get("files", 0)) > 0 else None
         run.process.write_stdin(b"ack\n")
+        acked = True
 
         forget(baseline.entries, dres.deleted)
         removed = set(dres.deleted)
@@ -314,6 +332,7 @@ class WorkspaceSync:
                     baseline.resend.add(rel)
             baseline.withheld -= set(result.installed) | set(policy.identical)
         baseline.withheld -= removed
+        return acked
 
 
 class _BackPolicy:

@@ -1,7 +1,8 @@
 """The remote end of sync: a small agent run as `python -m modal_offload.sync.remote`.
 
     apply   --root R --state S                   stdin: header + tar;  stdout: one JSON line
-    collect --root R --state S --max-bytes N     stdout: header + tar; stdin: "ack\\n"
+    collect --root R --state S --max-bytes N [--changed-from TOKEN]
+                                                 stdout: header + tar; stdin: "ack\\n"
 
 The agent keeps a manifest of R in `S/manifest.json`: the state both sides agreed on at
 the last sync. `apply` updates only the entries it touched (or, for a full sync, starts
@@ -28,11 +29,12 @@ import os
 import select
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from .ignore import IgnoreRules
-from .manifest import FILE, Manifest, diff, forget, scan_with_stats
+from .manifest import FILE, Manifest, diff, forget, rescan, scan_with_stats
 from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, pack
 from .tarstream import parse_header as _parse_header
 
@@ -58,6 +60,62 @@ def write_stamp(state: Path, at: float) -> None:
     tmp.write_bytes(b"")
     os.utime(tmp, (at, at))
     os.replace(tmp, state / STAMP_NAME)
+
+
+# The session channel's agent (channel/agent.py) watches the tree with inotify. Right before
+# a collect it writes what changed since the last committed collect to `changed-<token>.json`
+# and the client passes `--changed-from <token>`: the collect then rescans those paths only,
+# no walk (issue 21). A collect deletes its hint when it commits; a hint still there at the
+# next mark was never committed (over the cap, no ack), so its paths are carried over.
+HINT_PREFIX = "changed-"
+_TOKEN_CHARS = frozenset("0123456789abcdef")
+
+
+def hint_path(state: Path, token: str) -> Path | None:
+    if not 8 <= len(token) <= 32 or not set(token) <= _TOKEN_CHARS:
+        return None
+    return state / f"{HINT_PREFIX}{token}.json"
+
+
+def write_hint(state: Path, token: str, previous: str | None,
+               changed: set[str] | None) -> None:
+    """Record `changed` (None: unknown, walk) for the collect named `token`, plus what the
+    uncommitted collect `previous` was told."""
+    path = hint_path(state, token)
+    old = hint_path(state, previous) if previous else None
+    if old is not None and changed is not None:
+        try:
+            carried = json.loads(old.read_bytes())
+            changed = changed | {str(p) for p in carried} if isinstance(carried, list) else None
+        except FileNotFoundError:
+            pass  # committed: nothing to carry
+        except (OSError, ValueError):
+            changed = None
+    if old is not None:
+        old.unlink(missing_ok=True)
+    if path is None or changed is None:
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = state / f".{path.name}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(sorted(changed)))
+    os.replace(tmp, path)
+
+
+def read_hint(state: Path, token: str | None) -> tuple[Path, list[str]] | None:
+    """The paths a hinted collect may limit itself to, or None: walk. Also None when the
+    client's rules changed after the hint was written (what is ignored may differ)."""
+    path = hint_path(state, token) if token else None
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+        data = json.loads(path.read_bytes())
+        rules_st = (state / RULES_NAME).stat()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, list) or rules_st.st_mtime_ns > st.st_mtime_ns:
+        return None
+    return path, [str(p) for p in data]
 
 
 def load_manifest(state: Path) -> Manifest | None:
@@ -94,18 +152,31 @@ def _locked(state: Path) -> int:
 
 
 def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    lock = _locked(state)
+    try:
+        return _apply(root, state, stdin, stdout)
+    finally:
+        os.close(lock)  # also run inside the channel agent, which lives on
+
+
+def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     from .extract import ExtractResult, SafeExtractor  # lazily: collect must start fast
 
-    _locked(state)
     started = time.time_ns()
     header = _parse_header(stdin.readline(MAX_HEADER_BYTES))
     if header.get("op") != "apply":
         raise ProtocolError(f"expected an apply header, got op={header.get('op')!r}")
     previous = load_manifest(state)
     rules = IgnoreRules.from_wire(root, header.get("rules"))
-    tmp = state / f".{RULES_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(rules.to_wire()))
-    os.replace(tmp, state / RULES_NAME)
+    wire = json.dumps(rules.to_wire())
+    try:
+        same = (state / RULES_NAME).read_text() == wire
+    except (OSError, ValueError):
+        same = False
+    if not same:  # rewritten only when they differ: the channel agent re-walks then
+        tmp = state / f".{RULES_NAME}.{os.getpid()}.tmp"
+        tmp.write_text(wire)
+        os.replace(tmp, state / RULES_NAME)
     # A full apply forgets remote-only files that still carry old ctimes; they must be
     # offered back by the next collect, so the quick check may not short-cut it.
     clear_stamp(state)
@@ -131,11 +202,27 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     return 0
 
 
-def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes]) -> int:
-    _locked(state)
+def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
+            hint: str | None = None, close_stdout: Callable[[], None] | None = None) -> int:
+    """`close_stdout`: gives the client EOF after the archive (default: fd 1 moves to
+    /dev/null, for a process of its own)."""
+    lock = _locked(state)
+    try:
+        return _collect(root, state, max_bytes, stdin, stdout, hint,
+                        close_stdout or _close_stdout)
+    finally:
+        os.close(lock)
+
+
+def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
+             hint: str | None, close_stdout: Callable[[], None]) -> int:
     previous = load_manifest(state)
     scan_started = time.time()
-    new, stats = scan_with_stats(root, load_rules(root, state), previous)
+    hinted = read_hint(state, hint) if previous is not None else None
+    if previous is not None and hinted is not None:
+        new, stats = rescan(root, load_rules(root, state), previous, hinted[1])
+    else:
+        new, stats = scan_with_stats(root, load_rules(root, state), previous)
     delta = diff(previous, new)
     # Missing from the scan is not removed from the disk: what the remote's (perhaps
     # rewritten) ignore rules now skip still exists, and must not come back as a deletion
@@ -158,10 +245,12 @@ def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: I
         pack(root, delta.changed, new.entries, writer)
     writer.flush()
     stdout.flush()
-    _close_stdout()
+    close_stdout()
     if _wait_ack(stdin):
-        if not stats.unchanged_from(previous):
+        if not stats.unchanged_from(previous) or delta.changed or delta.deleted:
             save_manifest(state, new)
+        if hinted is not None:
+            hinted[0].unlink(missing_ok=True)  # committed: the next mark starts afresh
         write_stamp(state, scan_started - STAMP_MARGIN_SECONDS)
     return 0
 
@@ -186,7 +275,7 @@ def _wait_ack(stdin: IO[bytes]) -> bool:
     return stdin.readline(64).strip() == b"ack"
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m modal_offload.sync.remote")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name in ("apply", "collect"):
@@ -195,22 +284,33 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--state", required=True, type=Path)
         if name == "collect":
             p.add_argument("--max-bytes", required=True, type=int)
-    args = parser.parse_args(argv)
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+            p.add_argument("--changed-from", default=None)  # a hint's token (see above)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse(argv), sys.stdin.buffer, sys.stdout.buffer, sys.stderr)
+
+
+def run(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[bytes], stderr: IO[str],
+        close_stdout: Callable[[], None] | None = None) -> int:
+    """One parsed command on these streams: a process of its own (main), or a thread of
+    the channel agent, which spares the Python start (channel/agent.py)."""
     try:
         if args.cmd == "apply":
             return apply(args.root, args.state, stdin, stdout)
-        return collect(args.root, args.state, args.max_bytes, stdin, stdout)
+        return collect(args.root, args.state, args.max_bytes, stdin, stdout,
+                       args.changed_from, close_stdout)
     except ProtocolError as exc:
-        print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
+        print(f"modal-offload sync agent: protocol error: {exc}", file=stderr)
         return 2
     except Exception as exc:
         if type(exc).__module__ == "tarfile":  # without importing tarfile on every start
-            print(f"modal-offload sync agent: protocol error: {exc}", file=sys.stderr)
+            print(f"modal-offload sync agent: protocol error: {exc}", file=stderr)
             return 2
         raise
     except OSError as exc:
-        print(f"modal-offload sync agent: {args.cmd} failed: {exc}", file=sys.stderr)
+        print(f"modal-offload sync agent: {args.cmd} failed: {exc}", file=stderr)
         return 1
 
 

@@ -1,0 +1,414 @@
+"""The remote end of the session channel, run once per session by the host as
+`python -I ... modal_offload.channel.agent --root R --state S` (Session.module_argv).
+
+It reads frames (frames.py) on stdin and writes frames on stdout:
+- EXEC {argv, cwd (relative to R), env} starts a command as its child, in a new session (so
+  a signal reaches its whole group), with pipes; EXEC {sync: args} runs the sync agent
+  (sync/remote.py) as a thread instead, with the same frames. STARTED {pid} follows, then
+  STDOUT/STDERR data, their EOFs, and EXIT {code, changed} once the command ended.
+- `changed` answers the question sync back asks after every command, without a walk or an
+  exec: False only when the inotify watcher saw nothing change in R since the last MARK
+  (sent right before a collect) and that collect's stamp still stands. The kernel queues
+  an inotify event inside the writing syscall, so every write the command finished before
+  it exited is counted (host/watcher.py). Without inotify, `changed` is always True.
+  MARK also leaves the collect a list of the paths that changed, so it rescans only those
+  instead of walking the tree (issue 21; sync/remote.py, "hint").
+- On EOF of stdin (the host closed the channel, or died) running commands are left to
+  finish, as they would after a plain exec whose client went away (their output has
+  nowhere to go; their files stay for the next sync back); then the agent exits. Stopping
+  a command is the host's decision, sent as SIGNAL (tests/host/test_host_exec.py
+  `test_killing_the_host_mid_command`).
+
+Standard library plus this package's sync modules, as the sync agent (sync/remote.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import frames
+
+_READ = 64 * 1024
+OUT_LIMIT = 4 << 20  # bytes queued for the host before the commands' pipes wait
+LINGER_SECONDS = 0.001  # how long a write waits for the frames that follow it
+SETTLE_SECONDS = 0.5  # how long an EXIT waits for a sync holding the lock (`_settled`)
+MARK_WAIT_SECONDS = 5.0  # how long a MARK does
+CONSUMER = "collect"
+
+
+class _Child:
+    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes] | _Task
+                 ) -> None:
+        self.agent, self.cid, self.popen = agent, cid, popen
+        self.stdin: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._left = 3  # stdout EOF, stderr EOF, exit: then the id may be forgotten
+        self._left_lock = threading.Lock()
+        agent.send(frames.encode_json(frames.STARTED, cid, {"pid": popen.pid}))
+        for target, name in ((self._feed, "stdin"), (self._wait, "wait")):
+            threading.Thread(target=target, name=f"{name}-{cid}", daemon=True).start()
+        for pipe, kind, eof in ((popen.stdout, frames.STDOUT, frames.STDOUT_EOF),
+                                (popen.stderr, frames.STDERR, frames.STDERR_EOF)):
+            threading.Thread(target=self._pump, args=(pipe, kind, eof), daemon=True).start()
+
+    def _pump(self, pipe: Any, kind: bytes, eof: bytes) -> None:
+        fd = pipe.fileno()
+        try:
+            while data := os.read(fd, _READ):
+                self.agent.send(frames.encode(kind, self.cid, data))
+        except OSError:
+            pass
+        finally:
+            pipe.close()
+            self.agent.send(frames.encode(eof, self.cid))
+            self._done()
+
+    def _done(self) -> None:
+        with self._left_lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self.agent.forget(self.cid)
+
+    def _feed(self) -> None:
+        stdin = self.popen.stdin
+        assert stdin is not None
+        try:
+            while (data := self.stdin.get()) is not None:
+                stdin.write(data)
+                stdin.flush()
+        except (OSError, ValueError):
+            pass  # the command closed its stdin: the rest is not wanted
+        finally:
+            with contextlib.suppress(OSError):
+                stdin.close()
+
+    def _wait(self) -> None:
+        code = self.popen.wait()
+        code = 128 - code if code < 0 else code
+        changed = self.agent.tree_changed()
+        self.agent.send(frames.encode_json(frames.EXIT, self.cid,
+                                           {"code": code, "changed": changed}))
+        self._done()
+
+    def signal(self, sig: int) -> None:
+        if isinstance(self.popen, _Task):
+            self.popen.stop()
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, sig)
+
+
+class _Task:
+    """A sync agent command (sync/remote.py) run as a thread of this process, with the
+    pipes and the few methods of a Popen that _Child uses: a sync costs no Python start
+    (~50-150 ms each on a small machine, twice per edited-file command)."""
+
+    pid = 0  # no process group: a signal closes its input instead (`signal`)
+
+    def __init__(self, args: list[str]) -> None:
+        from ..sync import remote
+
+        self._parsed = remote.parse(args)
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        self.stdin = os.fdopen(w_in, "wb")
+        self.stdout = os.fdopen(r_out, "rb")
+        self.stderr = os.fdopen(r_err, "rb")
+        self._code = 1
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(r_in, w_out, w_err), daemon=True,
+                         name="sync-task").start()
+
+    def _run(self, r_in: int, w_out: int, w_err: int) -> None:
+        from ..sync import remote
+
+        with os.fdopen(r_in, "rb") as i, os.fdopen(w_out, "wb") as o, \
+                os.fdopen(w_err, "w") as e:
+            try:
+                self._code = remote.run(self._parsed, i, o, e, close_stdout=o.close)
+            except BaseException as exc:  # as an uncaught exception ends a process: 1
+                print(f"modal-offload sync agent: {exc.__class__.__name__}: {exc}", file=e)
+                self._code = 1
+        self._done.set()
+
+    def wait(self) -> int:
+        self._done.wait()
+        return self._code
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.stdin.close()  # the sync sees EOF and ends; nothing was acknowledged
+
+
+class Agent:
+    def __init__(self, root: Path, state: Path, out_fd: int = 1) -> None:
+        self.root, self.state, self.out_fd = root, state, out_fd
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._out_cv = threading.Condition()
+        threading.Thread(target=self._write_out, name="out", daemon=True).start()
+        self._lock = threading.Lock()
+        self.children: dict[int, _Child] = {}
+        # Nothing is known about changes made before we watched: the first answer is
+        # "changed" until a collect (MARK) starts from a known state.
+        self.trusted = False
+        self.last_frame = time.monotonic()
+        self.last_token: str | None = None
+        self.rules_seen: int | None = -1  # mtime of the rules the watcher was built with
+        self.watcher = self._watcher()
+
+    def _watcher(self) -> Any:
+        try:
+            from ..host.watcher import Watcher
+            from ..sync.remote import load_rules
+
+            watcher = Watcher.create(self.root, lambda: load_rules(self.root, self.state))
+        except Exception:  # any trouble only costs a walk per command
+            return None
+        if watcher is not None:
+            watcher.take(CONSUMER)
+        return watcher
+
+    # ------------------------------------------------------------------ output
+    def send(self, data: bytes) -> None:
+        """Queue `data` for the host; waits while too much is queued (backpressure)."""
+        with self._out_cv:
+            while self._out_size > OUT_LIMIT:
+                self._out_cv.wait()
+            self._out.append(data)
+            self._out_size += len(data)
+            self._out_cv.notify_all()
+
+    def _write_out(self) -> None:
+        # Frames that come together leave together: a fast command's STARTED, EOFs and
+        # EXIT are one write, and so one message on a remote backend's output stream,
+        # instead of one network hop each.
+        while True:
+            with self._out_cv:
+                while not self._out:
+                    self._out_cv.wait()
+            time.sleep(LINGER_SECONDS)
+            with self._out_cv:
+                data = b"".join(self._out)
+                self._out.clear()
+                self._out_size = 0
+                self._out_cv.notify_all()
+            view = memoryview(data)
+            try:
+                while view:
+                    view = view[os.write(self.out_fd, view):]
+            except OSError:
+                pass  # the host is gone; stdin's EOF ends us
+
+    # ------------------------------------------------------------- tree state
+    def tree_changed(self) -> bool:
+        from ..sync.remote import STAMP_NAME
+
+        if self.watcher is None or not self.trusted or not self._settled():
+            return True
+        pending = self.watcher.pending(CONSUMER)
+        return pending is None or pending > 0 or not (self.state / STAMP_NAME).exists()
+
+    def _settled(self, wait: float = SETTLE_SECONDS) -> bool:
+        """Whether no sync holds the session's lock, waiting up to `wait` for one: a
+        collect whose client did not wait for its end (sync/client.py) may still be
+        committing its stamp. False (still busy) makes the answer "changed"."""
+        try:
+            fd = os.open(self.state / "lock", os.O_CREAT | os.O_RDWR, 0o600)
+        except OSError:
+            return False
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        return False
+                    time.sleep(0.002)
+        finally:
+            os.close(fd)
+
+    def mark(self, token: str) -> None:
+        """A collect is about to scan: what changed so far is its job, handed over as the
+        hint `token` (sync/remote.py); until it succeeds (it writes the stamp) the tree
+        counts as changed."""
+        from ..sync.remote import RULES_NAME, clear_stamp, write_hint
+
+        changed = None
+        try:
+            rules = (self.state / RULES_NAME).stat().st_mtime_ns
+        except OSError:
+            rules = None
+        if self.watcher is not None and rules != self.rules_seen:
+            # The client sent new ignore rules: what we watch may be too little; re-walk.
+            self.watcher.reset()
+            self.rules_seen = rules
+        if self.watcher is not None:
+            # Before the first mark nothing is known about earlier changes: walk once.
+            taken = self.watcher.take(CONSUMER)
+            changed = taken if self.trusted else None
+            self.trusted = self.watcher.broken is None
+        # After any collect still committing, so its stamp cannot land after we remove
+        # it. Bounded: a collect left waiting for a vanished client's ack holds the lock
+        # for minutes, and we must not stall every command; then trust nothing until the
+        # next mark.
+        if not self._settled(MARK_WAIT_SECONDS):
+            self.trusted = False
+            changed = None
+        try:
+            clear_stamp(self.state)
+            write_hint(self.state, token, self.last_token, changed)
+        except OSError:
+            pass  # no hint: the collect walks; no stamp: the tree counts as changed
+        self.last_token = token
+
+    # --------------------------------------------------------------- commands
+    def start(self, cid: int, spec: dict[str, Any]) -> None:
+        if isinstance(spec.get("sync"), list):
+            self._start_sync(cid, [str(a) for a in spec["sync"]])
+            return
+        argv = [str(a) for a in spec.get("argv", [])]
+        # Relative to the root, which is our working folder (client.ChannelProcess.fits);
+        # normalised there, and `..` refused, so it stays inside.
+        rel = str(spec.get("cwd") or ".")
+        if os.path.isabs(rel) or rel == ".." or rel.startswith("../"):
+            rel = "."
+        cwd = os.path.join(self.root, rel)
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in dict(spec.get("env", {})).items()})
+        popen = None
+        try:
+            os.makedirs(cwd, exist_ok=True)  # as the backends' exec does
+            popen = _spawn(argv, cwd, env)
+        except OSError as exc:
+            # As a container (and the local backend) would: the shell's conventions.
+            code, why = ((126, "permission denied") if isinstance(exc, PermissionError)
+                         else (127, "command not found") if isinstance(exc, FileNotFoundError)
+                         else (127, exc.strerror or str(exc)))
+            popen = _spawn(["sh", "-c", f'echo "$0: $1" >&2; exit {code}',
+                            argv[0] if argv else "exec", why], "/", env)
+        child = _Child(self, cid, popen)
+        with self._lock:
+            if child._left:  # not already finished (then forget() ran before this)
+                self.children[cid] = child
+
+    def _start_sync(self, cid: int, args: list[str]) -> None:
+        try:
+            task: subprocess.Popen[bytes] | _Task = _Task(args)
+        except BaseException as exc:  # bad arguments (argparse exits): as a process would
+            task = _spawn(["sh", "-c", 'echo "modal-offload sync agent: $0" >&2; exit 2',
+                           str(exc)], "/", dict(os.environ))
+        child = _Child(self, cid, task)
+        with self._lock:
+            if child._left:
+                self.children[cid] = child
+
+    def forget(self, cid: int) -> None:
+        with self._lock:
+            self.children.pop(cid, None)
+
+    def child(self, cid: int) -> _Child | None:
+        with self._lock:
+            return self.children.get(cid)
+
+    def handle(self, kind: bytes, cid: int, payload: bytes) -> None:
+        if kind == frames.EXEC:
+            spec = frames.decode_json(payload)
+            before = spec.get("before")
+            if isinstance(before, (int, float)) and time.time() > before:
+                # The host stopped waiting for our STARTED and ran this command another
+                # way (client.ACK_SECONDS): starting it now would run it twice.
+                sys.stderr.write(f"command {cid} arrived after its deadline: not started\n")
+                sys.stderr.flush()
+                return
+            self.start(cid, spec)
+        elif kind == frames.MARK:
+            self.mark(payload.decode("ascii", "replace"))
+        elif kind == frames.SIGNAL:
+            # Kept until its exit and both EOFs: a leader's stragglers holding its pipes
+            # still get the signal; once all is done there is no one left to signal.
+            child = self.child(cid)
+            if child is not None:
+                child.signal(int(frames.decode_json(payload).get("sig", signal.SIGTERM)))
+        elif kind in (frames.STDIN, frames.STDIN_EOF):
+            child = self.child(cid)
+            if child is not None:
+                child.stdin.put(payload if kind == frames.STDIN else None)
+
+    def finish(self) -> None:
+        """Wait for the running commands to end (see the module docstring)."""
+        while True:
+            with self._lock:
+                if not self.children:
+                    return
+            time.sleep(0.1)
+
+    def exit_when_idle(self, seconds: float) -> None:
+        """The backstop for a host that vanished without closing our stdin (a remote
+        exec's stdin stays open then): with no command running and no frame for `seconds`,
+        exit, so that the sandbox's own idle timeout can end it. The host closes us
+        earlier (client._Link._idle), so this only runs when nobody is there."""
+        while True:
+            time.sleep(min(5.0, seconds / 4))
+            with self._lock:
+                busy = bool(self.children)
+            if not busy and time.monotonic() - self.last_frame >= seconds:
+                os._exit(0)
+
+    def serve(self, in_fd: int = 0) -> int:
+        watch = "inotify" if self.watcher is not None else "none"
+        self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch,
+                                                           "now": time.time()}))
+        chunks = iter(lambda: os.read(in_fd, _READ), b"")
+        try:
+            for kind, cid, payload in frames.read_frames(chunks):
+                self.last_frame = time.monotonic()
+                self.handle(kind, cid, payload)
+        except frames.FrameError as exc:
+            print(f"modal-offload channel agent: {exc}", file=sys.stderr)
+            self.finish()
+            return 2
+        self.finish()
+        return 0
+
+
+def _spawn(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modal_offload.channel.agent")
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--state", required=True, type=Path)
+    parser.add_argument("--idle-seconds", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    # Our stdout is the channel: nothing else may write there (a stray print would
+    # corrupt the stream), so fd 1 moves aside and the children get their own pipes.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    agent = Agent(args.root.resolve(), args.state.resolve(), out_fd)
+    if args.idle_seconds > 0:
+        threading.Thread(target=agent.exit_when_idle, args=(args.idle_seconds,),
+                         daemon=True).start()
+    return agent.serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The session channel on the local backend, in-process: what a command's exit says about
+the remote tree, and the fallback to a plain exec when no agent can start."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modal_offload.backends._base import Process, Session, SessionSpec
+from modal_offload.backends.local import LocalBackend
+from modal_offload.channel import client, frames
+from modal_offload.channel.agent import Agent
+from modal_offload.channel.client import Channel, ChannelProcess, ChannelSession
+from modal_offload.sync import remote
+from modal_offload.sync.channel import state_dir
+from modal_offload.sync.client import WorkspaceSync
+from tests.host.helpers import wait_for
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[ChannelSession, WorkspaceSync]]:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.txt").write_text("a\n")
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-ch", workspace=ws))
+    session = ChannelSession(inner, Channel(inner))
+    yield session, WorkspaceSync(ws, session, tmp_path / "cache")
+    session.channel.close()
+
+
+def run(session: Session, *argv: str) -> tuple[Process, int, bytes]:
+    process = session.exec(list(argv), cwd=session.root, env={})
+    process.close_stdin()
+    out = b"".join(process.stdout_chunks())
+    for _ in process.stderr_chunks():
+        pass
+    return process, process.wait(), out
+
+
+def changed(session: Session, *argv: str) -> bool | None:
+    process, _, _ = run(session, *argv)
+    assert isinstance(process, ChannelProcess)
+    return process.tree_changed
+
+
+def test_exit_says_whether_the_tree_changed(pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    session, sync = pair
+    sync.up()
+    assert changed(session, "true") is True  # nothing known before the first collect
+    sync.back()
+    assert changed(session, "true") is False
+    assert changed(session, "sh", "-c", "echo x > made.txt") is True
+    assert changed(session, "true") is True  # still: no collect took it yet
+    assert sync.back(remote_changed=True).applied == ["made.txt"]
+    assert changed(session, "true") is False
+    # Changes that did not go over the channel are seen too (inotify, not bookkeeping).
+    plain = session.inner.exec(["sh", "-c", "echo y > sub.txt"], cwd=session.root, env={})
+    plain.close_stdin()
+    assert plain.wait() == 0
+    assert changed(session, "true") is True
+    assert sync.back().applied == ["sub.txt"]
+    assert changed(session, "true") is False
+
+
+def test_a_collect_that_fails_leaves_the_tree_changed(
+        pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    session, sync = pair
+    sync.up()
+    sync.back()
+    assert changed(session, "sh", "-c", "echo x > lost.txt") is True
+    session.before_collect()  # a collect starts, then never acknowledges (client died)
+    assert changed(session, "true") is True  # so the changes are offered again
+    assert sync.back(remote_changed=True).applied == ["lost.txt"]
+
+
+def test_no_agent_falls_back_to_a_plain_exec(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-ch", workspace=ws))
+    inner.python = str(tmp_path / "no-python")  # the agent cannot start
+    session = ChannelSession(inner, Channel(inner))
+    process, code, out = run(session, "sh", "-c", "echo fine; exit 3")
+    assert (code, out) == (3, b"fine\n") and not isinstance(process, ChannelProcess)
+    assert run(session, "echo", "again")[1:] == (0, b"again\n")
+
+
+def test_hinted_collects_miss_nothing(pair: tuple[ChannelSession, WorkspaceSync],
+                                      tmp_path: Path) -> None:
+    """After the first collect the agent hands each collect the changed paths (no walk):
+    new folders, deletions, edits, and what an unfinished collect was told all arrive."""
+    session, sync = pair
+    ws = sync.root
+    sync.up()
+    sync.back()
+    assert changed(session, "true") is False
+    # A ghost in the remote's manifest: a walk would report it deleted, a rescan of the
+    # changed paths never looks at it (so this test sees which of the two ran).
+    state = Path(state_dir(session))
+    manifest = remote.load_manifest(state)
+    assert manifest is not None
+    manifest.entries["ghost.txt"] = manifest.entries["a.txt"]
+    remote.save_manifest(state, manifest)
+    script = ("mkdir -p new/deep && echo 1 > new/deep/one.txt && echo 2 > new/two.txt"
+              " && rm a.txt && echo b > b.txt")
+    assert changed(session, "sh", "-c", script) is True
+    back = sync.back(remote_changed=True)
+    assert sorted(back.applied) == ["b.txt", "new", "new/deep", "new/deep/one.txt",
+                                    "new/two.txt"] and back.deleted == ["a.txt"]
+    # Over the cap: nothing is committed, and the next collect is still told about it.
+    run(session, "sh", "-c", "head -c 5000 /dev/zero > big.bin")
+    small = WorkspaceSync(ws, session, tmp_path / "cache", max_bytes=1000)
+    assert small.back(remote_changed=True).over_cap
+    run(session, "sh", "-c", "echo c > c.txt")
+    assert sorted(sync.back(remote_changed=True).applied) == ["big.bin", "c.txt"]
+    assert changed(session, "true") is False
+
+
+def test_an_idle_channel_closes_and_reopens(tmp_path: Path) -> None:
+    """A running agent keeps a sandbox from idling out (and billing on): unused, the
+    channel closes; the next command opens a new one and still runs over it."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-ch", workspace=ws))
+    session = ChannelSession(inner, Channel(inner, idle_seconds=0.5))
+    process, code, _ = run(session, "sleep", "1")  # longer than idle: busy is not idle
+    assert code == 0 and isinstance(process, ChannelProcess)
+    first = session.channel.current()
+    assert first is not None
+    agent = first.agent
+    assert wait_for(lambda: session.channel.current() is None, 10)
+    assert agent.wait() == 0  # it exited on its own, on EOF
+    process, code, out = run(session, "echo", "back")
+    assert (code, out) == (0, b"back\n") and isinstance(process, ChannelProcess)
+    assert session.channel.opened == 2
+    session.channel.close()
+
+
+def test_a_command_the_agent_does_not_acknowledge_runs_once_the_plain_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel that cannot deliver a command (here: its agent is stopped, as behind a
+    network that went away) is given up within the ack deadline; the command runs once
+    through the backend's exec, and the host is told the service is unreachable."""
+    monkeypatch.setattr(client, "ACK_SECONDS", 0.5)
+    monkeypatch.setattr(client, "ACK_GRACE", 0.2)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-ch", workspace=ws))
+    told: list[str] = []
+    session = ChannelSession(inner, Channel(inner, on_unreachable=told.append))
+    assert isinstance(run(session, "true")[0], ChannelProcess)
+    link = session.channel.current()
+    assert link is not None
+    os.kill(int(link.hello["pid"]), signal.SIGSTOP)
+    try:
+        process, code, _ = run(session, "sh", "-c", "echo once >> count")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(link.hello["pid"]), signal.SIGCONT)
+    assert code == 0 and not isinstance(process, ChannelProcess)
+    assert link.dead.is_set() and len(told) == 1 and "acknowledge" in told[0]
+    assert link.agent.wait() != 0  # killed: it will not start the command late either
+    assert (Path(inner.root) / "count").read_text() == "once\n"
+    session.channel.close()
+
+
+def test_the_agent_refuses_a_command_that_arrives_after_its_deadline(tmp_path: Path) -> None:
+    """The host gave up on it and ran it another way: starting it now would run it twice."""
+    (tmp_path / "state").mkdir()
+    agent = Agent(tmp_path, tmp_path / "state", out_fd=os.open(os.devnull, os.O_WRONLY))
+    argv = ["sh", "-c", "echo ran >> count"]
+    agent.handle(frames.EXEC, 1, json.dumps(
+        {"argv": argv, "cwd": ".", "env": {}, "before": time.time() - 1}).encode())
+    assert agent.child(1) is None and not (tmp_path / "count").exists()
+    agent.handle(frames.EXEC, 2, json.dumps(
+        {"argv": argv, "cwd": ".", "env": {}, "before": time.time() + 60}).encode())
+    assert wait_for(lambda: (tmp_path / "count").exists()
+                    and (tmp_path / "count").read_text() == "ran\n", 10)
