@@ -149,8 +149,8 @@ class _GatedSync:
             return
         seed.publish(handle, baseline)
 
-    def back(self) -> Any:
-        return self._inner.back()
+    def back(self, remote_changed: bool | None = None) -> Any:
+        return self._inner.back(remote_changed)
 
 
 def keep_copies(root: Path, applied: Sequence[str], into: Path) -> None:
