@@ -23,6 +23,10 @@ import pytest
 from testing.modal_emulator import ModalEmulator
 from tests.helpers import REPO, cli, make_workspace
 
+# Slow (the client's own retry timeouts / real pipx and uv installs): .ci/run runs this tier
+# after `make test` so the default suite stays under 10 minutes.
+pytestmark = pytest.mark.slow_tier
+
 TOOLS = Path(sys.executable).parent  # pipx and uv, installed by the test extra
 # Download caches outside any HOME (never the real one), kept across runs for speed.
 CACHE = Path(tempfile.gettempdir()) / f"modal-offload-test-cache-{os.getuid()}"

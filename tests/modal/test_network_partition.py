@@ -20,6 +20,10 @@ from testing.partition import Partition
 from tests.helpers import cli, ledger, make_workspace, spawn_cli
 from tests.host.helpers import wait_for
 
+# Slow (the client's own retry timeouts / real pipx and uv installs): .ci/run runs this tier
+# after `make test` so the default suite stays under 10 minutes.
+pytestmark = pytest.mark.slow_tier
+
 ENV = {"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "0.5"}
 # Longer than the client's own stdio retries (10 attempts from 10 ms doubling, about 10 s,
 # modal/sandbox/_task_command_router_client.py:395-423), so our resume has to do the rest.
