@@ -15,6 +15,7 @@ import signal as _signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -244,6 +245,10 @@ def _abandoned() -> None:
     (backends/_modal_build.py: contextlib.redirect_*, process-wide), which would swallow
     that line: the real streams are put back."""
     logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+    # Calls abandoned mid-retry may also leave coroutines that the interpreter's exit reports
+    # as "never awaited" (a RuntimeWarning on stderr): the same expected noise.
+    warnings.filterwarnings("ignore", message=r"coroutine .* was never awaited",
+                            category=RuntimeWarning)
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
 
 
@@ -528,6 +533,7 @@ class Gateway:
             t.join()
         failure = process.stream_failure()
         if failure is not None:  # output was lost: the exit code alone would mislead
+            _abandoned()  # the client's given-up calls must not add lines to our one
             raise failure
         dropped = process.stdin_dropped
         if dropped:  # lost with the connection (issue 19): said, never silently dropped
