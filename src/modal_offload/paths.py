@@ -41,6 +41,11 @@ def home() -> Path:
     return _path(os.environ.get("HOME") or os.path.expanduser("~"))
 
 
+def expand_user(value: str) -> str:
+    """A user-written path such as git's `core.excludesFile = ~/x` (`~` and `~user` forms)."""
+    return os.path.expanduser(value) if value.startswith("~") else value
+
+
 def _env_path(name: str) -> Path | None:
     value = os.environ.get(name)
     return _path(os.path.expanduser(value)) if value else None

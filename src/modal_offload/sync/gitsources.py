@@ -119,9 +119,7 @@ def _core_path(common: Path | None, gitdir: Path | None, key: str) -> str | None
         text = _read(path)
         if text is not None and (v := config_value(text, "core", key)):
             value = v
-    if value and value.startswith("~"):
-        return os.path.expanduser(value)
-    return value
+    return paths.expand_user(value) if value else value
 
 
 def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
@@ -133,7 +131,7 @@ def _excludes_file(common: Path | None, gitdir: Path | None) -> Path:
 
 
 def _expand(value: str) -> str:
-    return os.path.expanduser(value) if value.startswith("~") else value
+    return paths.expand_user(value)
 
 
 def _inside(path: str, root: Path) -> str | None:
