@@ -164,7 +164,7 @@ class WorkspaceSync:
             if changed is not None and baseline is not None:
                 new, stats = _rescan(self.root, rules, baseline, {*changed, *baseline.resend})
             else:
-                new, stats = scan_with_stats(self.root, rules, baseline)
+                new, stats = scan_with_stats(self.root, rules, baseline, hash_new=False)
             report = SyncUpReport(full=baseline is None, scanned=stats.entries,
                                   hashed=stats.hashed)
             if baseline is not None:  # still withheld unless it changed (then resent)

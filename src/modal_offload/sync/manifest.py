@@ -186,8 +186,12 @@ def scan(root: Path, rules: IgnoreRules, previous: Manifest | None = None) -> Ma
 
 
 def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = None,
-                    start: str = "") -> tuple[Manifest, ScanStats]:
-    """`start`: walk only below this relative folder (rescan of one subtree)."""
+                    start: str = "", *, hash_new: bool = True) -> tuple[Manifest, ScanStats]:
+    """`start`: walk only below this relative folder (rescan of one subtree).
+
+    `hash_new=False`: a file `previous` does not list gets no hash here (it is sent
+    whatever its content); `tarstream.pack` hashes it from the bytes it sends, so a first
+    sync reads each file once. Only for a caller that packs every such entry next."""
     started = time.time_ns()
     prev = previous.entries if previous is not None else {}
     racy_after = previous.racy_after_ns() if previous is not None else 0
@@ -229,6 +233,9 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
                     and old.mode == mode & 0o777 and st.st_mtime_ns < racy_after):
                 out[rel] = old
                 reused += 1
+                continue
+            if old is None and not hash_new and (mode & _S_IFMT) == _S_IFREG:
+                out[rel] = Entry(FILE, st.st_size, st.st_mtime_ns, mode & 0o777)
                 continue
             entry = entry_from_stat(de.path, st, old, racy_after)
             if entry is None:

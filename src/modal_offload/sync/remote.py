@@ -222,7 +222,7 @@ def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: 
     if previous is not None and hinted is not None:
         new, stats = rescan(root, load_rules(root, state), previous, hinted[1])
     else:
-        new, stats = scan_with_stats(root, load_rules(root, state), previous)
+        new, stats = scan_with_stats(root, load_rules(root, state), previous, hash_new=False)
     delta = diff(previous, new)
     # Missing from the scan is not removed from the disk: what the remote's (perhaps
     # rewritten) ignore rules now skip still exists, and must not come back as a deletion

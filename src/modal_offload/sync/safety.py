@@ -10,7 +10,6 @@ import stat
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from .ignore import STAGING_PREFIX, TMP_SUFFIX, IgnoreRules
 
@@ -110,32 +109,6 @@ def move(src: str, dest: str) -> None:
 
 class MetadataRefused(tarfile.TarError):
     """A member's metadata is larger than any we send, or of a kind we never send."""
-
-
-class BoundedTarInfo(tarfile.TarInfo):
-    """A TarInfo that refuses oversized metadata *before* tarfile reads it into memory.
-
-    tarfile reads a whole PAX record or GNU long name into one buffer
-    (`TarInfo._proc_pax`/`_proc_gnulong`: `tarfile.fileobj.read(self._block(self.size))`),
-    so a hostile peer could make us allocate gigabytes before any content cap applies.
-    Global PAX headers (they accumulate for the whole archive) and GNU sparse members are
-    refused outright: our sender never writes them. Hooks `_proc_member`, the documented
-    extension point ("subclass to add custom _proc_*() methods", tarfile.py).
-    """
-
-    def _proc_member(self, tarfile_: Any) -> Any:
-        if self.type in (tarfile.GNUTYPE_SPARSE, tarfile.XGLTYPE):
-            raise MetadataRefused(f"{self.name!r}: sparse or global-header member refused")
-        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE,
-                         tarfile.SOLARIS_XHDTYPE) and self.size > MAX_MEMBER_METADATA:
-            raise MetadataRefused(f"a metadata record of {self.size} bytes (the limit is "
-                                  f"{MAX_MEMBER_METADATA})")
-        return super()._proc_member(tarfile_)  # type: ignore[misc]
-
-    def _proc_gnusparse_00(self, *args: Any) -> None:
-        raise MetadataRefused("GNU sparse member refused")
-
-    _proc_gnusparse_01 = _proc_gnusparse_10 = _proc_gnusparse_00
 
 
 def make_staging(root: Path) -> str:
