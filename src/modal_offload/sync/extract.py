@@ -53,7 +53,7 @@ from .safety import (
 )
 from .tarread import Member, TarReader
 
-_CHUNK = 1 << 20
+_SMALL = 64 * 1024
 
 
 class Placement(enum.Enum):
@@ -91,7 +91,7 @@ class DeleteResult:
     refused: list[tuple[str, str]] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Staged:
     kind: str
     mode: int
@@ -194,7 +194,9 @@ class SafeExtractor:
                 if member.isreg():
                     item.size = member.size
                     result.content_bytes += member.size
-                    self._stage_file(rel, n, reader.chunks(), item, staged, staging)
+                    small = member.size <= _SMALL  # in one piece: no loop per file
+                    self._stage_file(rel, n, reader.content() if small else reader.chunks(),
+                                     item, staged, staging)
                     item.hash = item.entry.hash if item.entry is not None else None
                 elif member.isdir():
                     item.in_tree = self._stage_dir(rel, staged, staging)
@@ -228,14 +230,14 @@ class SafeExtractor:
             self._tree_implicit.add(rel)
         return True
 
-    def _stage_file(self, rel: str, n: int, content: Iterator[bytes], item: _Staged,
+    def _stage_file(self, rel: str, n: int, content: bytes | Iterator[bytes], item: _Staged,
                     staged: dict[str, _Staged], staging: str) -> None:
         """Write a file member to its place in the staging tree, or, when that place is
         taken, to a flat name (`x/<n>`)."""
         if self._stage_dir(rel.rpartition("/")[0], staged, staging, member=False):
-            path = os.path.join(staging, "t", rel)
+            path = f"{staging}/t/{rel}"
             try:
-                fd = os.open(path, _CREATE, 0o600)
+                fd = os.open(path, _CREATE, item.mode)
             except (FileExistsError, IsADirectoryError, NotADirectoryError):
                 pass
             else:
@@ -243,7 +245,7 @@ class SafeExtractor:
                 item.entry = _write(fd, content, item.mode, item.mtime_ns)
                 return
         item.staged = os.path.join(staging, "x", str(n))
-        item.entry = _write(os.open(item.staged, _CREATE, 0o600), content, item.mode,
+        item.entry = _write(os.open(item.staged, _CREATE, item.mode), content, item.mode,
                             item.mtime_ns)
 
     def _install_moved(self, rel: str, item: _Staged, moved: set[str], staging: str,
@@ -485,23 +487,25 @@ class SafeExtractor:
 _CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 
 
-def _write(fd: int, content: Iterator[bytes], mode: int, mtime_ns: int) -> Entry:
+def _write(fd: int, content: bytes | Iterator[bytes], mode: int, mtime_ns: int) -> Entry:
     """Write `content` to the new file `fd` (closed here), hashing it, and give it its mode
     and mtime while it is open: its entry then comes from the same descriptor, with no
-    further lookup by path."""
+    further lookup by path. The file was created with `mode` (in a staging folder only we
+    can enter); a umask that took bits away is undone here."""
     h = hashlib.blake2b(digest_size=16)
     try:
-        for chunk in content:
+        for chunk in (content,) if isinstance(content, bytes) else content:
             h.update(chunk)
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
         os.utime(fd, ns=(mtime_ns, mtime_ns))
         st = os.fstat(fd)
+        if st.st_mode & 0o777 != mode:
+            os.fchmod(fd, mode)
     finally:
         os.close(fd)
-    return Entry(FILE, st.st_size, st.st_mtime_ns, st.st_mode & 0o777, None, h.hexdigest())
+    return Entry(FILE, st.st_size, st.st_mtime_ns, mode, None, h.hexdigest())
 
 
 def _below(rel: str, folders: set[str]) -> bool:

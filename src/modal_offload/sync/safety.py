@@ -25,7 +25,8 @@ def check_name(name: str) -> str | None:
         return "NUL in name"
     if name.startswith("/"):
         return "absolute path"
-    if any(part in ("", ".", "..") for part in name.split("/")):
+    framed = f"/{name}/"  # every component between slashes: one scan per kind
+    if "//" in framed or "/./" in framed or "/../" in framed:
         return "'..', '.' or empty path component"
     return None
 

@@ -101,6 +101,12 @@ class TarReader:
             self._pos += step
             n -= step
 
+    def content(self) -> bytes:
+        """The current member's whole content (for small members: one piece, no loop)."""
+        data = self._take(self._left)
+        self._left = 0
+        return data
+
     def chunks(self) -> Iterator[bytes]:
         """The current member's content, in pieces as they arrive."""
         while self._left:
@@ -182,6 +188,11 @@ def _check(block: bytes) -> None:
 def _number(field: bytes) -> int:
     """An octal field (NUL- or space-terminated), as tarfile's nti reads it; the base-256
     form is refused (our sender writes a PAX record for numbers that need it)."""
+    if field[-1] == 0:
+        try:
+            return int(field[:-1], 8)  # ours: all digits, one NUL (the common case)
+        except ValueError:
+            pass
     cut = field.find(b"\0")
     text = (field if cut < 0 else field[:cut]).strip()
     try:
@@ -191,6 +202,8 @@ def _number(field: bytes) -> int:
 
 
 def _text(field: bytes) -> str:
+    if not field[0]:
+        return ""  # the usual prefix and link name
     cut = field.find(b"\0")
     return (field if cut < 0 else field[:cut]).decode("utf-8", "surrogateescape")
 
