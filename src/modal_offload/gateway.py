@@ -274,7 +274,7 @@ class Gateway:
         commands themselves run concurrently."""
         return exclusive(paths.sessions_state_dir() / f"{session.name}.sync", timeout=600)
 
-    def _sync(self, session: Session, progress: bool) -> Any:
+    def _sync(self, session: Session, progress: bool | Sink) -> Any:
         from .sync.client import SyncPolicy, WorkspaceSync
 
         cache = paths.sessions_state_dir() / session.name
@@ -347,7 +347,8 @@ class Gateway:
                 report.session_id = session.id
                 self._after_open(session, family, image)
                 self._check_program(program, image)
-                sync = self._sync(session, progress)
+                # A bar is drawn where the user's stderr is (the client's, from the host).
+                sync = self._sync(session, told.sink if progress else False)
                 with self._sync_guard(session):
                     report.sync_up = sync.up()
                 remote_changed: bool | None = None

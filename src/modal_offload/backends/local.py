@@ -93,6 +93,7 @@ class LocalProcess(Process):
 
 class LocalSession(Session):
     backend_name = "local"
+    compress_sync = False  # a pipe on this machine: compressing would only cost CPU
 
     def __init__(self, base: Path, meta: dict[str, Any], fresh: bool) -> None:
         self._base = base

@@ -26,7 +26,7 @@ from ..budget import Ledger
 from ..config import Settings
 from ..errors import BackendError, BudgetExhausted, OffloadError
 from ..fileio import atomic_write_text
-from ..gateway import Gateway, RemoteRun, Streams
+from ..gateway import Gateway, RemoteRun, Sink, Streams
 from ..image.spec import ImageSpec
 from ..workspace import Workspace
 from .leases import LeasePool
@@ -217,7 +217,7 @@ class TaskGateway(Gateway):
         return super()._run_process(session, argv, cwd, env, streams, handle,
                                     max(0.1, min(limit, left)), notices, pty)
 
-    def _sync(self, session: Session, progress: bool) -> Any:
+    def _sync(self, session: Session, progress: bool | Sink) -> Any:
         return _GatedSync(super()._sync(session, progress), self._gate, self.index, session,
                           self.seeder)
 

@@ -520,7 +520,7 @@ class Channel:
 
 # Session's data attributes (backends/_base.py), copied from the wrapped session.
 _SESSION_ATTRS = ("backend_name", "name", "id", "root", "state_dir", "python", "fresh",
-                  "created_at", "deadline", "ended", "package_dir")
+                  "created_at", "deadline", "ended", "package_dir", "compress_sync")
 
 
 class ChannelSession(Session):

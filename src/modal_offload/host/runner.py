@@ -30,7 +30,7 @@ from ..errors import (
     BudgetExhausted,
     OffloadError,
 )
-from ..gateway import Gateway, RemoteRun, Streams, fd_sink
+from ..gateway import Gateway, RemoteRun, Sink, Streams, fd_sink
 from ..image import cache as image_cache
 from ..image import identity
 from ..image.programs import MissingProgram
@@ -72,7 +72,7 @@ class HostGateway(Gateway):
         self.warm = warm
         self.watcher = watcher
 
-    def _sync(self, session: Session, progress: bool) -> Any:
+    def _sync(self, session: Session, progress: bool | Sink) -> Any:
         sync = super()._sync(session, progress)
         sync.memo = self.warm.baselines
         if self.watcher is None:

@@ -39,6 +39,7 @@ from ..errors import SyncError
 from ..fileio import atomic_write_text, exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
+from .compress import archive_reader
 from .extract import Decision, OverCap, Placement, SafeExtractor
 from .gitsources import config_targets, outer_layers
 from .ignore import IgnoreRules
@@ -59,7 +60,7 @@ from .manifest import stat_entry as _stat_entry
 from .names import Protection, hard_ignored
 from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
 from .safety import remove_stale_staging
-from .tarstream import ChunkReader, CountingWriter, ProtocolError, encode_header, pack, parse_header
+from .tarstream import ChunkReader, CountingWriter, ProtocolError, parse_header, write_stream
 
 __all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSync"]
 
@@ -86,12 +87,13 @@ class BaselineMemo(Protocol):
 class WorkspaceSync:
     """Sync `workspace_root` with `session`'s copy, caching the baseline in `cache_dir`.
 
-    `max_bytes` caps what `back()` accepts in one go; `progress` allows a progress bar on
-    a TTY stderr during a large first sync.
+    `max_bytes` caps what `back()` accepts in one go (decompressed); `progress` allows a
+    progress bar during a large first sync: True on stderr when it is a terminal, or drawn
+    into a sink the caller knows is one (progress.py).
     """
 
     def __init__(self, workspace_root: Path, session: Session, cache_dir: Path, *,
-                 max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False,
+                 max_bytes: int = DEFAULT_MAX_BYTES, progress: progress.Target = False,
                  memo: BaselineMemo | None = None, policy: SyncPolicy | None = None) -> None:
         self.root = Path(workspace_root).resolve()
         self.policy = policy or SyncPolicy()
@@ -194,19 +196,19 @@ class WorkspaceSync:
         run = AgentRun(self.session, ["apply", *agent_paths(self.session)], "sync up")
         try:
             with contextlib.ExitStack() as stack:
-                advance = None
+                bar = None
                 if report.full and progress.wanted(self.progress, content, len(delta.changed)):
-                    # Counted on the wire: content plus ~1 KiB of tar framing per member.
-                    total = content + 1024 * len(delta.changed)
-                    advance = stack.enter_context(progress.byte_bar(total, "sync up"))
-                writer = CountingWriter(run.process.write_stdin, on_bytes=advance)
-                writer.write(encode_header({"op": "apply", "full": report.full,
-                                            "rules": rules.to_wire(),
-                                            "deleted": delta.deleted,
-                                            "files": len(delta.changed), "bytes": content}))
-                stats = pack(self.root, delta.changed, new.entries, writer) if delta.changed \
-                    else None
-                writer.flush()
+                    total = content + progress.MEMBER_BYTES * len(delta.changed)
+                    where = [] if self.progress is True else [self.progress]
+                    bar = stack.enter_context(progress.byte_bar(total, "sync up", *where))
+                    bar.expect(len(delta.changed))
+                writer = CountingWriter(run.process.write_stdin)
+                stats = write_stream(writer, {"op": "apply", "full": report.full,
+                                              "rules": rules.to_wire(), "deleted": delta.deleted,
+                                              "files": len(delta.changed), "bytes": content},
+                                     self.root, delta.changed, new.entries,
+                                     compress=self.session.compress_sync,
+                                     progress=bar.update if bar is not None else None)
             run.process.close_stdin()
             out = b"".join(run.process.stdout_chunks())
         except BaseException:
@@ -242,6 +244,8 @@ class WorkspaceSync:
             hint = self.session.before_collect()
             run = AgentRun(self.session, ["collect", *agent_paths(self.session),
                                           "--max-bytes", str(self.max_bytes),
+                                          *(["--compress"] if self.session.compress_sync
+                                            else []),
                                           *(["--changed-from", hint] if hint else [])],
                            "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
@@ -295,7 +299,8 @@ class WorkspaceSync:
         extractor = SafeExtractor(self.root, policy=policy, rules=rules,
                                   replace_dirs=False, max_bytes=self.max_bytes)
         dres = extractor.delete(deleted, policy.veto)
-        result = extractor.extract(reader) if int(header.get("files", 0)) > 0 else None
+        result = extractor.extract(archive_reader(reader, header)) \
+            if int(header.get("files", 0)) > 0 else None
         run.process.write_stdin(b"ack\n")
         acked = True
 

@@ -1,19 +1,35 @@
-"""A byte progress bar on stderr for long first syncs; `rich` is imported only here, and
-only when a bar is actually shown (it costs ~30 ms and is not needed on most syncs)."""
+"""Progress of a long first sync on the user's terminal: files, bytes, speed and an ETA.
+
+`rich` is imported only here, and only when a bar is actually shown (it costs ~30 ms and
+is not needed on most syncs). Drawn only on a terminal: on stderr when the caller says
+`True` (an in-process command, where sys.stderr is the user's), or into the sink the
+caller hands over (the session host draws on the client's own stderr, which it checked
+is a terminal: host/runner.py). The bar is transient: it disappears when the sync ends.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 # A first sync smaller than this finishes before a bar would be worth drawing.
 LARGE_BYTES = 32 << 20
 LARGE_FILES = 5000
+# Estimated tar framing per member on the wire (a header block and padding): with the
+# content, what the byte total and the ETA are counted in.
+MEMBER_BYTES = 1024
+
+Sink = Callable[[bytes], None]
+Target = bool | Sink  # True: sys.stderr when it is a terminal; a sink: drawn there
 
 
-def wanted(enabled: bool, content_bytes: int, files: int) -> bool:
-    return enabled and (content_bytes >= LARGE_BYTES or files >= LARGE_FILES) and _tty()
+def wanted(enabled: Target, content_bytes: int, files: int) -> bool:
+    if enabled is False or not (content_bytes >= LARGE_BYTES or files >= LARGE_FILES):
+        return False
+    return callable(enabled) or _tty()
 
 
 def _tty() -> bool:
@@ -23,9 +39,44 @@ def _tty() -> bool:
         return False
 
 
+class _SinkFile(io.TextIOBase):
+    """A terminal reached through a sink (the client's stderr, from the host)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self._sink = sink
+
+    def write(self, text: str) -> int:
+        self._sink(text.encode("utf-8", "replace"))
+        return len(text)
+
+    def isatty(self) -> bool:
+        return True  # the caller checked
+
+
+class Bar:
+    """What a sync tells the bar: `update(files, content_bytes)` as it goes (the files
+    total is set by `expect`). Calling it with a byte count advances the bytes only."""
+
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress, self._task = progress, task
+        self._files_total = 0
+
+    def expect(self, files: int) -> None:
+        self._files_total = files
+        self._progress.update(self._task, files=f"0/{files:,} files")
+
+    def update(self, files: int, content_bytes: int) -> None:
+        self._progress.update(self._task, completed=content_bytes + MEMBER_BYTES * files,
+                              files=f"{files:,}/{self._files_total:,} files")
+
+    def __call__(self, n_bytes: int) -> None:
+        self._progress.advance(self._task, n_bytes)
+
+
 @contextlib.contextmanager
-def byte_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n_bytes)`; the bar is drawn on stderr and removed at the end."""
+def byte_bar(total: int, description: str, target: Target = True) -> Iterator[Bar]:
+    """Yield a `Bar` drawn on `target` (see the module docstring) and removed at the end;
+    `total` counts content bytes plus MEMBER_BYTES per member."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -36,8 +87,12 @@ def byte_bar(total: int, description: str) -> Iterator[Callable[[int], None]]:
         TransferSpeedColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+    file: TextIO | None = _SinkFile(target) if callable(target) else None  # type: ignore[assignment]
+    console = Console(file=file, force_terminal=True) if file is not None \
+        else Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[files]}"),
+               DownloadColumn(), TransferSpeedColumn(), TextColumn("ETA"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=total, files="")
+        yield Bar(progress, task)

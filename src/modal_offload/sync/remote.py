@@ -1,8 +1,10 @@
 """The remote end of sync: a small agent run as `python -m modal_offload.sync.remote`.
 
     apply   --root R --state S                   stdin: header + tar;  stdout: one JSON line
-    collect --root R --state S --max-bytes N [--changed-from TOKEN]
+    collect --root R --state S --max-bytes N [--changed-from TOKEN] [--compress]
                                                  stdout: header + tar; stdin: "ack\\n"
+
+The tar may travel compressed in frames, which its header then announces (compress.py).
 
 The agent keeps a manifest of R in `S/manifest.json`: the state both sides agreed on at
 the last sync. `apply` updates only the entries it touched (or, for a full sync, starts
@@ -35,7 +37,7 @@ from typing import IO, Any
 
 from .ignore import IgnoreRules
 from .manifest import FILE, Manifest, diff, forget, rescan, scan_with_stats
-from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, pack
+from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, write_stream
 from .tarstream import parse_header as _parse_header
 
 ACK_TIMEOUT_SECONDS = 600.0  # a vanished client must not hold the session's sync lock forever
@@ -160,6 +162,7 @@ def apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    from .compress import archive_reader
     from .extract import ExtractResult, SafeExtractor  # lazily: collect must start fast
 
     started = time.time_ns()
@@ -183,7 +186,8 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     extractor = SafeExtractor(root, replace_dirs=True)
     deleted = [str(p) for p in header.get("deleted", [])]
     dres = extractor.delete(deleted, rules=rules)
-    result = extractor.extract(stdin) if int(header.get("files", 0)) > 0 else ExtractResult()
+    result = extractor.extract(archive_reader(stdin, header)) \
+        if int(header.get("files", 0)) > 0 else ExtractResult()
 
     if header.get("full") or previous is None:
         # A full sync is the new baseline: what we did not receive is not known to the
@@ -203,19 +207,21 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
-            hint: str | None = None, close_stdout: Callable[[], None] | None = None) -> int:
+            hint: str | None = None, close_stdout: Callable[[], None] | None = None,
+            compress: bool = False) -> int:
     """`close_stdout`: gives the client EOF after the archive (default: fd 1 moves to
-    /dev/null, for a process of its own)."""
+    /dev/null, for a process of its own). `compress`: the client asked for a compressed
+    archive (sync/compress.py), which the header then announces."""
     lock = _locked(state)
     try:
         return _collect(root, state, max_bytes, stdin, stdout, hint,
-                        close_stdout or _close_stdout)
+                        close_stdout or _close_stdout, compress)
     finally:
         os.close(lock)
 
 
 def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
-             hint: str | None, close_stdout: Callable[[], None]) -> int:
+             hint: str | None, close_stdout: Callable[[], None], compress: bool) -> int:
     previous = load_manifest(state)
     scan_started = time.time()
     hinted = read_hint(state, hint) if previous is not None else None
@@ -239,11 +245,9 @@ def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: 
                                     "skipped": skipped}))
         stdout.flush()
         return 0  # nothing committed: offered again next time (see module docstring)
-    writer = CountingWriter(stdout.write)
-    writer.write(encode_header({**fields, "files": len(delta.changed), "over_cap": False}))
-    if delta.changed:
-        pack(root, delta.changed, new.entries, writer)
-    writer.flush()
+    write_stream(CountingWriter(stdout.write),
+                 {**fields, "files": len(delta.changed), "over_cap": False},
+                 root, delta.changed, new.entries, compress=compress)
     stdout.flush()
     close_stdout()
     if _wait_ack(stdin):
@@ -285,6 +289,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if name == "collect":
             p.add_argument("--max-bytes", required=True, type=int)
             p.add_argument("--changed-from", default=None)  # a hint's token (see above)
+            p.add_argument("--compress", action="store_true")  # see sync/compress.py
     return parser.parse_args(argv)
 
 
@@ -300,7 +305,7 @@ def run(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[bytes], stderr: I
         if args.cmd == "apply":
             return apply(args.root, args.state, stdin, stdout)
         return collect(args.root, args.state, args.max_bytes, stdin, stdout,
-                       args.changed_from, close_stdout)
+                       args.changed_from, close_stdout, args.compress)
     except ProtocolError as exc:
         print(f"modal-offload sync agent: protocol error: {exc}", file=stderr)
         return 2

@@ -17,7 +17,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import tarfile
@@ -147,8 +147,12 @@ _NS = 1_000_000_000
 _TELL_FILES = 256  # progress is told at most every this many members or _CHUNK bytes
 
 
+class Writable(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
 def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, Entry],
-         out: IO[bytes] | CountingWriter, progress: Progress | None = None) -> PackStats:
+         out: Writable, progress: Progress | None = None) -> PackStats:
     """Stream a tar of `paths` (sorted: folders before their contents) to `out`.
 
     The type of each path comes from its manifest entry; mode, size, target and content
@@ -298,3 +302,26 @@ def _tarinfo(name: str, kind: str, mode: int, mtime: int, size: int,
     ti.uid = ti.gid = 0
     ti.uname = ti.gname = ""
     return ti
+
+
+def write_stream(writer: CountingWriter, fields: dict[str, Any], root: str | os.PathLike[str],
+                 paths: list[str], entries: dict[str, Entry], *, compress: bool,
+                 progress: Progress | None = None) -> PackStats | None:
+    """One sync stream, either direction: the header (`fields`), then, when `paths` is not
+    empty, their archive; framed and compressed where it pays when `compress` (the header
+    then says so: sync/compress.py). Everything is flushed to `writer`'s sink."""
+    out: Writable = writer
+    deflater = None
+    if compress and paths:
+        from .compress import ZLIB, Deflater
+
+        fields = {**fields, "compression": ZLIB}
+        out = deflater = Deflater(writer.write)
+    writer.write(encode_header(fields))
+    stats = None
+    if paths:
+        stats = pack(root, paths, entries, out, progress)
+    if deflater is not None:
+        deflater.flush()
+    writer.flush()
+    return stats
