@@ -9,6 +9,7 @@ of the workspace in which a command can run and whose changes come back reviewed
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -29,6 +30,10 @@ from ._base import Backend, Process, PtySpec, Session, SessionInfo, SessionSpec
 from ._pty import PtyProcess, open_pty, spawn_on_pty
 
 _CHUNK = 64 * 1024
+# A command's stdin pipe holds 1 MiB (Linux's pipe-max-size default): a sync streams MBs
+# through it, and with a 64 KiB pipe sender and receiver take turns, each waiting for the
+# other, 16 times per MiB (a network link buffers far more). Best effort.
+_PIPE_SIZE = 1 << 20
 
 
 def _clean_path() -> str:
@@ -43,6 +48,9 @@ class LocalProcess(Process):
     def __init__(self, popen: subprocess.Popen[bytes]) -> None:
         self._popen = popen
         self._stdin_lock = threading.Lock()
+        if popen.stdin is not None and hasattr(fcntl, "F_SETPIPE_SZ"):
+            with contextlib.suppress(OSError):  # over a user's pipe quota: a smaller pipe
+                fcntl.fcntl(popen.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
 
     def write_stdin(self, data: bytes) -> None:
         stdin = self._popen.stdin

@@ -160,9 +160,20 @@ class WorkspaceSync:
         not walked; None walks it. Ignored when there is no baseline.
         """
         started = time.monotonic()
-        with exclusive(self.cache_path):
+        with exclusive(self.cache_path), contextlib.ExitStack() as unused:
             baseline = self.load_baseline()
             rules = self.rules()
+            early = None
+            if baseline is None:
+                # A first sync always sends: the agent starts now, so that its start (a
+                # Python process, ~0.15 s) overlaps our scan instead of following it.
+                early = self._apply_run()
+
+                def drop_unused() -> None:  # nothing to send after all, or a failure
+                    if early is not None:
+                        early.abort()
+
+                unused.callback(drop_unused)
             if changed is not None and baseline is not None:
                 new, stats = _rescan(self.root, rules, baseline, {*changed, *baseline.resend})
             else:
@@ -181,7 +192,8 @@ class WorkspaceSync:
                 if delta.empty:
                     report.exec_skipped = True
                 else:
-                    self._send(delta, new, report, rules)
+                    run, early = early or self._apply_run(), None
+                    self._send(delta, new, report, rules, run)
                     # Refused by the remote: it holds no copy, so it may not replace or
                     # delete ours (a symlink out of the tree, typically).
                     new.withheld |= {r.path for r in report.refused if r.path in new.entries}
@@ -190,10 +202,12 @@ class WorkspaceSync:
         report.seconds = time.monotonic() - started
         return report
 
+    def _apply_run(self) -> AgentRun:
+        return AgentRun(self.session, ["apply", *agent_paths(self.session)], "sync up")
+
     def _send(self, delta: Delta, new: Manifest, report: SyncUpReport,
-              rules: IgnoreRules) -> None:
+              rules: IgnoreRules, run: AgentRun) -> None:
         content = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
-        run = AgentRun(self.session, ["apply", *agent_paths(self.session)], "sync up")
         try:
             with contextlib.ExitStack() as stack:
                 bar = None
