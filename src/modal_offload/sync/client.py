@@ -287,7 +287,9 @@ class WorkspaceSync:
             else:
                 run.finish()
             report.bytes_received = reader.bytes_read
-            if not report.over_cap:
+            # Nothing offered, nothing to record: rewriting an unchanged baseline costs
+            # ~0.25 s at 100,000 files (the first sync back after a first sync, typically).
+            if not report.over_cap and (known is None or report.offered):
                 self._save_baseline(baseline)
         report.seconds = time.monotonic() - started
         return report
@@ -302,6 +304,7 @@ class WorkspaceSync:
         if header.get("op") != "collect":
             raise ProtocolError(f"expected a collect header, got op={header.get('op')!r}")
         deleted = [str(p) for p in header.get("deleted", [])]
+        report.offered = len(deleted) + int(header.get("files", 0))
         if header.get("over_cap"):
             # All or nothing: not even deletions are applied, so no half-synced state.
             report.over_cap = True

@@ -55,4 +55,5 @@ class SyncBackReport:
     skipped_over_cap: list[str] = field(default_factory=list)  # offered again next time
     skipped_bytes: int = 0
     bytes_received: int = 0  # everything read from the remote agent
+    offered: int = 0  # paths the remote sent or deleted (0: the baseline is as it was)
     seconds: float = 0.0
