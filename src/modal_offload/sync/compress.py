@@ -47,11 +47,9 @@ class Deflater:
     def __init__(self, write: Callable[[bytes], object]) -> None:
         self._write = write
         self._buf = bytearray()
-        self.archive_bytes = 0  # before compression
 
     def write(self, data: bytes) -> int:
         self._buf += data
-        self.archive_bytes += len(data)
         while len(self._buf) >= FRAME:
             self._frame(bytes(self._buf[:FRAME]))
             del self._buf[:FRAME]

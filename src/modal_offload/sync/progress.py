@@ -55,7 +55,7 @@ class _SinkFile(io.TextIOBase):
 
 class Bar:
     """What a sync tells the bar: `update(files, content_bytes)` as it goes (the files
-    total is set by `expect`). Calling it with a byte count advances the bytes only."""
+    total is set by `expect`)."""
 
     def __init__(self, progress: Any, task: Any) -> None:
         self._progress, self._task = progress, task
@@ -68,9 +68,6 @@ class Bar:
     def update(self, files: int, content_bytes: int) -> None:
         self._progress.update(self._task, completed=content_bytes + MEMBER_BYTES * files,
                               files=f"{files:,}/{self._files_total:,} files")
-
-    def __call__(self, n_bytes: int) -> None:
-        self._progress.advance(self._task, n_bytes)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
-"""The wire format: one JSON header line, then (when files travel) a raw streamed tar.
+"""The wire format: one JSON header line, then (when files travel) a streamed tar.
 
     {"v": 1, "op": "apply", "files": 3, "bytes": 1048576, "deleted": [...], ...}\\n
-    <tar, written with tarfile "w|": nothing is buffered beyond one record>
+    <tar: the bytes tarfile's "w|" mode writes (PAX format), built here (see _header);
+     in compressed frames when the header says "compression" (compress.py)>
 
 The header carries what a tar cannot (deletions, counts, the over-cap verdict) and comes
 first, so a receiver can decide before reading any content. Both directions use it.
