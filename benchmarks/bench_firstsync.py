@@ -10,9 +10,9 @@
    stream a sync sends: bytes on the wire without and with compression (sync/compress.py),
    and the CPU compression costs.
 
-The trees live on tmpfs (/dev/shm) by default: on this machine's ext4 a file creation costs
-from 20 us to 1 ms depending on where the allocator places its folder, which swamps both
-sides' own work run to run; `--dir PATH` measures elsewhere.
+The trees live on tmpfs (/dev/shm, when it has 4 GiB free) by default: on this machine's
+ext4 a file creation costs from 20 us to 1 ms depending on where the allocator places its
+folder, which swamps both sides' own work run to run; `--dir PATH` measures elsewhere.
 
 Run: `python benchmarks/bench_firstsync.py [N] [--dir PATH] [--small-only]`; a smaller N
 (e.g. 20000) for a quick run.
@@ -117,7 +117,9 @@ def main() -> int:
     if not Path(RSYNC).exists():
         print("bench_firstsync: rsync not found; install it to compare", file=sys.stderr)
         return 1
-    where = args.dir or (Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else None)
+    where = args.dir or (Path("/dev/shm") if os.access("/dev/shm", os.W_OK)
+                         and shutil.disk_usage("/dev/shm").free > 4 << 30 else None)
+    print(f"trees in {where or tempfile.gettempdir()}", flush=True)
     wire_bytes()
     worst = 0.0
     for size, label in ((0, "small"), (4096, "4k")):
