@@ -171,15 +171,17 @@ def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, 
     """
     stats = PackStats()
     base = os.fspath(root)
-    buf = bytearray()
+    buf: list[bytes] = []  # joined once per write: each byte is copied once here
+    pending = 0  # bytes in buf
     written = 0  # archive bytes handed to `out`, for the final padding
 
     def flush() -> None:
-        nonlocal written
+        nonlocal written, pending
         if buf:
-            out.write(bytes(buf))
-            written += len(buf)
+            out.write(b"".join(buf))
+            written += pending
             buf.clear()
+            pending = 0
 
     told_files = told_bytes = 0
     for rel in paths:
@@ -193,7 +195,9 @@ def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, 
                     if not stat.S_ISREG(st.st_mode):
                         raise FileNotFoundError(path)
                     size = st.st_size
-                    buf += _header(rel, FILE, st.st_mode, size, st.st_mtime_ns // _NS)
+                    head = _header(rel, FILE, st.st_mode, size, st.st_mtime_ns // _NS)
+                    buf.append(head)
+                    pending += len(head)
                     hasher = hashlib.blake2b(digest_size=16)
                     left = size
                     while left:  # exactly `size` bytes: see _read
@@ -201,12 +205,16 @@ def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, 
                         hasher.update(data)
                         left -= len(data)
                         if len(data) < _CHUNK // 4:
-                            buf += data  # small files travel in batches
+                            buf.append(data)  # small files travel in batches
+                            pending += len(data)
                         else:
                             flush()
                             out.write(data)
                             written += len(data)
-                    buf += bytes(-size % _BLOCK)
+                    pad = -size % _BLOCK
+                    if pad:
+                        buf.append(_ZEROS[:pad])
+                        pending += pad
                 finally:
                     os.close(fd)
                 if entry.hash is None:
@@ -216,26 +224,32 @@ def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, 
                 st = os.lstat(path)
                 if not stat.S_ISDIR(st.st_mode):
                     raise FileNotFoundError(path)
-                buf += _header(rel, DIR, st.st_mode, 0, st.st_mtime_ns // _NS)
+                head = _header(rel, DIR, st.st_mode, 0, st.st_mtime_ns // _NS)
+                buf.append(head)
+                pending += len(head)
             else:
                 target = os.readlink(path)
                 st = os.lstat(path)
-                buf += _header(rel, LINK, 0o777, 0, st.st_mtime_ns // _NS, target)
+                head = _header(rel, LINK, 0o777, 0, st.st_mtime_ns // _NS, target)
+                buf.append(head)
+                pending += len(head)
         except OSError:
             stats.vanished += 1
             if entry.type == FILE and entry.hash is None:
                 del entries[rel]  # never sent, never hashed: unknown to the receiver
             continue
         stats.files += 1
-        if len(buf) >= _CHUNK:
+        if pending >= _CHUNK:
             flush()
         if progress is not None and (stats.files - told_files >= _TELL_FILES
                                      or stats.content_bytes - told_bytes >= _CHUNK):
             told_files, told_bytes = stats.files, stats.content_bytes
             progress(stats.files, stats.content_bytes)
     # The end-of-archive marker, and padding to a whole record, as tarfile writes them.
-    buf += bytes(2 * _BLOCK)
-    buf += bytes(-(written + len(buf)) % _RECORD)
+    buf.append(bytes(2 * _BLOCK))
+    pending += 2 * _BLOCK
+    buf.append(bytes(-(written + pending) % _RECORD))
+    pending += len(buf[-1])
     flush()
     if progress is not None:
         progress(stats.files, stats.content_bytes)
@@ -258,6 +272,7 @@ def _read(fd: int, n: int) -> bytes:
 
 
 _BLOCK = 512
+_ZEROS = bytes(_BLOCK)
 _RECORD = 20 * _BLOCK  # tarfile pads a finished archive to a whole record (tar -b20)
 _TYPES = {FILE: b"0", DIR: b"5", LINK: b"2"}
 _LIMIT = 8 ** 11  # an 11-digit octal field: larger sizes or mtimes need a PAX record
