@@ -68,6 +68,7 @@ def fd_sink(fd: int) -> Sink:
                 return  # the reader went away (`| head`): drop the rest, like a local run
             view = view[written:]
 
+    write.fd = fd  # type: ignore[attr-defined]  # a progress bar sizes itself to this terminal
     return write
 
 

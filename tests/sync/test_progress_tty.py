@@ -3,10 +3,13 @@ ETA while it runs, nothing left once it is done; and nothing at all off a termin
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+import struct
 import subprocess
 import sys
+import termios
 import threading
 from pathlib import Path
 
@@ -23,10 +26,11 @@ from modal_offload.sync.client import WorkspaceSync
 progress.LARGE_FILES = 100
 ws, base, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 session = LocalBackend(root=base / "sb").open_session(SessionSpec(name="p", workspace=ws))
-if how == "sink":  # as the session host does: the user's terminal is not its stderr
+if how in ("sink", "fd_sink"):  # as the session host does: the terminal is not its stderr
     import os
+    from modal_offload.gateway import fd_sink
     fd = os.open(sys.argv[4], os.O_WRONLY | os.O_NOCTTY)
-    target = lambda data: os.write(fd, data)
+    target = fd_sink(fd) if how == "fd_sink" else lambda data: os.write(fd, data)
 else:
     target = True
 report = WorkspaceSync(ws, session, base / "cache", progress=target).up()
@@ -34,9 +38,12 @@ print("sent", report.files_sent, flush=True)
 """
 
 
-def run_on(workspace: Path, tmp_path: Path, how: str) -> tuple[str, str]:
+def run_on(workspace: Path, tmp_path: Path, how: str,
+           columns: int | None = None) -> tuple[str, str]:
     """Run a first sync in a child; return (what its terminal showed, its stdout)."""
     master, slave = os.openpty()
+    if columns is not None:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     shown: list[bytes] = []
 
     def drain() -> None:  # read as it is drawn: a full pty would block the child
@@ -51,12 +58,13 @@ def run_on(workspace: Path, tmp_path: Path, how: str) -> tuple[str, str]:
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
-    extra = [os.ttyname(slave)] if how == "sink" else []
-    stderr = subprocess.DEVNULL if how == "sink" else slave
+    extra = [os.ttyname(slave)] if how != "stderr" else []
+    stderr = subprocess.DEVNULL if how != "stderr" else slave
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(workspace), str(tmp_path), how, *extra],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-        env={**os.environ, "COLUMNS": "160", "TERM": "xterm-256color"})
+        env={**env, "TERM": "xterm-256color", **({} if columns else {"COLUMNS": "160"})})
     out, _ = child.communicate(timeout=120)
     os.close(slave)
     reader.join(timeout=30)
@@ -97,3 +105,11 @@ def test_nothing_is_printed_when_stderr_is_not_a_terminal(workspace: Path,
                           stdin=subprocess.DEVNULL)
     assert proc.returncode == 0 and proc.stdout.split() == ["sent", str(FILES)]
     assert proc.stderr == ""
+
+
+def test_the_bar_fits_the_clients_terminal(workspace: Path, tmp_path: Path) -> None:
+    write_tree(workspace, {f"d{i % 7}/f{i}.txt": "w" * (i % 300) for i in range(FILES)})
+    shown, out = run_on(workspace, tmp_path, "fd_sink", columns=60)
+    _check(shown, out, FILES + 7)
+    lines = re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown))
+    assert max(len(line) for line in lines) <= 60  # a wider line would wrap and stay

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
@@ -53,6 +54,16 @@ class _SinkFile(io.TextIOBase):
         return True  # the caller checked
 
 
+def _columns(sink: Sink) -> int | None:
+    """The width of the terminal behind `sink` when it says which (gateway.fd_sink), so a
+    line is never wider than the user's terminal (it would wrap and stay on screen)."""
+    fd = getattr(sink, "fd", None)
+    try:
+        return os.get_terminal_size(fd).columns if isinstance(fd, int) else None
+    except OSError:
+        return None
+
+
 class Bar:
     """What a sync tells the bar: `update(files, content_bytes)` as it goes (the files
     total is set by `expect`)."""
@@ -84,9 +95,11 @@ def byte_bar(total: int, description: str, target: Target = True) -> Iterator[Ba
         TransferSpeedColumn,
     )
 
-    file: TextIO | None = _SinkFile(target) if callable(target) else None  # type: ignore[assignment]
-    console = Console(file=file, force_terminal=True) if file is not None \
-        else Console(stderr=True)
+    if callable(target):
+        file: TextIO = _SinkFile(target)  # type: ignore[assignment]
+        console = Console(file=file, force_terminal=True, width=_columns(target))
+    else:
+        console = Console(stderr=True)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[files]}"),
                DownloadColumn(), TransferSpeedColumn(), TextColumn("ETA"),
                TimeRemainingColumn())
