@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -146,7 +145,7 @@ class LocalSession(Session):
 
     def snapshot(self) -> str:
         """A copy of the session's folders beside the sessions (symlinks kept as links)."""
-        target = self._base.parent / ".snapshots" / uuid.uuid4().hex
+        target = self._base.parent / ".snapshots" / os.urandom(16).hex()
         for sub in _SNAPSHOT_DIRS:
             shutil.copytree(self._base / sub, target / sub, symlinks=True)
         return str(target)
@@ -247,7 +246,8 @@ class LocalBackend(Backend):
                 else:
                     (base / sub).mkdir(parents=True, exist_ok=True)
             now = time.time()
-            meta = {"name": spec.name, "id": f"ls-{uuid.uuid4().hex[:22]}",
+            # os.urandom, not uuid (which loads `platform`, ~2 ms per in-process command).
+            meta = {"name": spec.name, "id": f"ls-{os.urandom(11).hex()}",
                     "created_at": now, "last_used_at": now,
                     "timeout_seconds": timeout,
                     "idle_timeout_seconds": spec.idle_timeout_seconds,
