@@ -283,6 +283,27 @@ def _exec(args: Sequence[str]) -> int | None:
     return run(parsed)
 
 
+# Young-generation collections happen every this many new container objects. Starting the
+# CLI creates ~16k long-lived ones (modules, classes, dataclass methods): at CPython's 700,
+# the collector walks them some 40 times for nothing (~3 ms per command, issue 17).
+_GC_GEN0_THRESHOLD = 50_000
+
+
+def program() -> NoReturn:
+    """The `modal-offload` program (console script and `python -m modal_offload`): `main`,
+    with the cyclic garbage collector set for a process that mostly starts and ends.
+
+    At exit, `gc.freeze()` spares the interpreter's final collection its walk over every
+    object (~5 ms): the process is ending, so nothing needs collecting; atexit handlers,
+    thread joins and the flush of the standard streams still run as usual."""
+    import gc
+
+    gc.set_threshold(_GC_GEN0_THRESHOLD)
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args[:1] or os.environ.get("MODAL_OFFLOAD_DEBUG") == "1"
