@@ -273,11 +273,14 @@ def _exec(args: Sequence[str]) -> int | None:
         return None
     # Fast path (issue #8): through the warm session host, before building the argparse
     # tree; None means "not handled there", so run in this process.
-    from .host.client import try_exec
+    from .host import host_enabled
 
-    code = try_exec(parsed)
-    if code is not None:
-        return code
+    if host_enabled(os.environ):
+        from .host.client import try_exec
+
+        code = try_exec(parsed)
+        if code is not None:
+            return code
     from .commands.exec import run
 
     return run(parsed)

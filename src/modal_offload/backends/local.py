@@ -225,12 +225,16 @@ class LocalBackend(Backend):
             meta = _read_meta(base)
             if meta is not None and _alive(meta):
                 # Budget may have shrunk since creation: keep the provider-side cap honest.
-                meta["timeout_seconds"] = min(
-                    float(meta["timeout_seconds"]),
-                    time.time() - float(meta["created_at"]) + spec.timeout_seconds)
-                meta["idle_timeout_seconds"] = spec.idle_timeout_seconds
-                meta["last_used_at"] = time.time()
-                _write_meta(base, meta)
+                timeout = min(float(meta["timeout_seconds"]),
+                              time.time() - float(meta["created_at"]) + spec.timeout_seconds)
+                if (timeout, spec.idle_timeout_seconds) != (
+                        meta["timeout_seconds"], meta.get("idle_timeout_seconds")):
+                    meta["timeout_seconds"] = timeout
+                    meta["idle_timeout_seconds"] = spec.idle_timeout_seconds
+                    meta["last_used_at"] = time.time()
+                    _write_meta(base, meta)
+                # Else nothing to write: the command's exec marks the use (a durable write
+                # less per command, issue 17).
                 return LocalSession(base, meta, fresh=False)
             # Dead, expired or never created: start from an empty container, like a provider.
             ended = {} if meta is None else {str(meta["id"]): _end(meta)}
