@@ -26,7 +26,10 @@ RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 
 def _env(home: Path, emu: EmulatorThread) -> dict[str, str]:
     scrub = ("MODAL_", "PRIMARY_MODAL_", "XDG_")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(scrub)}
+    # Bytecode caches on, as a user has them (see bench_exec.py): else some runs time the
+    # compiler.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(scrub) and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(emu.env())
     env.update(HOME=str(home), MODAL_OFFLOAD_HOST="0", MODAL_CONFIG_PATH=emu.env()[
         "MODAL_CONFIG_PATH"], PYTHONPATH=str(REPO / "src"))

@@ -20,11 +20,6 @@ from .errors import ConfigError
 from .exec_args import BACKENDS  # the one list of backend names, shared with exec's parser
 from .pricing import Prices
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 # run_heavy's modes (PRIMARY_MODAL_MODE, --mode): here so the CLI's parser offers them without
 # importing heavy.py (~45 ms) on every command.
 HEAVY_MODES = ("auto", "modal", "local")
@@ -266,13 +261,24 @@ _TOML_ALIASES: dict[str, str] = {
 }
 
 
+def _parse_toml(raw: bytes) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    data: dict[str, Any] = tomllib.loads(raw.decode())  # what tomllib.load does with a file
+    return data
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = path.read_bytes()
+        # Blank (the usual workspace marker) is an empty document: the parser, ~2.5 ms to
+        # import, loads only for a file with something in it (issue 17).
+        data = _parse_toml(raw) if raw.strip(b" \t\n") else {}
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError included
         raise ConfigError(f"cannot read {path} ({exc})", "fix or remove the file") from None
     flat: dict[str, Any] = {}
     for key, value in data.items():

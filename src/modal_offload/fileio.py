@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,21 @@ from .private import NotPrivate, open_owned
 
 LOCK_TIMEOUT_SECONDS = 60.0
 _LOCK_POLL_SECONDS = 0.01
+_TEMP_FLAGS = (os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+               | getattr(os, "O_CLOEXEC", 0))
+
+
+def _new_temp(folder: Path, name: str) -> tuple[int, str]:
+    """A new file `.<name>.<random>.tmp` in `folder`, opened as `tempfile.mkstemp` opens
+    one (O_EXCL, never through a symlink, mode 0600), without importing tempfile: it loads
+    shutil, random, bz2 and lzma, ~2 ms on every in-process command (issue 17)."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
@@ -23,7 +37,7 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int | None = None) -> None
     A crash at any point leaves either the old file or the new one, never a torn one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _new_temp(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

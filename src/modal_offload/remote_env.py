@@ -14,6 +14,9 @@ ALWAYS_FORWARDED = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "TE
 # name, after removing the harmless words below (#13).
 SECRET_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASS*", "*PWD*", "*KEY*", "*PAT*", "*DSN*",
                    "*CREDENTIAL*", "*AUTH*", "*COOKIE*", "*PRIVATE*", "*JWT*", "AWS_*")
+# One regex for all of them: fnmatch compiles each pattern on first use, 13 compiles on
+# every command (~1 ms, issue 17); the same globs, the same matches.
+_SECRET_NAME = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in SECRET_PATTERNS))
 # `*PAT*` and `*AUTH*` would also withhold PATH, PYTHONPATH and GIT_AUTHOR_NAME from a
 # `PYTHON*` or `GIT_*` glob: these words are not secrets, and are removed before matching
 # (GITHUB_PAT, PAT_TOKEN, OAUTH_X and AUTH still match). AUTHORIZATION/AUTHORISATION (an
@@ -37,7 +40,7 @@ REMOTE_MARKERS = {"MODAL_OFFLOAD_REMOTE": "1", "IN_MODAL_TASK_RUNNER": "1"}
 
 def looks_secret(name: str, value: str = "") -> bool:
     upper = _HARMLESS_WORDS.sub("_", name.upper())
-    if any(fnmatch.fnmatchcase(upper, pattern) for pattern in SECRET_PATTERNS):
+    if _SECRET_NAME.match(upper):
         return True
     return bool(_URL_WITH_CREDENTIALS.search(value) or _CREDENTIAL_VALUE.search(value))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -11,6 +10,18 @@ from pathlib import Path
 from . import paths
 from .errors import BadInput
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hashlib import sha256 as _sha256
+else:
+    try:  # CPython's own sha256: `hashlib` loads OpenSSL first, ~2 ms per command (#17)
+        from _sha2 import sha256 as _sha256  # 3.12+
+    except ImportError:
+        try:
+            from _sha256 import sha256 as _sha256  # 3.11 and before
+        except ImportError:  # another Python: the same digest through hashlib
+            from hashlib import sha256 as _sha256
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -18,7 +29,7 @@ class Workspace:
 
     @property
     def id(self) -> str:
-        return hashlib.sha256(str(self.root).encode()).hexdigest()[:10]
+        return _sha256(str(self.root).encode()).hexdigest()[:10]
 
     @property
     def slug(self) -> str:

@@ -86,17 +86,25 @@ def test_command_not_found_is_127(target: Target) -> None:
 
 
 def test_output_is_streamed_live(target: Target) -> None:
-    proc = spawn_cli("exec", "--", PY, "-u", "-c",
-                     "import time; print('first', flush=True); time.sleep(4); print('second')",
-                     cwd=target.workspace, env=target.env, stderr=None)
+    """The first line arrives while the remote command is still running: it then waits for
+    a line of input that is only sent once that first line was read here (no sleep, no
+    timing: a buffered stream would hang until the timeout instead)."""
+    proc = _spawn_with_stdin(
+        target, "--", PY, "-u", "-c",
+        "import sys; print('first', flush=True); sys.stdin.readline(); print('second')")
     assert proc.stdout is not None
-    start = time.monotonic()
     first = proc.stdout.readline()
-    seen_after = time.monotonic() - start
-    rest = proc.stdout.read()
-    assert proc.wait(timeout=60) == 0
+    rest, _ = proc.communicate(b"go\n", timeout=60)
+    assert proc.returncode == 0
     assert first == b"first\n" and rest == b"second\n"
-    assert seen_after < 3.5, f"first line only arrived after {seen_after:.1f}s"
+
+
+def _spawn_with_stdin(target: Target, *args: str,
+                      stderr: int | None = None) -> subprocess.Popen[bytes]:
+    """The CLI in the background with a pipe for stdin (spawn_cli gives it none)."""
+    return subprocess.Popen([sys.executable, "-m", "modal_offload", "exec", *args],
+                            cwd=target.workspace, env={**os.environ, **target.env},
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -158,12 +166,13 @@ def test_no_sync_back_leaves_the_local_tree_untouched(target: Target) -> None:
 
 def test_local_edit_during_the_run_is_kept_as_a_conflict(target: Target) -> None:
     ws = target.workspace
-    proc = spawn_cli("exec", "-c", "echo started; sleep 2; echo remote > data/input.txt",
-                     cwd=ws, env=target.env)
+    # The remote writes only after the local edit is made (it waits for a line of input).
+    proc = _spawn_with_stdin(target, "-c", "echo started; read go; echo remote > data/input.txt",
+                             stderr=subprocess.PIPE)
     assert proc.stdout is not None
     assert proc.stdout.readline() == b"started\n"
     (ws / "data" / "input.txt").write_text("local edit\n")
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(b"go\n", timeout=60)
     assert proc.returncode == 0
     assert (ws / "data" / "input.txt").read_text() == "local edit\n"
     saved = [p for p in (ws / "data").iterdir() if p.name != "input.txt"]

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -155,7 +154,7 @@ class LocalSession(Session):
 
     def snapshot(self) -> str:
         """A copy of the session's folders beside the sessions (symlinks kept as links)."""
-        target = self._base.parent / ".snapshots" / uuid.uuid4().hex
+        target = self._base.parent / ".snapshots" / os.urandom(16).hex()
         for sub in _SNAPSHOT_DIRS:
             shutil.copytree(self._base / sub, target / sub, symlinks=True)
         return str(target)
@@ -235,12 +234,16 @@ class LocalBackend(Backend):
             meta = _read_meta(base)
             if meta is not None and _alive(meta):
                 # Budget may have shrunk since creation: keep the provider-side cap honest.
-                meta["timeout_seconds"] = min(
-                    float(meta["timeout_seconds"]),
-                    time.time() - float(meta["created_at"]) + spec.timeout_seconds)
-                meta["idle_timeout_seconds"] = spec.idle_timeout_seconds
-                meta["last_used_at"] = time.time()
-                _write_meta(base, meta)
+                timeout = min(float(meta["timeout_seconds"]),
+                              time.time() - float(meta["created_at"]) + spec.timeout_seconds)
+                if (timeout, spec.idle_timeout_seconds) != (
+                        meta["timeout_seconds"], meta.get("idle_timeout_seconds")):
+                    meta["timeout_seconds"] = timeout
+                    meta["idle_timeout_seconds"] = spec.idle_timeout_seconds
+                    meta["last_used_at"] = time.time()
+                    _write_meta(base, meta)
+                # Else nothing to write: the command's exec marks the use (a durable write
+                # less per command, issue 17).
                 return LocalSession(base, meta, fresh=False)
             # Dead, expired or never created: start from an empty container, like a provider.
             ended = {} if meta is None else {str(meta["id"]): _end(meta)}
@@ -256,7 +259,8 @@ class LocalBackend(Backend):
                 else:
                     (base / sub).mkdir(parents=True, exist_ok=True)
             now = time.time()
-            meta = {"name": spec.name, "id": f"ls-{uuid.uuid4().hex[:22]}",
+            # os.urandom, not uuid (which loads `platform`, ~2 ms per in-process command).
+            meta = {"name": spec.name, "id": f"ls-{os.urandom(11).hex()}",
                     "created_at": now, "last_used_at": now,
                     "timeout_seconds": timeout,
                     "idle_timeout_seconds": spec.idle_timeout_seconds,

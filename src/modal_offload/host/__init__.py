@@ -18,3 +18,19 @@ Decisions worth knowing:
 - Sync: `WorkspaceSync.up(changed=...)` takes the watcher's set of possibly changed paths
   (None = walk everything); baselines stay in memory while their file is unchanged.
 """
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # the thin client's path: no typing here
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def host_enabled(environ: Mapping[str, str]) -> bool:
+    """On unless MODAL_OFFLOAD_HOST says otherwise; an invalid value goes the slow path,
+    whose config loader explains it. Here, not in client.py, so the in-process path asks
+    without loading the client's socket modules (issue 17)."""
+    value = environ.get("MODAL_OFFLOAD_HOST")
+    return value is None or value.strip().lower() in _TRUE

@@ -19,18 +19,16 @@ import os
 
 from .. import terminal
 from ..errors import EXEC_FAILURE_EXIT  # import-free, and cli.py has loaded it already
-from . import lifecycle, protocol
+from . import host_enabled, lifecycle, protocol
 
 TYPE_CHECKING = False  # see protocol.py: typing/contextlib stay off the client's path
 if TYPE_CHECKING:
     import _socket
-    from collections.abc import Mapping
     from typing import Any
 
     from ..exec_args import ExecArgs
 
 _FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
-_TRUE = ("1", "true", "yes", "on")
 
 
 def notice(message: str) -> None:
@@ -38,13 +36,6 @@ def notice(message: str) -> None:
         os.write(2, f"modal-offload: {message}\n".encode(errors="replace"))
     except OSError:
         pass
-
-
-def host_enabled(environ: Mapping[str, str]) -> bool:
-    """On unless MODAL_OFFLOAD_HOST says otherwise; an invalid value goes the slow path,
-    whose config loader explains it."""
-    value = environ.get("MODAL_OFFLOAD_HOST")
-    return value is None or value.strip().lower() in _TRUE
 
 
 def try_exec(args: ExecArgs) -> int | None:

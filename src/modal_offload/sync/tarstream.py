@@ -12,7 +12,6 @@ of a tree of small files) and never owner names or ids.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -169,6 +168,8 @@ def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, 
     into writes of about 1 MiB; `progress(members, content_bytes)` is called every few
     hundred members or MiB, and once at the end.
     """
+    import hashlib  # only when something travels: a warm no-change command never packs (#17)
+
     stats = PackStats()
     base = os.fspath(root)
     buf: list[bytes] = []  # joined once per write: each byte is copied once here
