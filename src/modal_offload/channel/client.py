@@ -142,8 +142,7 @@ class ChannelProcess(Process):
         self.skipped: str | None = None  # from EXIT: never started, and why
         self.prepared: ChannelProcess | None = None  # the collect asked for with us
         self.prepared_collect: ChannelProcess | None = None  # ... once it really runs
-        self._written = threading.Event()  # our EXEC left in a write: the ack clock runs
-        self._deadline = 0.0
+        self._since = time.monotonic()  # the acknowledgement's clock (`restart_clock`)
         self.cid = link.register(self)
         if not send:
             self._acked.set()
@@ -167,24 +166,26 @@ class ChannelProcess(Process):
         if wait_ack:
             self.ensure_acked()
 
+    def restart_clock(self) -> None:
+        """The acknowledgement is due ACK_SECONDS from now: the EXEC was held by a cork
+        (its apply's input being packed), not by the network."""
+        self._since = time.monotonic()
+
     def _exec_frame(self, request: dict[str, Any]) -> bytes:
-        """The EXEC, made when the writer takes it: the deadlines run from there, not from
-        a cork (an apply's input being packed) that held it back."""
-        self._deadline = time.monotonic() + ACK_SECONDS + ACK_GRACE
-        before = self._link.agent_deadline(ACK_SECONDS)
+        """The EXEC, made when the writer takes it, with the agent's deadline ("before")
+        from the same clock as ours: one stuck behind earlier writes may be past it."""
+        before = self._link.agent_deadline(self._since + ACK_SECONDS - time.monotonic())
         if before is not None:
             request = {**request, "before": before}
-        self._written.set()
         return frames.encode_json(frames.EXEC, self.cid, request)
 
     def ensure_acked(self) -> None:
         """Return once the agent acknowledged the command; else raise ChannelBroken, and
         the channel is dropped: a write stuck in the client's retries (a network that
         went away after the last command) must not hold the command past the deadline."""
+        deadline = self._since + ACK_SECONDS + ACK_GRACE
         while not self._acked.wait(0.05):
-            if self._link.dead.is_set():
-                break
-            if self._written.is_set() and time.monotonic() >= self._deadline:
+            if self._link.dead.is_set() or time.monotonic() >= deadline:
                 break
         with self._ack_lock:
             if self._acked.is_set():
@@ -318,6 +319,7 @@ class _Lazy(Process):
     def uncork(self) -> None:
         if self._corked:
             self._corked = False
+            self.chan.restart_clock()
             self.chan._link.uncork()
 
     def resolve(self) -> Process:
