@@ -71,6 +71,8 @@ class _Child:
         self.stdin: queue.SimpleQueue[bytes | None] = stdin or queue.SimpleQueue()
         self.collect = collect
         self._release = release  # the output hold taken for us, let go once stdout ended
+        if isinstance(popen, _Task) and agent.hungup.is_set():
+            self.stdin.put(None)  # nobody left to acknowledge a sync: it commits nothing
         self._left = 3  # stdout EOF, stderr EOF, exit: then the id may be forgotten
         self._left_lock = threading.Lock()
         agent.send(frames.encode_json(frames.STARTED, cid, {"pid": popen.pid}))
@@ -129,7 +131,7 @@ class _Child:
                 self.agent.settle(self.cid, code)
             if collect is not None:
                 ccid = int(collect.get("cid", 0))
-                if changed:
+                if changed and not self.agent.hungup.is_set():
                     self.agent.mark(str(collect.get("token", "")))
                     self.agent.start_sync(ccid, [str(a) for a in collect.get("args", [])],
                                           release)
@@ -207,6 +209,9 @@ class Agent:
         self.outcomes: dict[int, int | None] = {}
         self.waiting: dict[int, list[tuple[int, dict[str, Any]]]] = {}
         self.queued: dict[int, queue.SimpleQueue[bytes | None]] = {}  # their input so far
+        # Our stdin ended: the host is gone. A sync task (a collect waiting for its ack
+        # holds the session's sync lock) then ends at once; commands run on.
+        self.hungup = threading.Event()
         # Nothing is known about changes made before we watched: the first answer is
         # "changed" until a collect (MARK) starts from a known state.
         self.trusted = False
@@ -517,10 +522,19 @@ class Agent:
                 self.handle(kind, cid, payload)
         except frames.FrameError as exc:
             print(f"modal-offload channel agent: {exc}", file=sys.stderr)
+            self.hang_up()
             self.finish()
             return 2
+        self.hang_up()
         self.finish()
         return 0
+
+    def hang_up(self) -> None:
+        self.hungup.set()
+        with self._lock:
+            tasks = [c for c in self.children.values() if isinstance(c.popen, _Task)]
+        for child in tasks:
+            child.stdin.put(None)
 
 
 def _spawn(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
