@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modal_offload.backends._base import Process, Session, SessionSpec
+from modal_offload.backends._base import Process, PtySpec, Session, SessionSpec
 from modal_offload.backends.local import LocalBackend
 from modal_offload.channel import client, frames
 from modal_offload.channel.agent import Agent
@@ -182,3 +182,41 @@ def test_the_agent_refuses_a_command_that_arrives_after_its_deadline(tmp_path: P
         {"argv": argv, "cwd": ".", "env": {}, "before": time.time() + 60}).encode())
     assert wait_for(lambda: (tmp_path / "count").exists()
                     and (tmp_path / "count").read_text() == "ran\n", 10)
+
+
+def test_a_terminal_command_runs_on_the_agents_own_terminal(tmp_path: Path) -> None:
+    """A PTY command goes over the channel (no backend exec): the size and TERM given,
+    one merged stream, a typed Ctrl-C as a byte, exit codes as on a terminal."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-pty", workspace=ws))
+    session = ChannelSession(inner, Channel(inner))
+    try:
+        assert session.channel.link() is not None
+        execs = _exec_count(tmp_path / "sb")
+        spec = PtySpec(rows=33, cols=101, term="xterm-256color")
+        process = session.exec(["sh", "-c", 'stty size; echo "$TERM"; echo err >&2; exit 7'],
+                               cwd=session.root, env={}, pty=spec)
+        assert isinstance(process, ChannelProcess)
+        out = b"".join(process.stdout_chunks())
+        assert list(process.stderr_chunks()) == []  # the terminal merges the streams
+        assert process.wait() == 7
+        assert out == b"33 101\r\nxterm-256color\r\nerr\r\n"
+        # Ctrl-C is a byte on the terminal; its line discipline makes it SIGINT.
+        sleeper = session.exec(["sh", "-c", "echo ready; exec sleep 30"], cwd=session.root,
+                               env={}, pty=spec)
+        chunks = sleeper.stdout_chunks()
+        assert next(chunks).startswith(b"ready")
+        sleeper.write_stdin(b"\x03")
+        assert sleeper.wait() == 128 + signal.SIGINT
+        missing = session.exec(["no-such-program"], cwd=session.root, env={}, pty=spec)
+        assert b"command not found" in b"".join(missing.stdout_chunks())
+        assert missing.wait() == 127
+        assert _exec_count(tmp_path / "sb") == execs  # all over the channel's one exec
+    finally:
+        session.channel.close()
+
+
+def _exec_count(sandboxes: Path) -> int:
+    (meta,) = sandboxes.glob("*/session.json")
+    return int(json.loads(meta.read_text())["exec_count"])

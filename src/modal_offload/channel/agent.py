@@ -13,6 +13,11 @@ It reads frames (frames.py) on stdin and writes frames on stdout:
   it exited is counted (host/watcher.py). Without inotify, `changed` is always True.
   MARK also leaves the collect a list of the paths that changed, so it rescans only those
   instead of walking the tree (issue 21; sync/remote.py, "hint").
+- EXEC {..., pty: {rows, cols, term, colorterm}} runs the command on a new pseudo-terminal
+  of ours (as the backends' own PTY exec, backends/_pty.py): its output is STDOUT (the
+  terminal merges both streams), STDIN is the raw keystrokes (Ctrl-C is the byte, which
+  the line discipline makes SIGINT), STDIN_EOF only stops our writing (a terminal has no
+  EOF of its own). HELLO says whether this sandbox can open one (`pty`).
 - Pipelining (issue 17): EXEC {..., after: ID} starts only once the sync task ID ended
   with 0 (QUEUED is its acknowledgement meanwhile); when that sync failed, or is unknown,
   the command is not started: EXIT {skipped: why} and no STARTED. So the client sends a
@@ -62,7 +67,7 @@ CONSUMER = "collect"
 
 
 class _Child:
-    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes] | _Task,
+    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes] | _Task | _OnPty,
                  stdin: queue.SimpleQueue[bytes | None] | None = None,
                  collect: dict[str, Any] | None = None,
                  release: Callable[[], None] | None = None) -> None:
@@ -149,6 +154,46 @@ class _Child:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
+
+
+class _OnPty:
+    """A command on a pseudo-terminal, with the pipes and methods of a Popen that _Child
+    uses: stdout reads the master side (EIO once every slave closed: the end), stdin
+    writes to it, stderr is empty."""
+
+    def __init__(self, argv: list[str], cwd: str, env: dict[str, str],
+                 spec: dict[str, Any]) -> None:
+        from ..backends._pty import open_pty, spawn_on_pty
+
+        master, slave = open_pty(int(spec.get("rows", 24)), int(spec.get("cols", 80)))
+        for key, name in (("term", "TERM"), ("colorterm", "COLORTERM")):
+            if spec.get(key):
+                env[name] = str(spec[key])
+        try:
+            self._popen = spawn_on_pty(argv, cwd=cwd, env=env, slave=slave)
+        except BaseException:
+            os.close(master)
+            raise
+        self.pid = self._popen.pid
+        self.stdin = os.fdopen(os.dup(master), "wb")
+        self.stdout = os.fdopen(master, "rb", buffering=0)
+        r_err, w_err = os.pipe()
+        os.close(w_err)
+        self.stderr = os.fdopen(r_err, "rb", buffering=0)
+
+    def wait(self) -> int:
+        return self._popen.wait()
+
+
+def pty_works() -> bool:
+    """Whether this sandbox can open a pseudo-terminal (/dev/ptmx and devpts)."""
+    try:
+        master, slave = os.openpty()
+    except OSError:
+        return False
+    os.close(master)
+    os.close(slave)
+    return True
 
 
 class _Task:
@@ -362,10 +407,13 @@ class Agent:
         cwd = os.path.join(self.root, rel)
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in dict(spec.get("env", {})).items()})
-        popen = None
+        pty = spec.get("pty")
+        popen: subprocess.Popen[bytes] | _OnPty | None = None
         try:
             os.makedirs(cwd, exist_ok=True)  # as the backends' exec does
-            popen = _spawn(argv, cwd, env)
+            # spawn_on_pty answers a missing program itself (127/126 on the terminal)
+            popen = _OnPty(argv, cwd, env, pty) if isinstance(pty, dict) else \
+                _spawn(argv, cwd, env)
         except OSError as exc:
             # As a container (and the local backend) would: the shell's conventions.
             code, why = ((126, "permission denied") if isinstance(exc, PermissionError)
@@ -514,7 +562,8 @@ class Agent:
     def serve(self, in_fd: int = 0) -> int:
         watch = "inotify" if self.watcher is not None else "none"
         self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch,
-                                                           "now": time.time()}))
+                                                           "now": time.time(),
+                                                           "pty": pty_works()}))
         chunks = iter(lambda: os.read(in_fd, _READ), b"")
         try:
             for kind, cid, payload in frames.read_frames(chunks):

@@ -28,7 +28,9 @@ tree changed, so its stream follows the EXIT without a round trip. The acknowled
 still awaited, only later (`_Lazy`): what was written before it is kept, and replayed into
 the backend's exec when no acknowledgement comes (issue 19's fallback, unchanged).
 
-Commands under a pseudo-terminal use the backend's exec (the agent runs pipes only).
+A command under a pseudo-terminal runs on one the agent opens (its output all on stdout,
+its input the raw keystrokes); an agent whose sandbox cannot open one (HELLO's `pty`)
+leaves it to the backend's exec.
 """
 
 from __future__ import annotations
@@ -123,7 +125,8 @@ class ChannelProcess(Process):
     def __init__(self, link: _Link, argv: Sequence[str], cwd: str,
                  env: Mapping[str, str], sync: Sequence[str] | None = None, *,
                  wait_ack: bool = True, after: int | None = None,
-                 collect: Sequence[str] | None = None, send: bool = True) -> None:
+                 collect: Sequence[str] | None = None, send: bool = True,
+                 pty: PtySpec | None = None) -> None:
         """`wait_ack`: return only once acknowledged (else `ensure_acked` later); `after`:
         the id of the sync it must wait for; `collect`: the collect's arguments, run by the
         agent right after the exit (`prepared`); `send`: False for that prepared collect,
@@ -152,6 +155,9 @@ class ChannelProcess(Process):
             else {"argv": list(argv), "cwd": cwd, "env": dict(env)})
         if after is not None:
             request["after"] = after
+        if pty is not None:
+            request["pty"] = {"rows": pty.rows, "cols": pty.cols, "term": pty.term,
+                              "colorterm": pty.colorterm}
         try:
             if collect is not None:
                 token = uuid.uuid4().hex
@@ -702,9 +708,11 @@ class ChannelSession(Session):
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
              pty: PtySpec | None = None) -> Process:
         rel = ChannelProcess.fits(self, cwd)
-        link = None if pty is not None or rel is None else self.channel.link()
+        link = None if rel is None else self.channel.link()
+        if link is not None and pty is not None and not link.hello.get("pty"):
+            link = None
         if link is not None and rel is not None:
-            sync = self._sync_args(argv, rel, env)
+            sync = self._sync_args(argv, rel, env) if pty is None else None
             try:
                 if sync is not None and sync[:1] == ["apply"]:
                     # Its input and the command it is for go out in one write (exec_after);
@@ -717,7 +725,7 @@ class ChannelSession(Session):
                         raise
                     return _Lazy(chan, lambda: self.inner.exec(argv, cwd=cwd, env=env),
                                  corked=True)
-                return ChannelProcess(link, argv, rel, env, sync)
+                return ChannelProcess(link, argv, rel, env, sync, pty=pty)
             except ChannelBroken:
                 pass
         return self.inner.exec(argv, cwd=cwd, env=env, pty=pty)
@@ -731,15 +739,17 @@ class ChannelSession(Session):
         lazy = first if isinstance(first, _Lazy) else None
         rel = ChannelProcess.fits(self, cwd)
         link = None
-        if pty is None and rel is not None:
+        if rel is not None:
             link = lazy.chan._link if lazy is not None else self.channel.link()
+        if link is not None and pty is not None and not link.hello.get("pty"):
+            link = None
         if link is not None and rel is not None and (first is None or lazy is not None):
             def fallback() -> Process:
                 return self.inner.exec(argv, cwd=cwd, env=env, pty=pty)
             try:
                 chan = ChannelProcess(link, argv, rel, env, wait_ack=False,
                                       after=lazy.chan.cid if lazy is not None else None,
-                                      collect=collect)
+                                      collect=collect, pty=pty)
             except ChannelBroken:
                 pass
             else:
