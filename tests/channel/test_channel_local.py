@@ -8,7 +8,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -18,8 +18,9 @@ from modal_offload.backends.local import LocalBackend
 from modal_offload.channel import client, frames
 from modal_offload.channel.agent import Agent
 from modal_offload.channel.client import Channel, ChannelProcess, ChannelSession
+from modal_offload.errors import SyncError
 from modal_offload.sync import remote
-from modal_offload.sync.channel import state_dir
+from modal_offload.sync.channel import AgentRun, agent_paths, state_dir
 from modal_offload.sync.client import WorkspaceSync
 from tests.host.helpers import wait_for
 
@@ -220,3 +221,111 @@ def test_a_terminal_command_runs_on_the_agents_own_terminal(tmp_path: Path) -> N
 def _exec_count(sandboxes: Path) -> int:
     (meta,) = sandboxes.glob("*/session.json")
     return int(json.loads(meta.read_text())["exec_count"])
+
+
+class _CountedWrites(Process):
+    """The agent's exec, counting the host's writes to it (each is one backend call)."""
+
+    def __init__(self, inner: Process) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    def write_stdin(self, data: bytes) -> None:
+        self.writes += 1
+        self.inner.write_stdin(data)
+
+    def close_stdin(self) -> None:
+        self.inner.close_stdin()
+
+    def stdout_chunks(self) -> Iterator[bytes]:
+        return self.inner.stdout_chunks()
+
+    def stderr_chunks(self) -> Iterator[bytes]:
+        return self.inner.stderr_chunks()
+
+    def wait(self) -> int:
+        return self.inner.wait()
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.inner.signal(sig)
+
+
+def _drained(process: Process) -> tuple[int, bytes]:
+    process.close_stdin()
+    out = b"".join(process.stdout_chunks())
+    for _ in process.stderr_chunks():
+        pass
+    return process.wait(), out
+
+
+def test_a_sync_up_and_its_command_leave_in_one_write(
+        pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    """Pipelining: the apply, its input and the command that needs the files are one write;
+    the agent starts the command once the apply succeeded, so it sees the new content."""
+    session, sync = pair
+    sync.up()
+    sync.back()
+    link = session.channel.current()
+    assert link is not None
+    counted = _CountedWrites(link.agent)
+    link.agent = counted
+    (sync.root / "a.txt").write_text("edited\n")
+    starts: list[Callable[[], Process]] = []
+    report = sync.up(then=lambda apply, collect: starts.append(session.exec_after(
+        apply, ["cat", "a.txt"], cwd=session.root, env={}, collect=collect)))
+    assert report.files_sent == 1
+    process = starts[0]()
+    assert isinstance(process, ChannelProcess)
+    assert counted.writes == 1
+    assert _drained(process) == (0, b"edited\n")
+
+
+def test_a_command_sent_after_a_failed_apply_never_starts(
+        pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    """The command rides in the apply's write, but the agent starts it only if the apply
+    succeeded: otherwise it answers "skipped", and the sync up fails as it always did."""
+    session, sync = pair
+    sync.up()
+    run_ = AgentRun(session, ["apply", *agent_paths(session)], "sync up")
+    run_.process.write_stdin(b"not a sync stream\n")
+    run_.process.close_stdin()
+    start = session.exec_after(run_.process, ["sh", "-c", "echo ran > ran.txt"],
+                               cwd=session.root, env={})
+    for _ in run_.process.stdout_chunks():
+        pass
+    with pytest.raises(SyncError):
+        run_.finish()
+    process = start()
+    assert isinstance(process, ChannelProcess)
+    assert _drained(process) == (client.LOST_EXIT, b"")
+    assert process.skipped is not None and "failed" in process.skipped
+    assert not (Path(session.root) / "ran.txt").exists()
+
+
+def test_the_collect_asked_for_with_the_command_follows_its_exit(
+        pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    """Sync back without a round trip: the agent runs the collect right after the exit when
+    the tree changed; one that is dropped unacknowledged commits nothing (nothing lost)."""
+    session, sync = pair
+    sync.up()
+    sync.back()
+
+    def command(script: str) -> ChannelProcess:
+        process = session.exec_after(None, ["sh", "-c", script], cwd=session.root, env={},
+                                     collect=sync.collect_args())()
+        assert isinstance(process, ChannelProcess)
+        assert _drained(process)[0] == 0
+        return process
+
+    unchanged = command("true")
+    assert unchanged.tree_changed is False and unchanged.prepared_collect is None
+    made = command("echo x > made.txt")
+    assert made.tree_changed is True and made.prepared_collect is not None
+    assert sync.back(True, made.prepared_collect).applied == ["made.txt"]
+    assert (sync.root / "made.txt").read_text() == "x\n"
+    assert changed(session, "true") is False
+    dropped = command("echo y > more.txt")
+    assert dropped.prepared_collect is not None
+    dropped.prepared_collect.close_stdin()  # as the gateway does when it cannot take it
+    assert sync.back(True).applied == ["more.txt"]
+    assert changed(session, "true") is False

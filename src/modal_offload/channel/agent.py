@@ -393,11 +393,16 @@ class Agent:
 
     # --------------------------------------------------------------- commands
     def start(self, cid: int, spec: dict[str, Any]) -> None:
-        with self._lock:
-            stdin = self.queued.pop(cid, None)
         if isinstance(spec.get("sync"), list):
             self.start_sync(cid, [str(a) for a in spec["sync"]])
             return
+        collect = spec.get("collect")
+        with self._lock:
+            stdin = self.queued.pop(cid, None)
+            if isinstance(collect, dict):
+                # Its input (the ack, or EOF when the client drops it) may come as soon
+                # as the command's EXIT, before the collect is started: kept for it.
+                self.queued[int(collect.get("cid", 0))] = queue.SimpleQueue()
         argv = [str(a) for a in spec.get("argv", [])]
         # Relative to the root, which is our working folder (client.ChannelProcess.fits);
         # normalised there, and `..` refused, so it stays inside.
@@ -421,7 +426,6 @@ class Agent:
                          else (127, exc.strerror or str(exc)))
             popen = _spawn(["sh", "-c", f'echo "$0: $1" >&2; exit {code}',
                             argv[0] if argv else "exec", why], "/", env)
-        collect = spec.get("collect")
         child = _Child(self, cid, popen, stdin,
                        collect if isinstance(collect, dict) else None)
         with self._lock:
@@ -434,12 +438,13 @@ class Agent:
             self.outcomes[cid] = None
             while len(self.outcomes) > KEEP_OUTCOMES:
                 del self.outcomes[next(iter(self.outcomes))]
+            stdin = self.queued.pop(cid, None)
         try:
             task: subprocess.Popen[bytes] | _Task = _Task(args)
         except BaseException as exc:  # bad arguments (argparse exits): as a process would
             task = _spawn(["sh", "-c", 'echo "modal-offload sync agent: $0" >&2; exit 2',
                            str(exc)], "/", dict(os.environ))
-        child = _Child(self, cid, task, release=release)
+        child = _Child(self, cid, task, stdin, release=release)
         with self._lock:
             if child._left:
                 self.children[cid] = child
