@@ -223,15 +223,15 @@ def _exec_count(sandboxes: Path) -> int:
     return int(json.loads(meta.read_text())["exec_count"])
 
 
-class _CountedWrites(Process):
-    """The agent's exec, counting the host's writes to it (each is one backend call)."""
+class _RecordedWrites(Process):
+    """The agent's exec, recording the host's writes to it (each is one backend call)."""
 
     def __init__(self, inner: Process) -> None:
         self.inner = inner
-        self.writes = 0
+        self.writes: list[list[tuple[bytes, int]]] = []  # (kind, id) of each write's frames
 
     def write_stdin(self, data: bytes) -> None:
-        self.writes += 1
+        self.writes.append([(kind, cid) for kind, cid, _ in frames.read_frames([data])])
         self.inner.write_stdin(data)
 
     def close_stdin(self) -> None:
@@ -267,8 +267,8 @@ def test_a_sync_up_and_its_command_leave_in_one_write(
     sync.back()
     link = session.channel.current()
     assert link is not None
-    counted = _CountedWrites(link.agent)
-    link.agent = counted
+    recorded = _RecordedWrites(link.agent)
+    link.agent = recorded
     (sync.root / "a.txt").write_text("edited\n")
     starts: list[Callable[[], Process]] = []
     report = sync.up(then=lambda apply, collect: starts.append(session.exec_after(
@@ -276,7 +276,10 @@ def test_a_sync_up_and_its_command_leave_in_one_write(
     assert report.files_sent == 1
     process = starts[0]()
     assert isinstance(process, ChannelProcess)
-    assert counted.writes == 1
+    (write,) = [w for w in recorded.writes if (frames.EXEC, process.cid) in w]
+    execs = [cid for kind, cid in write if kind == frames.EXEC]
+    assert len(execs) == 2 and execs[1] == process.cid  # the apply's, then the command's
+    assert (frames.STDIN, execs[0]) in write and (frames.STDIN_EOF, execs[0]) in write
     assert _drained(process) == (0, b"edited\n")
 
 
