@@ -80,6 +80,9 @@ class _Child:
             self.stdin.put(None)  # nobody left to acknowledge a sync: it commits nothing
         self._left = 3  # stdout EOF, stderr EOF, exit: then the id may be forgotten
         self._left_lock = threading.Lock()
+        # Known to the agent before anything of it reaches the host: the host may answer
+        # (input, an ack) as soon as it sees our output.
+        agent.adopt(cid, self)
         agent.send(frames.encode_json(frames.STARTED, cid, {"pid": popen.pid}))
         for target, name in ((self._feed, "stdin"), (self._wait, "wait")):
             threading.Thread(target=target, name=f"{name}-{cid}", daemon=True).start()
@@ -398,7 +401,7 @@ class Agent:
             return
         collect = spec.get("collect")
         with self._lock:
-            stdin = self.queued.pop(cid, None)
+            stdin = self.queued.get(cid)  # until adopted: see `adopt`
             if isinstance(collect, dict):
                 # Its input (the ack, or EOF when the client drops it) may come as soon
                 # as the command's EXIT, before the collect is started: kept for it.
@@ -426,11 +429,7 @@ class Agent:
                          else (127, exc.strerror or str(exc)))
             popen = _spawn(["sh", "-c", f'echo "$0: $1" >&2; exit {code}',
                             argv[0] if argv else "exec", why], "/", env)
-        child = _Child(self, cid, popen, stdin,
-                       collect if isinstance(collect, dict) else None)
-        with self._lock:
-            if child._left:  # not already finished (then forget() ran before this)
-                self.children[cid] = child
+        _Child(self, cid, popen, stdin, collect if isinstance(collect, dict) else None)
 
     def start_sync(self, cid: int, args: list[str],
                    release: Callable[[], None] | None = None) -> None:
@@ -438,16 +437,13 @@ class Agent:
             self.outcomes[cid] = None
             while len(self.outcomes) > KEEP_OUTCOMES:
                 del self.outcomes[next(iter(self.outcomes))]
-            stdin = self.queued.pop(cid, None)
+            stdin = self.queued.get(cid)  # until adopted: see `adopt`
         try:
             task: subprocess.Popen[bytes] | _Task = _Task(args)
         except BaseException as exc:  # bad arguments (argparse exits): as a process would
             task = _spawn(["sh", "-c", 'echo "modal-offload sync agent: $0" >&2; exit 2',
                            str(exc)], "/", dict(os.environ))
-        child = _Child(self, cid, task, stdin, release=release)
-        with self._lock:
-            if child._left:
-                self.children[cid] = child
+        _Child(self, cid, task, stdin, release=release)
 
     def after(self, cid: int, spec: dict[str, Any], dep: int) -> None:
         """Start `cid` once sync task `dep` ended with 0; skip it when that failed or is
@@ -501,9 +497,19 @@ class Agent:
                         return item[1]
         return None
 
+    def adopt(self, cid: int, child: _Child) -> None:
+        """`child` runs as `cid`: input for it goes to it from now on. In one step with
+        dropping the queue kept for it meanwhile (the same queue it reads), so no frame
+        falls between the two."""
+        with self._lock:
+            self.children[cid] = child
+            self.queued.pop(cid, None)
+
     def forget(self, cid: int) -> None:
         with self._lock:
-            self.children.pop(cid, None)
+            child = self.children.pop(cid, None)
+        if child is not None:
+            child.stdin.put(None)  # its input feeder ends too (it may wait for EOF still)
 
     def child(self, cid: int) -> _Child | None:
         with self._lock:
