@@ -302,13 +302,13 @@ class ChannelBroken(Exception):
 
 
 class _Lazy(Process):
-    orders_after = True
-
     """A channel command whose acknowledgement is awaited only when needed: at the first
     read, wait or signal, or once REPLAY_LIMIT bytes of input were written. Until then its
     input is also kept, so that a command the agent never acknowledged is replayed into
     `fallback()` (the backend's exec) as issue 19 has it. `corked`: it holds its link's
     cork, let go by the command that follows it (`ChannelSession.exec_after`) or here."""
+
+    orders_after = True  # the agent starts what comes `after` it only once it succeeded
 
     def __init__(self, chan: ChannelProcess, fallback: Callable[[], Process],
                  corked: bool = False) -> None:
