@@ -531,6 +531,10 @@ class Gateway:
                 f"{exc.__class__.__name__}: {exc}")
             report.notices.append(f"sync back failed ({text}); the changes stay in the "
                                   "remote session")
+        finally:
+            if prepared is not None:  # a no-op once acknowledged; else it commits nothing
+                with contextlib.suppress(Exception):
+                    prepared.close_stdin()
 
     def _run_process(self, process: Process, streams: Streams, handle: RemoteRun,
                      limit: float, notices: list[str]) -> tuple[int, bool, bool | None]:
