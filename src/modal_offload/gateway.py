@@ -9,6 +9,7 @@ host) can run many of these at once. Callers turn `RunReport` into output and ex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal as _signal
 import sys
@@ -271,10 +272,10 @@ class Gateway:
         return self.ledger.snapshot().remaining(self.settings.max_min_per_day)
 
     @staticmethod
-    def _sync_guard(session: Session) -> AbstractContextManager[None]:
+    def _sync_guard(session: Session, timeout: float = 600) -> AbstractContextManager[None]:
         """Syncs into one session are serialized (across threads and processes); the
         commands themselves run concurrently."""
-        return exclusive(paths.sessions_state_dir() / f"{session.name}.sync", timeout=600)
+        return exclusive(paths.sessions_state_dir() / f"{session.name}.sync", timeout=timeout)
 
     def _sync(self, session: Session, progress: bool | Sink) -> Any:
         from .sync.client import SyncPolicy, WorkspaceSync
@@ -351,23 +352,48 @@ class Gateway:
                 self._check_program(program, image)
                 # A bar is drawn where the user's stderr is (the client's, from the host).
                 sync = self._sync(session, told.sink if progress else False)
+                if callable(argv):
+                    argv = argv(session)
+                cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
+                run_env = with_pythonpath(env, session, image)
+                starts: list[Callable[[], Process]] = []
+
+                def then(apply: Process | None, collect: list[str]) -> None:
+                    # Sent before the sync up's answer is read: the session orders the
+                    # command after it (in one write over the channel, issue 17), and the
+                    # command starts only once that answer is good (start() below).
+                    if handle.client_signal is None:
+                        starts.append(session.exec_after(
+                            apply, argv, cwd=cwd, env=run_env, pty=pty,
+                            collect=collect if sync_back else None))
+
                 with self._sync_guard(session):
-                    report.sync_up = sync.up()
+                    report.sync_up = sync.up(then=then)
                 remote_changed: bool | None = None
-                if handle.client_signal is not None:
-                    report.exit_code = 128 + handle.client_signal
-                else:
-                    if callable(argv):
-                        argv = argv(session)
-                    cwd = session.root if cwd_rel in ("", ".") else f"{session.root}/{cwd_rel}"
-                    report.exit_code, report.timed_out, remote_changed = self._run_process(
-                        session, argv, cwd, with_pythonpath(env, session, image), streams,
-                        handle, limit=max(MIN_REMOTE_SECONDS, session.deadline - time.time()),
-                        notices=report.notices, pty=pty)
-                if sync_back and handle.client_gone:
-                    report.notices.append("the client went away: nothing was synced back")
-                elif sync_back:
-                    self._sync_back(session, sync, report, remote_changed)
+                prepared: Process | None = None
+                try:
+                    if not starts and handle.client_signal is not None:
+                        report.exit_code = 128 + handle.client_signal
+                    else:
+                        # Once sent, it is started even if a signal came since: _attach
+                        # then delivers the signal, as for one right after an exec.
+                        process = (starts[0] if starts else session.exec_after(
+                            None, argv, cwd=cwd, env=run_env, pty=pty))()
+                        report.exit_code, report.timed_out, remote_changed = \
+                            self._run_process(
+                                process, streams, handle,
+                                limit=max(MIN_REMOTE_SECONDS, session.deadline - time.time()),
+                                notices=report.notices)
+                        prepared = getattr(process, "prepared_collect", None)
+                    if sync_back and handle.client_gone:
+                        report.notices.append("the client went away: nothing was synced back")
+                    elif sync_back:
+                        self._sync_back(session, sync, report, remote_changed, prepared)
+                        prepared = None
+                finally:
+                    if prepared is not None:  # asked for and not taken: it commits nothing
+                        with contextlib.suppress(Exception):
+                            prepared.close_stdin()
         except BackendUnavailable as exc:
             if handle.started:  # the command may have had effects: never re-run it locally
                 raise BackendError(exc.message, exc.hint) from exc
@@ -483,25 +509,39 @@ class Gateway:
             programs.store(self.backend.name, image.hash, programs.list_remote(session))
 
     def _sync_back(self, session: Session, sync: Any, report: RunReport,
-                   remote_changed: bool | None = None) -> None:
+                   remote_changed: bool | None = None, prepared: Process | None = None
+                   ) -> None:
         """Once the command has run, its exit code is what the caller must get: a sync
         back that fails (a full disk, a dropped connection) becomes a notice, and the
-        changes stay in the remote session (#13)."""
+        changes stay in the remote session (#13).
+
+        `prepared`: the collect the session started right after the command; it holds
+        the remote sync lock until acknowledged, so when another sync holds ours (its
+        apply then waits for that lock) it is dropped and a new one waits its turn."""
         try:
-            with self._sync_guard(session):
-                report.sync_back = sync.back(remote_changed)
+            with contextlib.ExitStack() as stack:
+                if prepared is not None:
+                    try:
+                        stack.enter_context(self._sync_guard(session, timeout=0))
+                    except OffloadError:
+                        prepared.close_stdin()  # not acknowledged: it commits nothing
+                        prepared = None
+                if prepared is None:
+                    stack.enter_context(self._sync_guard(session))
+                report.sync_back = sync.back(remote_changed, prepared)
         except (OSError, OffloadError) as exc:
             text = exc.one_line() if isinstance(exc, OffloadError) else (
                 f"{exc.__class__.__name__}: {exc}")
             report.notices.append(f"sync back failed ({text}); the changes stay in the "
                                   "remote session")
+        finally:
+            if prepared is not None:  # a no-op once acknowledged; else it commits nothing
+                with contextlib.suppress(Exception):
+                    prepared.close_stdin()
 
-    def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
-                     env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float, notices: list[str], pty: PtySpec | None = None
-                     ) -> tuple[int, bool, bool | None]:
+    def _run_process(self, process: Process, streams: Streams, handle: RemoteRun,
+                     limit: float, notices: list[str]) -> tuple[int, bool, bool | None]:
         """(exit status, timed out, whether the remote tree changed: None = unknown)."""
-        process = session.exec(argv, cwd=cwd, env=env, pty=pty)
         if not handle._attach(process):
             process.signal(handle.client_signal or _signal.SIGTERM)
         pumps = [threading.Thread(target=_pump, args=(process.stdout_chunks(), streams.stdout),

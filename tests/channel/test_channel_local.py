@@ -8,18 +8,19 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from modal_offload.backends._base import Process, Session, SessionSpec
+from modal_offload.backends._base import Process, PtySpec, Session, SessionSpec
 from modal_offload.backends.local import LocalBackend
 from modal_offload.channel import client, frames
 from modal_offload.channel.agent import Agent
 from modal_offload.channel.client import Channel, ChannelProcess, ChannelSession
+from modal_offload.errors import SyncError
 from modal_offload.sync import remote
-from modal_offload.sync.channel import state_dir
+from modal_offload.sync.channel import AgentRun, agent_paths, state_dir
 from modal_offload.sync.client import WorkspaceSync
 from tests.host.helpers import wait_for
 
@@ -182,3 +183,152 @@ def test_the_agent_refuses_a_command_that_arrives_after_its_deadline(tmp_path: P
         {"argv": argv, "cwd": ".", "env": {}, "before": time.time() + 60}).encode())
     assert wait_for(lambda: (tmp_path / "count").exists()
                     and (tmp_path / "count").read_text() == "ran\n", 10)
+
+
+def test_a_terminal_command_runs_on_the_agents_own_terminal(tmp_path: Path) -> None:
+    """A PTY command goes over the channel (no backend exec): the size and TERM given,
+    one merged stream, a typed Ctrl-C as a byte, exit codes as on a terminal."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-pty", workspace=ws))
+    session = ChannelSession(inner, Channel(inner))
+    try:
+        assert session.channel.link() is not None
+        execs = _exec_count(tmp_path / "sb")
+        spec = PtySpec(rows=33, cols=101, term="xterm-256color")
+        process = session.exec(["sh", "-c", 'stty size; echo "$TERM"; echo err >&2; exit 7'],
+                               cwd=session.root, env={}, pty=spec)
+        assert isinstance(process, ChannelProcess)
+        out = b"".join(process.stdout_chunks())
+        assert list(process.stderr_chunks()) == []  # the terminal merges the streams
+        assert process.wait() == 7
+        assert out == b"33 101\r\nxterm-256color\r\nerr\r\n"
+        # Ctrl-C is a byte on the terminal; its line discipline makes it SIGINT.
+        sleeper = session.exec(["sh", "-c", "echo ready; exec sleep 30"], cwd=session.root,
+                               env={}, pty=spec)
+        chunks = sleeper.stdout_chunks()
+        assert next(chunks).startswith(b"ready")
+        sleeper.write_stdin(b"\x03")
+        assert sleeper.wait() == 128 + signal.SIGINT
+        missing = session.exec(["no-such-program"], cwd=session.root, env={}, pty=spec)
+        assert b"command not found" in b"".join(missing.stdout_chunks())
+        assert missing.wait() == 127
+        assert _exec_count(tmp_path / "sb") == execs  # all over the channel's one exec
+    finally:
+        session.channel.close()
+
+
+def _exec_count(sandboxes: Path) -> int:
+    (meta,) = sandboxes.glob("*/session.json")
+    return int(json.loads(meta.read_text())["exec_count"])
+
+
+class _RecordedWrites(Process):
+    """The agent's exec, recording the host's writes to it (each is one backend call)."""
+
+    def __init__(self, inner: Process) -> None:
+        self.inner = inner
+        self.writes: list[list[tuple[bytes, int]]] = []  # (kind, id) of each write's frames
+
+    def write_stdin(self, data: bytes) -> None:
+        self.writes.append([(kind, cid) for kind, cid, _ in frames.read_frames([data])])
+        self.inner.write_stdin(data)
+
+    def close_stdin(self) -> None:
+        self.inner.close_stdin()
+
+    def stdout_chunks(self) -> Iterator[bytes]:
+        return self.inner.stdout_chunks()
+
+    def stderr_chunks(self) -> Iterator[bytes]:
+        return self.inner.stderr_chunks()
+
+    def wait(self) -> int:
+        return self.inner.wait()
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        self.inner.signal(sig)
+
+
+def _drained(process: Process) -> tuple[int, bytes]:
+    process.close_stdin()
+    out = b"".join(process.stdout_chunks())
+    for _ in process.stderr_chunks():
+        pass
+    return process.wait(), out
+
+
+def test_a_sync_up_and_its_command_leave_in_one_write(
+        pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    """Pipelining: the apply, its input and the command that needs the files are one write;
+    the agent starts the command once the apply succeeded, so it sees the new content."""
+    session, sync = pair
+    sync.up()
+    sync.back()
+    link = session.channel.current()
+    assert link is not None
+    recorded = _RecordedWrites(link.agent)
+    link.agent = recorded
+    (sync.root / "a.txt").write_text("edited\n")
+    starts: list[Callable[[], Process]] = []
+    report = sync.up(then=lambda apply, collect: starts.append(session.exec_after(
+        apply, ["cat", "a.txt"], cwd=session.root, env={}, collect=collect)))
+    assert report.files_sent == 1
+    process = starts[0]()
+    assert isinstance(process, ChannelProcess)
+    (write,) = [w for w in recorded.writes if (frames.EXEC, process.cid) in w]
+    execs = [cid for kind, cid in write if kind == frames.EXEC]
+    assert len(execs) == 2 and execs[1] == process.cid  # the apply's, then the command's
+    assert (frames.STDIN, execs[0]) in write and (frames.STDIN_EOF, execs[0]) in write
+    assert _drained(process) == (0, b"edited\n")
+
+
+def test_a_command_sent_after_a_failed_apply_never_starts(
+        pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    """The command rides in the apply's write, but the agent starts it only if the apply
+    succeeded: otherwise it answers "skipped", and the sync up fails as it always did."""
+    session, sync = pair
+    sync.up()
+    run_ = AgentRun(session, ["apply", *agent_paths(session)], "sync up")
+    run_.process.write_stdin(b"not a sync stream\n")
+    run_.process.close_stdin()
+    start = session.exec_after(run_.process, ["sh", "-c", "echo ran > ran.txt"],
+                               cwd=session.root, env={})
+    for _ in run_.process.stdout_chunks():
+        pass
+    with pytest.raises(SyncError):
+        run_.finish()
+    process = start()
+    assert isinstance(process, ChannelProcess)
+    assert _drained(process) == (client.LOST_EXIT, b"")
+    assert process.skipped is not None and "failed" in process.skipped
+    assert not (Path(session.root) / "ran.txt").exists()
+
+
+def test_the_collect_asked_for_with_the_command_follows_its_exit(
+        pair: tuple[ChannelSession, WorkspaceSync]) -> None:
+    """Sync back without a round trip: the agent runs the collect right after the exit when
+    the tree changed; one that is dropped unacknowledged commits nothing (nothing lost)."""
+    session, sync = pair
+    sync.up()
+    sync.back()
+
+    def command(script: str) -> ChannelProcess:
+        process = session.exec_after(None, ["sh", "-c", script], cwd=session.root, env={},
+                                     collect=sync.collect_args())()
+        assert isinstance(process, ChannelProcess)
+        assert _drained(process)[0] == 0
+        return process
+
+    unchanged = command("true")
+    assert unchanged.tree_changed is False and unchanged.prepared_collect is None
+    made = command("echo x > made.txt")
+    assert made.tree_changed is True and made.prepared_collect is not None
+    assert sync.back(True, made.prepared_collect).applied == ["made.txt"]
+    assert (sync.root / "made.txt").read_text() == "x\n"
+    assert changed(session, "true") is False
+    dropped = command("echo y > more.txt")
+    assert dropped.prepared_collect is not None
+    dropped.prepared_collect.close_stdin()  # as the gateway does when it cannot take it
+    assert sync.back(True).applied == ["more.txt"]
+    assert changed(session, "true") is False

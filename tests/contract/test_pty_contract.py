@@ -147,3 +147,35 @@ def test_repl_through_the_host_on_the_emulator(modal_emulator: ModalEmulator, tm
             assert term.stty() == term.before
     finally:
         stop_hosts(tmp_home)
+
+
+def test_a_terminal_command_through_the_host_takes_no_backend_exec(
+        modal_emulator: ModalEmulator, tmp_home: Path, tmp_path: Path) -> None:
+    """Issue 17: once the session channel is up, an interactive command runs on the
+    agent's own terminal: no TaskExecStart of its own, and the size, TERM, typed input
+    and exit code are what a backend's PTY exec gives."""
+    ws = make_workspace(tmp_path / "ws")
+    env = {k: v for k, v in modal_emulator.env().items() if k != "HOME"}
+    env.update({"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_OFFLOAD_HOST": "1"})
+    target = Target("modal-host", env, ws, modal_emulator)
+    try:
+        warm = subprocess.run([*CLI, "exec", "--", "true"], cwd=ws, env={**os.environ, **env},
+                              stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        assert warm.returncode == 0, warm.stderr
+        before = modal_emulator.call_counts()["TaskExecStart"]
+        script = 'stty size; echo "term=$TERM"; read -p "name? " x; echo "got $x"; exit 7'
+        with _terminal(target, "exec", "-c", script) as term:
+            term.expect(b"33 101\r\n", timeout=60)
+            term.expect(b"term=xterm-256color\r\n")
+            term.expect(b"name? ")
+            term.send(b"ada\r")
+            term.expect(b"got ada\r\n")
+            assert term.wait() == 7
+            assert term.stty() == term.before
+        with _terminal(target, "exec", "-c", "echo ready; sleep 30") as term:
+            term.expect(b"ready\r\n", timeout=60)
+            term.send(b"\x03")  # a byte on the remote terminal, which makes it SIGINT
+            assert term.wait() == 130
+        assert modal_emulator.call_counts()["TaskExecStart"] == before
+    finally:
+        stop_hosts(tmp_home)

@@ -102,6 +102,9 @@ class Process(abc.ABC):
     # session channel's: an event, no network call). A backend's wait is RPCs, which must
     # not be cut off by the interpreter's exit (the modal client then warns on stderr).
     background_wait = False
+    # Whether a command may be started `after` this one (a sync up's apply) before its
+    # result is known: the session channel's, whose agent orders them (Session.exec_after).
+    orders_after = False
 
     @abc.abstractmethod
     def write_stdin(self, data: bytes) -> None: ...
@@ -166,6 +169,21 @@ class Session(abc.ABC):
              pty: PtySpec | None = None) -> Process:
         """Start `argv` (unchanged, no shell) in remote folder `cwd` with exactly `env`
         added to the session's base environment; under a pseudo-terminal when `pty`."""
+
+    def exec_after(self, first: Process | None, argv: Sequence[str], *, cwd: str,
+                   env: Mapping[str, str], pty: PtySpec | None = None,
+                   collect: Sequence[str] | None = None) -> Callable[[], Process]:
+        """Start `argv` as `exec` does, but only once `first` succeeded: a sync up's apply
+        whose input was sent and whose result the caller reads next (`first.orders_after`;
+        None: nothing to wait for). Returns the start, to call once that result is known
+        good; it gives the command's Process. `collect`: the sync agent's collect
+        arguments, which a session may run right after the command's exit (the process's
+        `prepared_collect`, for sync back).
+
+        Here `first` has already ended and nothing is pipelined: the command starts when
+        the start is called. The session channel sends both in one write instead
+        (channel/client.py)."""
+        return lambda: self.exec(argv, cwd=cwd, env=env, pty=pty)
 
     def snapshot(self) -> str:
         """A handle a new session can start from (SessionSpec.seed): this session's whole

@@ -16,12 +16,12 @@ import shutil
 import signal as _signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..backends._base import Backend, PtySpec, Session
+from ..backends._base import Backend, Process, Session
 from ..budget import Ledger
 from ..config import Settings
 from ..errors import BackendError, BudgetExhausted, OffloadError
@@ -129,9 +129,9 @@ class _GatedSync:
         self._inner, self._gate, self._index = inner, gate, index
         self._session, self._seed = session, seed
 
-    def up(self) -> Any:
+    def up(self, then: Any = None) -> Any:
         try:
-            report = self._inner.up()
+            report = self._inner.up(then=then)
             if self._seed is not None:
                 self._publish(self._seed)
             return report
@@ -149,8 +149,8 @@ class _GatedSync:
             return
         seed.publish(handle, baseline)
 
-    def back(self, remote_changed: bool | None = None) -> Any:
-        return self._inner.back(remote_changed)
+    def back(self, remote_changed: bool | None = None, prepared: Any = None) -> Any:
+        return self._inner.back(remote_changed, prepared)
 
 
 def keep_copies(root: Path, applied: Sequence[str], into: Path) -> None:
@@ -209,26 +209,24 @@ class TaskGateway(Gateway):
                                                  "session_id": session.id}))
         super()._after_open(session, family, image)
 
-    def _run_process(self, session: Session, argv: Sequence[str], cwd: str,
-                     env: Mapping[str, str], streams: Streams, handle: RemoteRun,
-                     limit: float, notices: list[str], pty: PtySpec | None = None
-                     ) -> tuple[int, bool, bool | None]:
+    def _run_process(self, process: Process, streams: Streams, handle: RemoteRun,
+                     limit: float, notices: list[str]) -> tuple[int, bool, bool | None]:
         left = self._deadline - time.monotonic() - BACK_RESERVE_SECONDS
-        return super()._run_process(session, argv, cwd, env, streams, handle,
-                                    max(0.1, min(limit, left)), notices, pty)
+        return super()._run_process(process, streams, handle, max(0.1, min(limit, left)),
+                                    notices)
 
     def _sync(self, session: Session, progress: bool | Sink) -> Any:
         return _GatedSync(super()._sync(session, progress), self._gate, self.index, session,
                           self.seeder)
 
     def _sync_back(self, session: Session, sync: Any, report: Any,
-                   remote_changed: bool | None = None) -> None:
+                   remote_changed: bool | None = None, prepared: Any = None) -> None:
         # One task's changes land in the workspace at a time, once every started task has
         # its copy: a later one then sees them as local changes, so a file two tasks
         # changed is a conflict (sync/client.py keeps the second version beside it).
         self._gate.wait_all_up()
         with self._gate.back_lock:
-            super()._sync_back(session, sync, report, remote_changed)
+            super()._sync_back(session, sync, report, remote_changed, prepared)
             if self.keep_changed is not None and report.sync_back is not None:
                 keep_copies(self.workspace.root, report.sync_back.applied, self.keep_changed)
 

@@ -13,6 +13,18 @@ It reads frames (frames.py) on stdin and writes frames on stdout:
   it exited is counted (host/watcher.py). Without inotify, `changed` is always True.
   MARK also leaves the collect a list of the paths that changed, so it rescans only those
   instead of walking the tree (issue 21; sync/remote.py, "hint").
+- EXEC {..., pty: {rows, cols, term, colorterm}} runs the command on a new pseudo-terminal
+  of ours (as the backends' own PTY exec, backends/_pty.py): its output is STDOUT (the
+  terminal merges both streams), STDIN is the raw keystrokes (Ctrl-C is the byte, which
+  the line discipline makes SIGINT), STDIN_EOF only stops our writing (a terminal has no
+  EOF of its own). HELLO says whether this sandbox can open one (`pty`).
+- Pipelining (issue 17): EXEC {..., after: ID} starts only once the sync task ID ended
+  with 0 (QUEUED is its acknowledgement meanwhile); when that sync failed, or is unknown,
+  the command is not started: EXIT {skipped: why} and no STARTED. So the client sends a
+  sync up's apply and the command it is for in one write. EXEC {..., collect: {cid, args,
+  token}} asks for the sync back in the same write: right after the command's exit, when
+  the tree changed, the agent marks with `token` and runs the collect as command `cid`
+  (else it answers `cid` skipped), and its stream follows the EXIT without a round trip.
 - On EOF of stdin (the host closed the channel, or died) running commands are left to
   finish, as they would after a plain exec whose client went away (their output has
   nowhere to go; their files stay for the next sync back); then the agent exits. Stopping
@@ -34,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +55,34 @@ from . import frames
 _READ = 64 * 1024
 OUT_LIMIT = 4 << 20  # bytes queued for the host before the commands' pipes wait
 LINGER_SECONDS = 0.001  # how long a write waits for the frames that follow it
+# How long, and up to how many bytes, output is held while frames that belong together are
+# still being made (a command's EXIT and the collect that follows it): each further write
+# is one more message on the output stream, half a round trip each on a remote backend.
+HOLD_SECONDS = 0.5
+HOLD_BYTES = 1 << 20
+KEEP_OUTCOMES = 64  # sync tasks whose exit status a later EXEC may still depend on
 SETTLE_SECONDS = 0.5  # how long an EXIT waits for a sync holding the lock (`_settled`)
 MARK_WAIT_SECONDS = 5.0  # how long a MARK does
 CONSUMER = "collect"
 
 
 class _Child:
-    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes] | _Task
-                 ) -> None:
+    def __init__(self, agent: Agent, cid: int, popen: subprocess.Popen[bytes] | _Task | _OnPty,
+                 stdin: queue.SimpleQueue[bytes | None] | None = None,
+                 collect: dict[str, Any] | None = None,
+                 release: Callable[[], None] | None = None) -> None:
         self.agent, self.cid, self.popen = agent, cid, popen
-        self.stdin: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        # Input that came while the command waited for its sync (`after`) is kept.
+        self.stdin: queue.SimpleQueue[bytes | None] = stdin or queue.SimpleQueue()
+        self.collect = collect
+        self._release = release  # the output hold taken for us, let go once stdout ended
+        if isinstance(popen, _Task) and agent.hungup.is_set():
+            self.stdin.put(None)  # nobody left to acknowledge a sync: it commits nothing
         self._left = 3  # stdout EOF, stderr EOF, exit: then the id may be forgotten
         self._left_lock = threading.Lock()
+        # Known to the agent before anything of it reaches the host: the host may answer
+        # (input, an ack) as soon as it sees our output.
+        agent.adopt(cid, self)
         agent.send(frames.encode_json(frames.STARTED, cid, {"pid": popen.pid}))
         for target, name in ((self._feed, "stdin"), (self._wait, "wait")):
             threading.Thread(target=target, name=f"{name}-{cid}", daemon=True).start()
@@ -71,6 +100,8 @@ class _Child:
         finally:
             pipe.close()
             self.agent.send(frames.encode(eof, self.cid))
+            if kind == frames.STDOUT and self._release is not None:
+                self._release()  # a collect's archive is all out: let it go in one write
             self._done()
 
     def _done(self) -> None:
@@ -96,9 +127,28 @@ class _Child:
     def _wait(self) -> None:
         code = self.popen.wait()
         code = 128 - code if code < 0 else code
-        changed = self.agent.tree_changed()
-        self.agent.send(frames.encode_json(frames.EXIT, self.cid,
-                                           {"code": code, "changed": changed}))
+        release: Callable[[], None] | None = self.agent.hold()
+        try:
+            changed = self.agent.tree_changed()
+            info: dict[str, Any] = {"code": code, "changed": changed}
+            collect = self.collect
+            if collect is not None:
+                info["collect"] = changed
+            self.agent.send(frames.encode_json(frames.EXIT, self.cid, info))
+            if isinstance(self.popen, _Task):
+                self.agent.settle(self.cid, code)
+            if collect is not None:
+                ccid = int(collect.get("cid", 0))
+                if changed and not self.agent.hungup.is_set():
+                    self.agent.mark(str(collect.get("token", "")))
+                    self.agent.start_sync(ccid, [str(a) for a in collect.get("args", [])],
+                                          release)
+                    release = None  # the collect's stdout pump lets it go
+                else:
+                    self.agent.skip(ccid, "nothing changed")
+        finally:
+            if release is not None:
+                release()
         self._done()
 
     def signal(self, sig: int) -> None:
@@ -107,6 +157,46 @@ class _Child:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, sig)
+
+
+class _OnPty:
+    """A command on a pseudo-terminal, with the pipes and methods of a Popen that _Child
+    uses: stdout reads the master side (EIO once every slave closed: the end), stdin
+    writes to it, stderr is empty."""
+
+    def __init__(self, argv: list[str], cwd: str, env: dict[str, str],
+                 spec: dict[str, Any]) -> None:
+        from ..backends._pty import open_pty, spawn_on_pty
+
+        master, slave = open_pty(int(spec.get("rows", 24)), int(spec.get("cols", 80)))
+        for key, name in (("term", "TERM"), ("colorterm", "COLORTERM")):
+            if spec.get(key):
+                env[name] = str(spec[key])
+        try:
+            self._popen = spawn_on_pty(argv, cwd=cwd, env=env, slave=slave)
+        except BaseException:
+            os.close(master)
+            raise
+        self.pid = self._popen.pid
+        self.stdin = os.fdopen(os.dup(master), "wb")
+        self.stdout = os.fdopen(master, "rb", buffering=0)
+        r_err, w_err = os.pipe()
+        os.close(w_err)
+        self.stderr = os.fdopen(r_err, "rb", buffering=0)
+
+    def wait(self) -> int:
+        return self._popen.wait()
+
+
+def pty_works() -> bool:
+    """Whether this sandbox can open a pseudo-terminal (/dev/ptmx and devpts)."""
+    try:
+        master, slave = os.openpty()
+    except OSError:
+        return False
+    os.close(master)
+    os.close(slave)
+    return True
 
 
 class _Task:
@@ -158,9 +248,18 @@ class Agent:
         self._out: list[bytes] = []
         self._out_size = 0
         self._out_cv = threading.Condition()
+        self._holds = 0
         threading.Thread(target=self._write_out, name="out", daemon=True).start()
         self._lock = threading.Lock()
         self.children: dict[int, _Child] = {}
+        # Sync tasks' exit status (None: running), for EXECs that come `after` one; and
+        # those EXECs waiting, by the task they wait for.
+        self.outcomes: dict[int, int | None] = {}
+        self.waiting: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+        self.queued: dict[int, queue.SimpleQueue[bytes | None]] = {}  # their input so far
+        # Our stdin ended: the host is gone. A sync task (a collect waiting for its ack
+        # holds the session's sync lock) then ends at once; commands run on.
+        self.hungup = threading.Event()
         # Nothing is known about changes made before we watched: the first answer is
         # "changed" until a collect (MARK) starts from a known state.
         self.trusted = False
@@ -191,6 +290,21 @@ class Agent:
             self._out_size += len(data)
             self._out_cv.notify_all()
 
+    def hold(self) -> Callable[[], None]:
+        """Keep output back (up to HOLD_SECONDS / HOLD_BYTES) until the returned function
+        is called (once): frames made in a sequence leave in one write."""
+        with self._out_cv:
+            self._holds += 1
+        done = threading.Event()
+
+        def release() -> None:
+            if not done.is_set():
+                done.set()
+                with self._out_cv:
+                    self._holds -= 1
+                    self._out_cv.notify_all()
+        return release
+
     def _write_out(self) -> None:
         # Frames that come together leave together: a fast command's STARTED, EOFs and
         # EXIT are one write, and so one message on a remote backend's output stream,
@@ -201,6 +315,10 @@ class Agent:
                     self._out_cv.wait()
             time.sleep(LINGER_SECONDS)
             with self._out_cv:
+                until = time.monotonic() + HOLD_SECONDS
+                while self._holds and self._out_size < HOLD_BYTES \
+                        and (left := until - time.monotonic()) > 0:
+                    self._out_cv.wait(left)
                 data = b"".join(self._out)
                 self._out.clear()
                 self._out_size = 0
@@ -279,8 +397,15 @@ class Agent:
     # --------------------------------------------------------------- commands
     def start(self, cid: int, spec: dict[str, Any]) -> None:
         if isinstance(spec.get("sync"), list):
-            self._start_sync(cid, [str(a) for a in spec["sync"]])
+            self.start_sync(cid, [str(a) for a in spec["sync"]])
             return
+        collect = spec.get("collect")
+        with self._lock:
+            stdin = self.queued.get(cid)  # until adopted: see `adopt`
+            if isinstance(collect, dict):
+                # Its input (the ack, or EOF when the client drops it) may come as soon
+                # as the command's EXIT, before the collect is started: kept for it.
+                self.queued[int(collect.get("cid", 0))] = queue.SimpleQueue()
         argv = [str(a) for a in spec.get("argv", [])]
         # Relative to the root, which is our working folder (client.ChannelProcess.fits);
         # normalised there, and `..` refused, so it stays inside.
@@ -290,10 +415,13 @@ class Agent:
         cwd = os.path.join(self.root, rel)
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in dict(spec.get("env", {})).items()})
-        popen = None
+        pty = spec.get("pty")
+        popen: subprocess.Popen[bytes] | _OnPty | None = None
         try:
             os.makedirs(cwd, exist_ok=True)  # as the backends' exec does
-            popen = _spawn(argv, cwd, env)
+            # spawn_on_pty answers a missing program itself (127/126 on the terminal)
+            popen = _OnPty(argv, cwd, env, pty) if isinstance(pty, dict) else \
+                _spawn(argv, cwd, env)
         except OSError as exc:
             # As a container (and the local backend) would: the shell's conventions.
             code, why = ((126, "permission denied") if isinstance(exc, PermissionError)
@@ -301,25 +429,87 @@ class Agent:
                          else (127, exc.strerror or str(exc)))
             popen = _spawn(["sh", "-c", f'echo "$0: $1" >&2; exit {code}',
                             argv[0] if argv else "exec", why], "/", env)
-        child = _Child(self, cid, popen)
-        with self._lock:
-            if child._left:  # not already finished (then forget() ran before this)
-                self.children[cid] = child
+        _Child(self, cid, popen, stdin, collect if isinstance(collect, dict) else None)
 
-    def _start_sync(self, cid: int, args: list[str]) -> None:
+    def start_sync(self, cid: int, args: list[str],
+                   release: Callable[[], None] | None = None) -> None:
+        with self._lock:
+            self.outcomes[cid] = None
+            while len(self.outcomes) > KEEP_OUTCOMES:
+                del self.outcomes[next(iter(self.outcomes))]
+            stdin = self.queued.get(cid)  # until adopted: see `adopt`
         try:
             task: subprocess.Popen[bytes] | _Task = _Task(args)
         except BaseException as exc:  # bad arguments (argparse exits): as a process would
             task = _spawn(["sh", "-c", 'echo "modal-offload sync agent: $0" >&2; exit 2',
                            str(exc)], "/", dict(os.environ))
-        child = _Child(self, cid, task)
+        _Child(self, cid, task, stdin, release=release)
+
+    def after(self, cid: int, spec: dict[str, Any], dep: int) -> None:
+        """Start `cid` once sync task `dep` ended with 0; skip it when that failed or is
+        not known (refused as late, or long forgotten: nothing says the files are there)."""
         with self._lock:
-            if child._left:
-                self.children[cid] = child
+            outcome = self.outcomes.get(dep, -1)
+            if outcome is None:
+                self.waiting.setdefault(dep, []).append((cid, spec))
+                self.queued[cid] = queue.SimpleQueue()
+        if outcome is None:
+            self.send(frames.encode_json(frames.QUEUED, cid, {"after": dep}))
+        elif outcome == 0:
+            self.start(cid, spec)
+        else:
+            self.skip(cid, f"the sync it depends on failed (exit status {outcome})"
+                      if outcome > 0 else "the sync it depends on did not run", spec)
+
+    def settle(self, dep: int, code: int) -> None:
+        """Sync task `dep` ended with `code`: start or skip what waited for it."""
+        with self._lock:
+            if dep in self.outcomes:
+                self.outcomes[dep] = code
+            waiters = self.waiting.pop(dep, [])
+        for cid, spec in waiters:
+            if code == 0:
+                self.start(cid, spec)
+            else:
+                self.skip(cid, f"the sync it depends on failed (exit status {code})", spec)
+
+    def skip(self, cid: int, why: str, spec: dict[str, Any] | None = None,
+             code: int = 255) -> None:
+        """Answer `cid` as never started (no STARTED: the client knows it did not run),
+        and the collect it asked for with it."""
+        with self._lock:
+            self.queued.pop(cid, None)
+        self.send(frames.encode(frames.STDOUT_EOF, cid) + frames.encode(frames.STDERR_EOF, cid)
+                  + frames.encode_json(frames.EXIT, cid, {"code": code, "skipped": why}))
+        collect = (spec or {}).get("collect")
+        if isinstance(collect, dict):
+            self.skip(int(collect.get("cid", 0)), "its command did not run")
+
+    def _unqueue(self, cid: int) -> dict[str, Any] | None:
+        """The spec of `cid` if it still waits for its sync, no longer waiting."""
+        with self._lock:
+            for dep, waiters in self.waiting.items():
+                for item in waiters:
+                    if item[0] == cid:
+                        waiters.remove(item)
+                        if not waiters:
+                            del self.waiting[dep]
+                        return item[1]
+        return None
+
+    def adopt(self, cid: int, child: _Child) -> None:
+        """`child` runs as `cid`: input for it goes to it from now on. In one step with
+        dropping the queue kept for it meanwhile (the same queue it reads), so no frame
+        falls between the two."""
+        with self._lock:
+            self.children[cid] = child
+            self.queued.pop(cid, None)
 
     def forget(self, cid: int) -> None:
         with self._lock:
-            self.children.pop(cid, None)
+            child = self.children.pop(cid, None)
+        if child is not None:
+            child.stdin.put(None)  # its input feeder ends too (it may wait for EOF still)
 
     def child(self, cid: int) -> _Child | None:
         with self._lock:
@@ -335,25 +525,36 @@ class Agent:
                 sys.stderr.write(f"command {cid} arrived after its deadline: not started\n")
                 sys.stderr.flush()
                 return
-            self.start(cid, spec)
+            dep = spec.get("after")
+            if isinstance(dep, int):
+                self.after(cid, spec, dep)
+            else:
+                self.start(cid, spec)
         elif kind == frames.MARK:
             self.mark(payload.decode("ascii", "replace"))
         elif kind == frames.SIGNAL:
             # Kept until its exit and both EOFs: a leader's stragglers holding its pipes
             # still get the signal; once all is done there is no one left to signal.
             child = self.child(cid)
+            sig = int(frames.decode_json(payload).get("sig", signal.SIGTERM))
             if child is not None:
-                child.signal(int(frames.decode_json(payload).get("sig", signal.SIGTERM)))
+                child.signal(sig)
+            elif (queued := self._unqueue(cid)) is not None:
+                # Stopped before its sync ended: it never starts, as a signal before exec.
+                self.skip(cid, "signalled before it started", queued, code=128 + sig)
         elif kind in (frames.STDIN, frames.STDIN_EOF):
             child = self.child(cid)
-            if child is not None:
-                child.stdin.put(payload if kind == frames.STDIN else None)
+            with self._lock:
+                waiting = self.queued.get(cid)
+            target = child.stdin if child is not None else waiting
+            if target is not None:
+                target.put(payload if kind == frames.STDIN else None)
 
     def finish(self) -> None:
         """Wait for the running commands to end (see the module docstring)."""
         while True:
             with self._lock:
-                if not self.children:
+                if not self.children and not self.waiting:
                     return
             time.sleep(0.1)
 
@@ -365,14 +566,15 @@ class Agent:
         while True:
             time.sleep(min(5.0, seconds / 4))
             with self._lock:
-                busy = bool(self.children)
+                busy = bool(self.children or self.waiting)
             if not busy and time.monotonic() - self.last_frame >= seconds:
                 os._exit(0)
 
     def serve(self, in_fd: int = 0) -> int:
         watch = "inotify" if self.watcher is not None else "none"
         self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch,
-                                                           "now": time.time()}))
+                                                           "now": time.time(),
+                                                           "pty": pty_works()}))
         chunks = iter(lambda: os.read(in_fd, _READ), b"")
         try:
             for kind, cid, payload in frames.read_frames(chunks):
@@ -380,10 +582,19 @@ class Agent:
                 self.handle(kind, cid, payload)
         except frames.FrameError as exc:
             print(f"modal-offload channel agent: {exc}", file=sys.stderr)
+            self.hang_up()
             self.finish()
             return 2
+        self.hang_up()
         self.finish()
         return 0
+
+    def hang_up(self) -> None:
+        self.hungup.set()
+        with self._lock:
+            tasks = [c for c in self.children.values() if isinstance(c.popen, _Task)]
+        for child in tasks:
+            child.stdin.put(None)
 
 
 def _spawn(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -19,7 +19,18 @@ exit status LOST_EXIT (255, as ssh reports a dropped connection), and its proces
 is killed through a plain exec, since nobody can read its output any more. Its files
 stay in the session and the next sync back collects them.
 
-Commands under a pseudo-terminal use the backend's exec (the agent runs pipes only).
+Pipelining (issue 17): a sync up's apply is sent without waiting for its STARTED, its
+input is corked (held in the link's queue) until the command it is for is queued too, and
+that command's EXEC says `after` the apply, so the agent orders them and both leave in one
+write (`ChannelSession.exec_after`). The command may also ask for the collect of the sync
+back that follows (`collect`): the agent runs it right after the command's exit when the
+tree changed, so its stream follows the EXIT without a round trip. The acknowledgement is
+still awaited, only later (`_Lazy`): what was written before it is kept, and replayed into
+the backend's exec when no acknowledgement comes (issue 19's fallback, unchanged).
+
+A command under a pseudo-terminal runs on one the agent opens (its output all on stdout,
+its input the raw keystrokes); an agent whose sandbox cannot open one (HELLO's `pty`)
+leaves it to the backend's exec.
 """
 
 from __future__ import annotations
@@ -36,6 +47,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from ..backends._base import Process, PtySpec, Session, SessionInfo
+from ..errors import OffloadError
 from . import frames
 
 AGENT_MODULE = "modal_offload.channel.agent"
@@ -51,6 +63,10 @@ LOST_EXIT = 255
 # on here is not started there later; ACK_GRACE leaves its STARTED time to come back.
 ACK_SECONDS = 5.0
 ACK_GRACE = 1.0
+# Input a not yet acknowledged command keeps for its replay into the backend's exec; more
+# waits for the acknowledgement (a large sync up then pays the round trip it would anyway).
+REPLAY_LIMIT = 4 << 20
+CORK_BYTES = 1 << 20  # a corked link writes anyway once this much is queued
 
 log = logging.getLogger("modal_offload.channel")
 
@@ -107,7 +123,14 @@ class _Stream:
 class ChannelProcess(Process):
     background_wait = True  # its exit arrives as a frame: waiting costs no call
     def __init__(self, link: _Link, argv: Sequence[str], cwd: str,
-                 env: Mapping[str, str], sync: Sequence[str] | None = None) -> None:
+                 env: Mapping[str, str], sync: Sequence[str] | None = None, *,
+                 wait_ack: bool = True, after: int | None = None,
+                 collect: Sequence[str] | None = None, send: bool = True,
+                 pty: PtySpec | None = None) -> None:
+        """`wait_ack`: return only once acknowledged (else `ensure_acked` later); `after`:
+        the id of the sync it must wait for; `collect`: the collect's arguments, run by the
+        agent right after the exit (`prepared`); `send`: False for that prepared collect,
+        whose EXEC rides in its command's."""
         self._link = link
         self._out, self._err = _Stream(), _Stream()
         self._exited = threading.Event()
@@ -119,24 +142,54 @@ class ChannelProcess(Process):
         self._acked = threading.Event()  # the agent said STARTED (or anything else of it)
         self._abandoned = False  # no ack in time: this command goes another way
         self._ack_lock = threading.Lock()
+        self.skipped: str | None = None  # from EXIT: never started, and why
+        self.prepared: ChannelProcess | None = None  # the collect asked for with us
+        self.prepared_collect: ChannelProcess | None = None  # ... once it really runs
+        self._since = time.monotonic()  # the acknowledgement's clock (`restart_clock`)
         self.cid = link.register(self)
+        if not send:
+            self._acked.set()
+            return
         request: dict[str, Any] = (
             {"sync": list(sync)} if sync is not None
             else {"argv": list(argv), "cwd": cwd, "env": dict(env)})
-        before = link.agent_deadline(ACK_SECONDS)
-        if before is not None:
-            request["before"] = before
+        if after is not None:
+            request["after"] = after
+        if pty is not None:
+            request["pty"] = {"rows": pty.rows, "cols": pty.cols, "term": pty.term,
+                              "colorterm": pty.colorterm}
         try:
-            link.send(frames.encode_json(frames.EXEC, self.cid, request))
+            if collect is not None:
+                token = uuid.uuid4().hex
+                args = [*collect, "--changed-from", token]
+                self.prepared = ChannelProcess(link, [], ".", {}, args, send=False)
+                request["collect"] = {"cid": self.prepared.cid, "token": token,
+                                      "args": args}
+            link.send(lambda: self._exec_frame(request))
         except ChannelBroken:
             self._abandon()
             raise
-        self._await_ack(time.monotonic() + ACK_SECONDS + ACK_GRACE)
+        if wait_ack:
+            self.ensure_acked()
 
-    def _await_ack(self, deadline: float) -> None:
+    def restart_clock(self) -> None:
+        """The acknowledgement is due ACK_SECONDS from now: the EXEC was held by a cork
+        (its apply's input being packed), not by the network."""
+        self._since = time.monotonic()
+
+    def _exec_frame(self, request: dict[str, Any]) -> bytes:
+        """The EXEC, made when the writer takes it, with the agent's deadline ("before")
+        from the same clock as ours: one stuck behind earlier writes may be past it."""
+        before = self._link.agent_deadline(self._since + ACK_SECONDS - time.monotonic())
+        if before is not None:
+            request = {**request, "before": before}
+        return frames.encode_json(frames.EXEC, self.cid, request)
+
+    def ensure_acked(self) -> None:
         """Return once the agent acknowledged the command; else raise ChannelBroken, and
         the channel is dropped: a write stuck in the client's retries (a network that
         went away after the last command) must not hold the command past the deadline."""
+        deadline = self._since + ACK_SECONDS + ACK_GRACE
         while not self._acked.wait(0.05):
             if self._link.dead.is_set() or time.monotonic() >= deadline:
                 break
@@ -222,6 +275,10 @@ class ChannelProcess(Process):
             self._code = int(info.get("code", LOST_EXIT))
             changed = info.get("changed")
             self.tree_changed = changed if isinstance(changed, bool) else None
+            if "skipped" in info:
+                self.skipped = str(info["skipped"])
+            if info.get("collect") is True:
+                self.prepared_collect = self.prepared
             self._exited.set()
         return not self._left
 
@@ -244,6 +301,98 @@ class ChannelBroken(Exception):
     pass
 
 
+class _Lazy(Process):
+    """A channel command whose acknowledgement is awaited only when needed: at the first
+    read, wait or signal, or once REPLAY_LIMIT bytes of input were written. Until then its
+    input is also kept, so that a command the agent never acknowledged is replayed into
+    `fallback()` (the backend's exec) as issue 19 has it. `corked`: it holds its link's
+    cork, let go by the command that follows it (`ChannelSession.exec_after`) or here."""
+
+    orders_after = True  # the agent starts what comes `after` it only once it succeeded
+
+    def __init__(self, chan: ChannelProcess, fallback: Callable[[], Process],
+                 corked: bool = False) -> None:
+        self.chan = chan
+        self._fallback = fallback
+        self._corked = corked
+        self._kept: list[bytes] = []
+        self._kept_size = 0
+        self._closed = False
+        self._process: Process | None = None
+        self._ready = threading.Event()
+        self._lock = threading.Lock()
+
+    def uncork(self) -> None:
+        if self._corked:
+            self._corked = False
+            self.chan.restart_clock()
+            self.chan._link.uncork()
+
+    def resolve(self) -> Process:
+        """The process this is: the channel's once acknowledged, else the backend's."""
+        with self._lock:
+            if self._process is None:
+                self.uncork()
+                try:
+                    self.chan.ensure_acked()
+                    self._process = self.chan
+                except ChannelBroken:
+                    process = self._fallback()
+                    for data in self._kept:
+                        process.write_stdin(data)
+                    if self._closed:
+                        process.close_stdin()
+                    self._process = process
+                self._kept.clear()
+                self._ready.set()
+            return self._process
+
+    @property
+    def background_wait(self) -> bool:  # type: ignore[override]
+        return self.resolve().background_wait
+
+    @property
+    def stdin_dropped(self) -> int:  # type: ignore[override]
+        return self.resolve().stdin_dropped
+
+    def write_stdin(self, data: bytes) -> None:
+        with self._lock:
+            keep = self._process is None and self._kept_size + len(data) <= REPLAY_LIMIT
+            if keep:
+                self._kept.append(data)
+                self._kept_size += len(data)
+                self.chan.write_stdin(data)
+                return
+        self.resolve().write_stdin(data)
+
+    def close_stdin(self) -> None:
+        with self._lock:
+            if self._process is None:
+                self._closed = True
+                self.chan.close_stdin()
+                return
+        self.resolve().close_stdin()
+
+    def stdout_chunks(self) -> Iterator[bytes]:
+        return self.resolve().stdout_chunks()
+
+    def stderr_chunks(self) -> Iterator[bytes]:
+        # Waits for others to resolve: a pump started with the process (sync/channel.py
+        # AgentRun) must not let the cork go before the command it is for was queued.
+        self._ready.wait()
+        assert self._process is not None
+        yield from self._process.stderr_chunks()
+
+    def wait(self) -> int:
+        return self.resolve().wait()
+
+    def signal(self, sig: int = _signal.SIGTERM) -> None:
+        self.resolve().signal(sig)
+
+    def stream_failure(self) -> OffloadError | None:
+        return self.resolve().stream_failure()
+
+
 class _Link:
     """One agent process and its threads; dead for good once it breaks."""
 
@@ -263,8 +412,10 @@ class _Link:
         self._lock = threading.Lock()
         self._procs: dict[int, ChannelProcess] = {}
         self._next = 1
-        self._queue: collections.deque[bytes | None] = collections.deque()
+        self._queue: collections.deque[bytes | Callable[[], bytes] | None] = \
+            collections.deque()
         self._queued = 0
+        self._corks = 0  # while > 0 the writer waits (up to CORK_BYTES) for more
         self._cv = threading.Condition()
         # The agent's own limit is a backstop for a host that died without closing it (a
         # remote backend keeps the exec's stdin open then): twice ours, plus a margin.
@@ -317,15 +468,27 @@ class _Link:
             return None
         return time.time() + seconds + self.clock_offset
 
-    def send(self, data: bytes | None) -> None:
-        """Queue `data` for the agent (None: close its stdin); raises ChannelBroken."""
+    def send(self, data: bytes | Callable[[], bytes] | None) -> None:
+        """Queue `data` for the agent (None: close its stdin; a function: the bytes it
+        returns when the writer takes them); raises ChannelBroken."""
         with self._cv:
             while self._queued > SEND_LIMIT and not self.dead.is_set():
                 self._cv.wait()
             if self.dead.is_set():
                 raise ChannelBroken(self.why)
             self._queue.append(data)
-            self._queued += len(data or b"")
+            self._queued += len(data) if isinstance(data, bytes) else 0
+            self._cv.notify_all()
+
+    def cork(self) -> None:
+        """Hold what is queued until `uncork` (or CORK_BYTES): one write for a sync up's
+        apply, its input and the command that follows it."""
+        with self._cv:
+            self._corks += 1
+
+    def uncork(self) -> None:
+        with self._cv:
+            self._corks = max(0, self._corks - 1)
             self._cv.notify_all()
 
     def _write(self) -> None:
@@ -333,7 +496,9 @@ class _Link:
         # backend call, one round trip on a remote backend.
         while True:
             with self._cv:
-                while not self._queue and not self.dead.is_set():
+                while (not self._queue or (self._corks and self._queued < CORK_BYTES
+                                           and None not in self._queue)) \
+                        and not self.dead.is_set():
                     self._cv.wait()
                 if not self._queue:
                     return
@@ -342,7 +507,8 @@ class _Link:
                 self._queued = 0
                 self._cv.notify_all()
             closing = None in items
-            data = b"".join(i for i in items if i is not None)
+            data = b"".join(i if isinstance(i, bytes) else i() for i in items
+                            if i is not None)
             try:
                 if data:
                     self.agent.write_stdin(data)
@@ -542,13 +708,58 @@ class ChannelSession(Session):
     def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
              pty: PtySpec | None = None) -> Process:
         rel = ChannelProcess.fits(self, cwd)
-        link = None if pty is not None or rel is None else self.channel.link()
+        link = None if rel is None else self.channel.link()
+        if link is not None and pty is not None and not link.hello.get("pty"):
+            link = None
         if link is not None and rel is not None:
+            sync = self._sync_args(argv, rel, env) if pty is None else None
             try:
-                return ChannelProcess(link, argv, rel, env, self._sync_args(argv, rel, env))
+                if sync is not None and sync[:1] == ["apply"]:
+                    # Its input and the command it is for go out in one write (exec_after);
+                    # acknowledged when read from.
+                    link.cork()
+                    try:
+                        chan = ChannelProcess(link, argv, rel, env, sync, wait_ack=False)
+                    except BaseException:
+                        link.uncork()
+                        raise
+                    return _Lazy(chan, lambda: self.inner.exec(argv, cwd=cwd, env=env),
+                                 corked=True)
+                return ChannelProcess(link, argv, rel, env, sync, pty=pty)
             except ChannelBroken:
                 pass
         return self.inner.exec(argv, cwd=cwd, env=env, pty=pty)
+
+    def exec_after(self, first: Process | None, argv: Sequence[str], *, cwd: str,
+                   env: Mapping[str, str], pty: PtySpec | None = None,
+                   collect: Sequence[str] | None = None) -> Callable[[], Process]:
+        """Session.exec_after: over the channel when `first` is a sync apply in flight on
+        it (or None), in the same write, the agent ordering them (see the module
+        docstring); the collect asked for runs right after the exit."""
+        lazy = first if isinstance(first, _Lazy) else None
+        rel = ChannelProcess.fits(self, cwd)
+        link = None
+        if rel is not None:
+            link = lazy.chan._link if lazy is not None else self.channel.link()
+        if link is not None and pty is not None and not link.hello.get("pty"):
+            link = None
+        if link is not None and rel is not None and (first is None or lazy is not None):
+            def fallback() -> Process:
+                return self.inner.exec(argv, cwd=cwd, env=env, pty=pty)
+            try:
+                chan = ChannelProcess(link, argv, rel, env, wait_ack=False,
+                                      after=lazy.chan.cid if lazy is not None else None,
+                                      collect=collect, pty=pty)
+            except ChannelBroken:
+                pass
+            else:
+                return _Lazy(chan, fallback).resolve
+            finally:
+                if lazy is not None:
+                    lazy.uncork()
+        if lazy is not None:
+            lazy.uncork()
+        return super().exec_after(first, argv, cwd=cwd, env=env, pty=pty, collect=collect)
 
     def _sync_args(self, argv: Sequence[str], rel: str, env: Mapping[str, str]
                    ) -> list[str] | None:

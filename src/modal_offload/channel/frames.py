@@ -18,12 +18,12 @@ DATA_CHUNK = 64 * 1024
 
 # host -> agent
 EXEC, STDIN, STDIN_EOF, SIGNAL, MARK = b"X", b"I", b"E", b"S", b"K"
-# agent -> host
-HELLO, STARTED, STDOUT, STDERR, STDOUT_EOF, STDERR_EOF, EXIT = (
-    b"H", b"P", b"O", b"R", b"o", b"r", b"Z")
-KINDS = frozenset({EXEC, STDIN, STDIN_EOF, SIGNAL, MARK, HELLO, STARTED, STDOUT, STDERR,
-                   STDOUT_EOF, STDERR_EOF, EXIT})
-JSON_KINDS = frozenset({EXEC, SIGNAL, HELLO, STARTED, EXIT})
+# agent -> host (QUEUED: an EXEC that waits for the sync it comes `after` was received)
+HELLO, STARTED, QUEUED, STDOUT, STDERR, STDOUT_EOF, STDERR_EOF, EXIT = (
+    b"H", b"P", b"Q", b"O", b"R", b"o", b"r", b"Z")
+KINDS = frozenset({EXEC, STDIN, STDIN_EOF, SIGNAL, MARK, HELLO, STARTED, QUEUED, STDOUT,
+                   STDERR, STDOUT_EOF, STDERR_EOF, EXIT})
+JSON_KINDS = frozenset({EXEC, SIGNAL, HELLO, STARTED, QUEUED, EXIT})
 
 
 class FrameError(ValueError):

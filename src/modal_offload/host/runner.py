@@ -52,16 +52,16 @@ class HintedSync:
         self.watcher = watcher
         self.consumer = consumer
 
-    def up(self) -> Any:
+    def up(self, then: Any = None) -> Any:
         changed = self.watcher.take(self.consumer)
         try:
-            return self.inner.up(changed=changed)
+            return self.inner.up(changed=changed, then=then)
         except BaseException:
             self.watcher.invalidate(self.consumer)  # what we took was not synced
             raise
 
-    def back(self, remote_changed: bool | None = None) -> Any:
-        return self.inner.back(remote_changed)
+    def back(self, remote_changed: bool | None = None, prepared: Any = None) -> Any:
+        return self.inner.back(remote_changed, prepared)
 
 
 class HostGateway(Gateway):

@@ -58,10 +58,12 @@ def remote_unchanged(session: Session) -> bool:
 class AgentRun:
     """A started agent. Use `finish()` on success paths and `abort()` on failures."""
 
-    def __init__(self, session: Session, args: Sequence[str], what: str) -> None:
+    def __init__(self, session: Session, args: Sequence[str], what: str,
+                 process: Process | None = None) -> None:
+        """`process`: one already started (by the session, for us), instead of `args`."""
         self.what = what
-        self.process: Process = session.exec(agent_argv(session, *args), cwd=session.root,
-                                             env={})
+        self.process: Process = process or session.exec(agent_argv(session, *args),
+                                                        cwd=session.root, env={})
         self._stderr: collections.deque[bytes] = collections.deque()
         self._stderr_size = 0
         self._pump = threading.Thread(target=self._read_stderr, daemon=True,

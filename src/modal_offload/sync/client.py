@@ -28,12 +28,12 @@ import os
 import posixpath
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..backends._base import Session
+from ..backends._base import Process, Session
 from ..errors import SyncError
 from ..fileio import atomic_write_text, exclusive
 from . import progress
@@ -78,6 +78,10 @@ class SyncPolicy:
 
     protected: tuple[str, ...] = ()  # extra protected paths (gitignore-style patterns)
     upload_secrets: tuple[str, ...] = ()  # secret-looking names or paths allowed up
+
+
+# See WorkspaceSync.up.
+Then = Callable[[Process | None, list[str]], None]
 
 
 class BaselineMemo(Protocol):
@@ -156,61 +160,97 @@ class WorkspaceSync:
                   for t in targets)]
 
     # ------------------------------------------------------------------------ up
-    def up(self, changed: Iterable[str] | None = None) -> SyncUpReport:
+    def up(self, changed: Iterable[str] | None = None,
+           then: Then | None = None) -> SyncUpReport:
         """Send what changed locally since the baseline (everything, without one).
 
         `changed`: the caller knows (a filesystem watcher) that only these relative paths
         (a folder: its subtree) may differ since the last `up()`/`back()`, so the tree is
         not walked; None walks it. Ignored when there is no baseline.
+        `then(apply, collect)`: called once all was sent, before the apply's answer is
+        read: `apply` is that apply when it is still in flight (Session.exec_after may
+        start the command after it), `collect` the collect arguments of a sync back.
         """
+        with self.up_begin(changed) as pending:
+            if then is not None:
+                then(pending.process, self.collect_args())
+            return pending.result()
+
+    def collect_args(self) -> list[str]:
+        """The sync agent's arguments for a collect (the channel may add a hint)."""
+        return ["collect", *agent_paths(self.session), "--max-bytes", str(self.max_bytes),
+                *(["--compress"] if self.session.compress_sync else [])]
+
+    def up_begin(self, changed: Iterable[str] | None = None) -> PendingUp:
+        """`up()` up to sending: the apply's reply is read by `result()`, so that the
+        command can be sent before it (Session.exec_after). Only a session whose agent
+        orders them (`orders_after`) leaves it pending; otherwise all is done here."""
         started = time.monotonic()
-        with exclusive(self.cache_path), contextlib.ExitStack() as unused:
-            baseline = self.load_baseline()
-            rules = self.rules()
-            early = None
-            if baseline is None:
-                # A first sync always sends: the agent starts now, so that its start (a
-                # Python process, ~0.15 s) overlaps our scan instead of following it.
-                early = self._apply_run()
+        stack = contextlib.ExitStack()
+        stack.enter_context(exclusive(self.cache_path))
+        try:
+            return self._up_begin(changed, started, stack)
+        except BaseException:
+            stack.close()
+            raise
 
-                def drop_unused() -> None:  # nothing to send after all, or a failure
-                    if early is not None:
-                        early.abort()
+    def _up_begin(self, changed: Iterable[str] | None, started: float,
+                  stack: contextlib.ExitStack) -> PendingUp:
+        baseline = self.load_baseline()
+        rules = self.rules()
+        early: AgentRun | None = None
+        if baseline is None:
+            # A first sync always sends: the agent starts now, so that its start (a
+            # Python process, ~0.15 s) overlaps our scan instead of following it.
+            early = self._apply_run()
 
-                unused.callback(drop_unused)
-            if changed is not None and baseline is not None:
-                new, stats = _rescan(self.root, rules, baseline, {*changed, *baseline.resend})
+            def drop_unused() -> None:  # nothing to send after all, or a failure
+                if early is not None:
+                    early.abort()
+
+            stack.callback(drop_unused)
+        if changed is not None and baseline is not None:
+            new, stats = _rescan(self.root, rules, baseline, {*changed, *baseline.resend})
+        else:
+            new, stats = scan_with_stats(self.root, rules, baseline, hash_new=False)
+        report = SyncUpReport(full=baseline is None, scanned=stats.entries,
+                              hashed=stats.hashed)
+        if baseline is not None:  # still withheld unless it changed (then resent)
+            new.withheld = {p for p in baseline.withheld
+                            if (b := baseline.entries.get(p)) is not None
+                            and (n := new.entries.get(p)) is not None
+                            and same_content(b, n)}
+        sent: _Sent | None = None
+        if stats.unchanged_from(baseline) and not (baseline and baseline.resend):
+            report.exec_skipped = True  # the common case: no diff, no write, no exec
+        else:
+            delta = diff(baseline, new)
+            if delta.empty:
+                report.exec_skipped = True
             else:
-                new, stats = scan_with_stats(self.root, rules, baseline, hash_new=False)
-            report = SyncUpReport(full=baseline is None, scanned=stats.entries,
-                                  hashed=stats.hashed)
-            if baseline is not None:  # still withheld unless it changed (then resent)
-                new.withheld = {p for p in baseline.withheld
-                                if (b := baseline.entries.get(p)) is not None
-                                and (n := new.entries.get(p)) is not None
-                                and same_content(b, n)}
-            if stats.unchanged_from(baseline) and not (baseline and baseline.resend):
-                report.exec_skipped = True  # the common case: no diff, no write, no exec
-            else:
-                delta = diff(baseline, new)
-                if delta.empty:
-                    report.exec_skipped = True
-                else:
-                    run, early = early or self._apply_run(), None
-                    self._send(delta, new, report, rules, run)
-                    # Refused by the remote: it holds no copy, so it may not replace or
-                    # delete ours (a symlink out of the tree, typically).
-                    new.withheld |= {r.path for r in report.refused if r.path in new.entries}
-                # Also when nothing travels: fresher stat data spares re-hashing next time.
-                self._save_baseline(new)
-        report.seconds = time.monotonic() - started
-        return report
+                run, early = early or self._apply_run(), None
+                sent = self._send(delta, new, report, rules, run)
+
+        def finish() -> None:
+            if sent is not None:
+                sent.reply(report)
+                # Refused by the remote: it holds no copy, so it may not replace or
+                # delete ours (a symlink out of the tree, typically).
+                new.withheld |= {r.path for r in report.refused if r.path in new.entries}
+            # Also when nothing travels: fresher stat data spares re-hashing next time.
+            self._save_baseline(new)
+
+        pending = PendingUp(report, started, stack, finish,
+                            sent.run if sent is not None else None)
+        if sent is None or not sent.run.process.orders_after:
+            pending.result_now()
+        return pending
 
     def _apply_run(self) -> AgentRun:
         return AgentRun(self.session, ["apply", *agent_paths(self.session)], "sync up")
 
     def _send(self, delta: Delta, new: Manifest, report: SyncUpReport,
-              rules: IgnoreRules, run: AgentRun) -> None:
+              rules: IgnoreRules, run: AgentRun) -> _Sent:
         content = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
         try:
             with contextlib.ExitStack() as stack:
@@ -228,26 +268,24 @@ class WorkspaceSync:
                                      compress=self.session.compress_sync,
                                      progress=bar.update if bar is not None else None)
             run.process.close_stdin()
-            out = b"".join(run.process.stdout_chunks())
         except BaseException:
             run.abort()
             raise
-        run.finish()
-        reply = _last_json_line(out, "sync up")
         report.files_sent = stats.files if stats else 0
         report.content_bytes = stats.content_bytes if stats else 0
         report.deleted = len(delta.deleted)
         report.bytes_sent = writer.bytes_written
-        refused = reply.get("refused")
-        report.refused = [Refusal(str(p), str(r)) for p, r in refused] \
-            if isinstance(refused, list) else []
+        return _Sent(run)
 
     # ---------------------------------------------------------------------- back
-    def back(self, remote_changed: bool | None = None) -> SyncBackReport:
+    def back(self, remote_changed: bool | None = None,
+             prepared: Process | None = None) -> SyncBackReport:
         """Apply what the remote command changed, safely and conflict-aware.
 
         `remote_changed`: what the session channel said with the command's exit (False:
         nothing changed in the remote tree since the last collect); None asks the remote.
+        `prepared`: a collect of `collect_args()` the session already started after the
+        command (the channel's `prepared_collect`), used instead of starting one.
         """
         started = time.monotonic()
         report = SyncBackReport()
@@ -255,7 +293,7 @@ class WorkspaceSync:
             remove_stale_staging(self.root)  # a killed earlier run's leftovers (issue 13)
             known = self.load_baseline()
             baseline = known or Manifest({}, 0)
-            if known is not None and (remote_changed is False or (
+            if prepared is None and known is not None and (remote_changed is False or (
                     remote_changed is None and remote_unchanged(self.session))):
                 report.seconds = time.monotonic() - started
                 return report
@@ -263,13 +301,13 @@ class WorkspaceSync:
 
             from .extract import OverCap
 
-            hint = self.session.before_collect()
-            run = AgentRun(self.session, ["collect", *agent_paths(self.session),
-                                          "--max-bytes", str(self.max_bytes),
-                                          *(["--compress"] if self.session.compress_sync
-                                            else []),
-                                          *(["--changed-from", hint] if hint else [])],
-                           "sync back")
+            if prepared is not None:
+                run = AgentRun(self.session, [], "sync back", process=prepared)
+            else:
+                hint = self.session.before_collect()
+                run = AgentRun(self.session, [*self.collect_args(),
+                                              *(["--changed-from", hint] if hint else [])],
+                               "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
             try:
                 acked = self._receive(reader, run, baseline, report)
@@ -365,6 +403,71 @@ class WorkspaceSync:
             baseline.withheld -= set(result.installed) | set(policy.identical)
         baseline.withheld -= removed
         return acked
+
+
+class _Sent:
+    """A sync up's apply whose input was all sent: `reply` reads its answer."""
+
+    def __init__(self, run: AgentRun) -> None:
+        self.run = run
+
+    def reply(self, report: SyncUpReport) -> None:
+        run = self.run
+        try:
+            out = b"".join(run.process.stdout_chunks())
+        except BaseException:
+            run.abort()
+            raise
+        run.finish()
+        reply = _last_json_line(out, "sync up")
+        refused = reply.get("refused")
+        report.refused = [Refusal(str(p), str(r)) for p, r in refused] \
+            if isinstance(refused, list) else []
+
+
+class PendingUp:
+    """A sync up sent (WorkspaceSync.up_begin); `result()` waits for its apply's answer
+    and commits the baseline. Used as a context manager: leaving without a result stops
+    the apply (nothing was committed here; the agent then starts nothing `after` it)."""
+
+    def __init__(self, report: SyncUpReport, started: float, stack: contextlib.ExitStack,
+                 finish: Callable[[], None], run: AgentRun | None) -> None:
+        self.report = report
+        self._started = started
+        self._stack = stack
+        self._finish: Callable[[], None] | None = finish
+        self._run = run
+
+    @property
+    def process(self) -> Process | None:
+        """The apply still in flight, for Session.exec_after; None once it is done."""
+        return self._run.process if self._finish is not None and self._run is not None \
+            else None
+
+    def result_now(self) -> None:
+        finish, self._finish = self._finish, None
+        try:
+            if finish is not None:
+                finish()
+        finally:
+            self.report.seconds = time.monotonic() - self._started
+            self._stack.close()
+
+    def result(self) -> SyncUpReport:
+        """The report; raises SyncError when the apply failed (the remote then runs nothing
+        that was sent after it)."""
+        self.result_now()
+        return self.report
+
+    def __enter__(self) -> PendingUp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._finish is not None:
+            self._finish = None
+            if self._run is not None:
+                self._run.abort()
+            self._stack.close()
 
 
 class _BackPolicy:
