@@ -267,20 +267,41 @@ def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
     The snapshot time stays that of `previous`, so its racy window keeps applying and any
     path changed since is re-hashed rather than trusted on size and mtime.
     """
-    entries = dict(previous.entries)
-    racy_after = previous.racy_after_ns()
+    new = Manifest(dict(previous.entries), previous.scanned_at_ns)
+    _, stats = rescan_in_place(root, rules, new, changed)
+    return new, stats
+
+
+def rescan_in_place(root: Path, rules: IgnoreRules, manifest: Manifest,
+                    changed: Iterable[str]) -> tuple[dict[str, Entry | None], ScanStats]:
+    """`rescan`, changing `manifest` itself: no copy of a 100k-entry mapping (issue 21).
+    Returns what every path it touched held before (None: absent), the undo log a caller
+    diffs against (`diff_touched`) and journals (sync/journal.py)."""
+    entries = manifest.entries
+    before: dict[str, Entry | None] = {}
+    racy_after = manifest.racy_after_ns()
     hashed = unreadable = 0
     base = os.fspath(root)
 
-    def drop_below(rel: str) -> None:
-        prefix = rel + "/"
-        for key in [k for k in entries if k.startswith(prefix)]:
-            del entries[key]
+    def put(rel: str, entry: Entry) -> None:
+        if rel not in before:
+            before[rel] = entries.get(rel)
+        entries[rel] = entry
+
+    def drop(rel: str) -> Entry | None:
+        old = entries.pop(rel, None)
+        if rel not in before:
+            before[rel] = old
+        return old
 
     for rel in sorted(set(changed)):  # a folder before what it contains
-        old = entries.pop(rel, None)
+        old = drop(rel)
         if old is not None and old.type == DIR:
-            drop_below(rel)
+            # One pass over the keys: only when a changed path was a folder (created,
+            # removed, chmodded); edits inside one name the file, not the folder.
+            prefix = rel + "/"
+            for key in [k for k in entries if k.startswith(prefix)]:
+                drop(key)
         parent, _, name = rel.rpartition("/")
         if parent and getattr(entries.get(parent), "type", None) != DIR:
             continue  # its folder is gone, ignored or not a folder: nothing below travels
@@ -296,19 +317,21 @@ def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
         if entry is None:
             unreadable += stat.S_ISREG(st.st_mode)
             if old is not None and old.type == FILE and stat.S_ISREG(st.st_mode):
-                entries[rel] = old  # unreadable is not deleted
+                put(rel, old)  # unreadable is not deleted
             continue
         if entry.type == FILE and (old is None or entry.hash is not old.hash):
             hashed += 1
-        entries[rel] = entry
+        put(rel, entry)
         if entry.type == DIR:
-            sub, stats = scan_with_stats(root, rules, previous, start=rel)
-            entries.update(sub.entries)
+            known = {k: v for k, v in before.items() if v is not None}
+            sub, stats = scan_with_stats(root, rules, Manifest(known, manifest.scanned_at_ns),
+                                         start=rel)
+            for key, sub_entry in sub.entries.items():
+                put(key, sub_entry)
             hashed += stats.hashed
             unreadable += stats.unreadable
     reused = len(entries) - hashed
-    return Manifest(entries, previous.scanned_at_ns), ScanStats(len(entries), hashed,
-                                                                unreadable, reused)
+    return before, ScanStats(len(entries), hashed, unreadable, reused)
 
 
 @dataclass
@@ -337,6 +360,19 @@ def diff(old: Manifest | None, new: Manifest) -> Delta:
     return Delta(changed, deleted)
 
 
+def diff_touched(before: dict[str, Entry | None], new: Manifest) -> Delta:
+    """`diff` for a manifest changed in place: only the paths in `before` (what they held,
+    None: absent) can differ, so only they are compared (issue 21)."""
+    entries = new.entries
+    changed = [p for p, o in before.items()
+               if (e := entries.get(p)) is not None and e is not o
+               and (o is None or not same_content(o, e))]
+    deleted = [p for p, o in before.items() if o is not None and p not in entries]
+    changed.sort()
+    deleted.sort(reverse=True)
+    return Delta(changed, deleted)
+
+
 def apply_delta(old: Manifest, delta: Delta, new: Manifest) -> Manifest:
     """`old` with the delta's entries taken from `new` (what a receiver ends up holding)."""
     gone = set(delta.deleted)
@@ -346,18 +382,35 @@ def apply_delta(old: Manifest, delta: Delta, new: Manifest) -> Manifest:
     return Manifest(entries, new.scanned_at_ns)
 
 
-def forget(entries: dict[str, Entry], paths: Iterable[str]) -> None:
-    """Drop `paths` and everything below them from `entries`, in one pass."""
+def forget(entries: dict[str, Entry], paths: Iterable[str]) -> list[str]:
+    """Drop `paths` and everything below them from `entries`, in one pass over the keys;
+    returns what was dropped."""
     gone = set(paths)
     if not gone:
-        return
+        return []
+    dropped = []
     for rel in list(entries):
         if rel in gone:
             del entries[rel]
+            dropped.append(rel)
             continue
         cut = rel.find("/")
         while cut >= 0:
             if rel[:cut] in gone:
                 del entries[rel]
+                dropped.append(rel)
                 break
             cut = rel.find("/", cut + 1)
+    return dropped
+
+
+def drop_paths(entries: dict[str, Entry], paths: Iterable[str]) -> list[str]:
+    """`forget` for a manifest scanned from a disk, where nothing lies below a file or a
+    link: deleting files costs their own count (issue 21); a folder, or a path the mapping
+    does not hold, takes `forget`'s pass over the keys."""
+    gone = set(paths)
+    if all(getattr(entries.get(p), "type", DIR) != DIR for p in gone):
+        for rel in gone:
+            del entries[rel]
+        return list(gone)
+    return forget(entries, gone)
