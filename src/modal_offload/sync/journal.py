@@ -113,7 +113,13 @@ class ManifestStore:
     """
 
     def __init__(self, path: Path, envelope: Mapping[str, Any] | None = None, *,
-                 durable: bool = False) -> None:
+                 durable: bool = False, small_bytes: int = SMALL_BYTES,
+                 compact_ratio: float = 1.0) -> None:
+        """`small_bytes`, `compact_ratio`: a snapshot under `small_bytes` is always
+        rewritten; a journal over `compact_ratio` times the snapshot is compacted (tests
+        lower or raise them to reach every path)."""
+        self.small_bytes = small_bytes
+        self.compact_ratio = compact_ratio
         self.path = Path(path)
         self.journal = self.path.with_name(self.path.name + JOURNAL_SUFFIX)
         self.envelope = dict(envelope) if envelope is not None else None
@@ -171,8 +177,8 @@ class ManifestStore:
         state = _state(manifest)
         if (touched is None or not self._generation or self._stamps[0] is None
                 or self._stamps != (_stamp(self.path), _stamp(self.journal))
-                or self._snapshot_bytes < SMALL_BYTES
-                or self._journal_end > self._snapshot_bytes):
+                or self._snapshot_bytes < self.small_bytes
+                or self._journal_end > self._snapshot_bytes * self.compact_ratio):
             self._write_snapshot(manifest)
         else:
             paths = list(touched)
