@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..backends._base import Session
+from ..config import Settings
 from ..errors import SyncError
 from ..fileio import exclusive
 from . import progress
@@ -50,6 +51,7 @@ from .manifest import (
     Delta,
     Entry,
     Manifest,
+    TooManyEntries,
     diff,
     diff_touched,
     drop_paths,
@@ -67,6 +69,7 @@ __all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSy
 
 CACHE_VERSION = 1
 DEFAULT_MAX_BYTES = 256 << 20
+DEFAULT_MAX_FILES = Settings.sync_max_files
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,14 @@ class WorkspaceSync:
 
     def __init__(self, workspace_root: Path, session: Session, cache_dir: Path, *,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: bool = False,
-                 memo: BaselineMemo | None = None, policy: SyncPolicy | None = None) -> None:
+                 memo: BaselineMemo | None = None, policy: SyncPolicy | None = None,
+                 max_files: int = DEFAULT_MAX_FILES) -> None:
         self.root = Path(workspace_root).resolve()
         self.policy = policy or SyncPolicy()
         self.session = session
         self.cache_dir = Path(cache_dir)
         self.max_bytes = max_bytes
+        self.max_files = max_files
         self.progress = progress
         self.memo = memo
         self._own_store: ManifestStore | None = None
@@ -152,17 +157,22 @@ class WorkspaceSync:
             baseline = self.load_baseline()
             rules = self.rules()
             before: dict[str, Entry | None] | None = None
-            if changed is not None and baseline is not None:
-                # In place (the baseline is lent to us): no copy of the whole mapping, and
-                # `before` is all the diff and the journal need (issue 21).
-                new = baseline
-                before, stats = rescan_in_place(self.root, rules, new,
-                                                {*changed, *baseline.resend})
-                delta = diff_touched(before, new)
-            else:
-                new, stats = scan_with_stats(self.root, rules, baseline)
-                delta = Delta([], []) if stats.unchanged_from(baseline) \
-                    else diff(baseline, new)
+            try:
+                if changed is not None and baseline is not None:
+                    # In place (the baseline is lent to us): no copy of the whole mapping,
+                    # and `before` is all the diff and the journal need (issue 21).
+                    new = baseline
+                    before, stats = rescan_in_place(self.root, rules, new,
+                                                    {*changed, *baseline.resend},
+                                                    self.max_files)
+                    delta = diff_touched(before, new)
+                else:
+                    new, stats = scan_with_stats(self.root, rules, baseline,
+                                                 max_entries=self.max_files)
+                    delta = Delta([], []) if stats.unchanged_from(baseline) \
+                        else diff(baseline, new)
+            except TooManyEntries as exc:
+                raise too_many_files(exc.limit, "workspace") from None
             report = SyncUpReport(full=baseline is None, scanned=stats.entries,
                                   hashed=stats.hashed)
             if baseline is not None:  # still withheld unless it changed (then resent)
@@ -240,6 +250,7 @@ class WorkspaceSync:
             hint = self.session.before_collect()
             run = AgentRun(self.session, ["collect", *agent_paths(self.session),
                                           "--max-bytes", str(self.max_bytes),
+                                          "--max-files", str(self.max_files),
                                           *(["--changed-from", hint] if hint else [])],
                            "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
@@ -285,6 +296,8 @@ class WorkspaceSync:
         if header.get("op") != "collect":
             raise ProtocolError(f"expected a collect header, got op={header.get('op')!r}")
         deleted = [str(p) for p in header.get("deleted", [])]
+        if header.get("too_many_files"):
+            raise too_many_files(int(header["too_many_files"]), "remote workspace")
         if header.get("over_cap"):
             # All or nothing: not even deletions are applied, so no half-synced state.
             report.over_cap = True
@@ -340,6 +353,13 @@ class WorkspaceSync:
             baseline.withheld -= set(result.installed) | set(policy.identical)
         baseline.withheld -= removed
         return acked
+
+
+def too_many_files(limit: int, where: str) -> SyncError:
+    """The one-line refusal of a tree past `sync_max_files` (issue 21)."""
+    return SyncError(f"the {where} holds more than {limit:,} files to sync",
+                     "add ignore rules (.gitignore or .modal-offloadignore) for generated or "
+                     "data folders, or raise `sync_max_files` in .modal-offload.toml")
 
 
 class _Before:

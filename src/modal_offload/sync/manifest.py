@@ -122,6 +122,14 @@ class Manifest:
         return cls.from_dict(json.loads(text))
 
 
+class TooManyEntries(Exception):
+    """A scan passed its `max_entries`: stopped there, before the tree filled memory."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit:,} paths")
+        self.limit = limit
+
+
 class ScanStats(NamedTuple):
     entries: int
     hashed: int  # files whose content had to be read
@@ -186,8 +194,12 @@ def scan(root: Path, rules: IgnoreRules, previous: Manifest | None = None) -> Ma
 
 
 def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = None,
-                    start: str = "") -> tuple[Manifest, ScanStats]:
-    """`start`: walk only below this relative folder (rescan of one subtree)."""
+                    start: str = "", max_entries: int | None = None
+                    ) -> tuple[Manifest, ScanStats]:
+    """`start`: walk only below this relative folder (rescan of one subtree).
+    `max_entries`: raise TooManyEntries once more paths than this are kept (checked per
+    folder, and per entry while a folder is listed, so a huge tree is never held whole)."""
+    limit = max_entries if max_entries is not None else -1
     started = time.time_ns()
     prev = previous.entries if previous is not None else {}
     racy_after = previous.racy_after_ns() if previous is not None else 0
@@ -200,7 +212,14 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
         reldir = stack.pop()
         try:
             with os.scandir(os.path.join(base, reldir) if reldir else base) as it:
-                listing = list(it)
+                if limit < 0:
+                    listing = list(it)
+                else:
+                    listing = []
+                    for de in it:
+                        listing.append(de)
+                        if len(listing) > limit:
+                            raise TooManyEntries(limit)
         except FileNotFoundError:  # vanished: its contents are gone
             continue
         except OSError:
@@ -244,6 +263,8 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
             out[rel] = entry
             if is_dir:
                 stack.append(rel)
+        if 0 <= limit < len(out):
+            raise TooManyEntries(limit)
     return Manifest(out, started), ScanStats(len(out), hashed, unreadable, reused)
 
 
@@ -273,10 +294,12 @@ def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
 
 
 def rescan_in_place(root: Path, rules: IgnoreRules, manifest: Manifest,
-                    changed: Iterable[str]) -> tuple[dict[str, Entry | None], ScanStats]:
+                    changed: Iterable[str], max_entries: int | None = None
+                    ) -> tuple[dict[str, Entry | None], ScanStats]:
     """`rescan`, changing `manifest` itself: no copy of a 100k-entry mapping (issue 21).
     Returns what every path it touched held before (None: absent), the undo log a caller
-    diffs against (`diff_touched`) and journals (sync/journal.py)."""
+    diffs against (`diff_touched`) and journals (sync/journal.py). Over `max_entries`
+    raises TooManyEntries, leaving `manifest` part-changed (the caller drops it)."""
     entries = manifest.entries
     before: dict[str, Entry | None] = {}
     racy_after = manifest.racy_after_ns()
@@ -325,11 +348,13 @@ def rescan_in_place(root: Path, rules: IgnoreRules, manifest: Manifest,
         if entry.type == DIR:
             known = {k: v for k, v in before.items() if v is not None}
             sub, stats = scan_with_stats(root, rules, Manifest(known, manifest.scanned_at_ns),
-                                         start=rel)
+                                         start=rel, max_entries=max_entries)
             for key, sub_entry in sub.entries.items():
                 put(key, sub_entry)
             hashed += stats.hashed
             unreadable += stats.unreadable
+            if max_entries is not None and len(entries) > max_entries:
+                raise TooManyEntries(max_entries)
     reused = len(entries) - hashed
     return before, ScanStats(len(entries), hashed, unreadable, reused)
 

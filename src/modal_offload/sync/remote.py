@@ -41,6 +41,7 @@ from .manifest import (
     FILE,
     Entry,
     Manifest,
+    TooManyEntries,
     diff,
     diff_touched,
     drop_paths,
@@ -231,19 +232,35 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 
 def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
-            hint: str | None = None, close_stdout: Callable[[], None] | None = None) -> int:
+            hint: str | None = None, close_stdout: Callable[[], None] | None = None,
+            max_files: int | None = None) -> int:
     """`close_stdout`: gives the client EOF after the archive (default: fd 1 moves to
     /dev/null, for a process of its own)."""
     lock = _locked(state)
     try:
         return _collect(root, state, max_bytes, stdin, stdout, hint,
-                        close_stdout or _close_stdout)
+                        close_stdout or _close_stdout, max_files)
     finally:
         os.close(lock)
 
 
 def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
-             hint: str | None, close_stdout: Callable[[], None]) -> int:
+             hint: str | None, close_stdout: Callable[[], None],
+             max_files: int | None = None) -> int:
+    try:
+        return _collect_scanned(root, state, max_bytes, stdin, stdout, hint, close_stdout,
+                                max_files)
+    except TooManyEntries as exc:
+        # An answer, not a crash: the client refuses in its own words (nothing committed).
+        stdout.write(encode_header({"op": "collect", "deleted": [], "bytes": 0, "files": 0,
+                                    "over_cap": False, "too_many_files": exc.limit}))
+        stdout.flush()
+        return 0
+
+
+def _collect_scanned(root: Path, state: Path, max_bytes: int, stdin: IO[bytes],
+                     stdout: IO[bytes], hint: str | None, close_stdout: Callable[[], None],
+                     max_files: int | None) -> int:
     store = manifest_store(state)
     previous = store.load()
     scan_started = time.time()
@@ -252,11 +269,13 @@ def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: 
     if previous is not None and hinted is not None:
         # In place: the manifest is ours until handed back (journal.py), and `before` is
         # both the diff's input and what the journal records.
-        before, stats = rescan_in_place(root, load_rules(root, state), previous, hinted[1])
+        before, stats = rescan_in_place(root, load_rules(root, state), previous, hinted[1],
+                                        max_files)
         new = previous
         delta = diff_touched(before, new)
     else:
-        new, stats = scan_with_stats(root, load_rules(root, state), previous)
+        new, stats = scan_with_stats(root, load_rules(root, state), previous,
+                                     max_entries=max_files)
         delta = diff(previous, new)
     # Missing from the scan is not removed from the disk: what the remote's (perhaps
     # rewritten) ignore rules now skip still exists, and must not come back as a deletion
@@ -340,6 +359,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if name == "collect":
             p.add_argument("--max-bytes", required=True, type=int)
             p.add_argument("--changed-from", default=None)  # a hint's token (see above)
+            p.add_argument("--max-files", type=int, default=None)  # sync_max_files
     return parser.parse_args(argv)
 
 
@@ -355,7 +375,7 @@ def run(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[bytes], stderr: I
         if args.cmd == "apply":
             return apply(args.root, args.state, stdin, stdout)
         return collect(args.root, args.state, args.max_bytes, stdin, stdout,
-                       args.changed_from, close_stdout)
+                       args.changed_from, close_stdout, args.max_files)
     except ProtocolError as exc:
         print(f"modal-offload sync agent: protocol error: {exc}", file=stderr)
         return 2
