@@ -7,7 +7,8 @@ files), a warm `exec -- true` after editing one file (p50; goal: <= 1.2x of 10 f
 first command at N files (for scale), and the host's VmRSS/VmHWM from /proc while it keeps
 the N-file session (goal: <= 100 MB). Files are small text files, 1,000 per folder.
 
-    python benchmarks/bench_large.py [N] [RUNS]      (N defaults to 100,000)
+    python benchmarks/bench_large.py [N] [RUNS] [BACKENDS]
+    (N defaults to 100,000; BACKENDS to "local,modal")
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from testing.modal_emulator import EmulatorThread
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 RUNS = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+BACKENDS = sys.argv[3].split(",") if len(sys.argv) > 3 else ["local", "modal"]
 PER_FOLDER = 1000
 
 
@@ -87,7 +89,7 @@ def main() -> None:
                 target.write_bytes(os.urandom(64).hex().encode())
             return do
 
-        for backend in ("local", "modal"):
+        for backend in BACKENDS:
             env = {**base, "MODAL_OFFLOAD_BACKEND": backend}
             results: dict[str, dict[Path, float]] = {"no-change": {}, "one edit": {}}
             for ws in (small, big):

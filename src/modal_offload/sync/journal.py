@@ -25,6 +25,7 @@ fails in between simply leaves the store to re-read the disk next time.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .manifest import Entry, Manifest
+from .manifest import Manifest, entry_from_list
 
 SMALL_BYTES = 64 * 1024
 JOURNAL_SUFFIX = ".journal"
@@ -87,7 +88,7 @@ def replay(manifest: Manifest, generation: str, data: bytes) -> int:
             if not isinstance(record, dict):
                 return offset
             if record.get("g") == generation:
-                put = {str(p): Entry(*v) for p, v in record["put"].items()}
+                put = {str(p): entry_from_list(v) for p, v in record["put"].items()}
                 gone = [str(p) for p in record["del"]]
                 at = int(record["at"])
                 sets = [{str(p) for p in record[k]} for k in ("withheld", "resend")
@@ -191,23 +192,29 @@ class ManifestStore:
 
     def _write_snapshot(self, manifest: Manifest) -> None:
         generation = os.urandom(8).hex()
-        body = manifest.to_dict()
-        data = ({**body, "generation": generation} if self.envelope is None
-                else {**self.envelope, "generation": generation, "manifest": body})
-        raw = json.dumps(data, separators=(",", ":")).encode()
-        self._write_atomic(self.path, raw)
-        self._generation, self._snapshot_bytes = generation, len(raw)
+        if self.envelope is None:
+            chunks = manifest.json_chunks({"generation": generation})
+        else:
+            outer = json.dumps({**self.envelope, "generation": generation},
+                               separators=(",", ":"))
+            chunks = itertools.chain([outer[:-1] + ',"manifest":'], manifest.json_chunks(),
+                                     ["}"])
+        size = self._write_atomic(self.path, (c.encode() for c in chunks))
+        self._generation, self._snapshot_bytes = generation, size
         # Records of the old generation would be skipped; dropping them spares reading.
         self.journal.unlink(missing_ok=True)
         self._journal_end = 0
 
-    def _write_atomic(self, path: Path, raw: bytes) -> None:
+    def _write_atomic(self, path: Path, chunks: Iterable[bytes]) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        size = 0
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
-                _write_all(fd, raw)
+                for chunk in chunks:
+                    _write_all(fd, chunk)
+                    size += len(chunk)
                 if self.durable:
                     os.fsync(fd)
             finally:
@@ -216,6 +223,7 @@ class ManifestStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        return size
 
     def _append(self, line: bytes) -> None:
         fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT, 0o600)

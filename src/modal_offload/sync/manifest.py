@@ -13,11 +13,12 @@ the next scan, so an edit landing in the same clock tick as the scan is still se
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,6 +41,20 @@ class Entry(NamedTuple):
     mode: int  # permission bits (& 0o777): setuid/setgid/sticky never travel
     target: str | None = None  # symlink target
     hash: str | None = None  # hex blake2b-128 of file content
+
+
+# One int object per permission value: CPython caches only -5..256, and 0o644 is 420, so
+# without this each of 100k entries holds its own 28-byte int (issue 21, host memory).
+_MODES = tuple(range(0o1000))
+
+
+def entry_from_list(raw: Any) -> Entry:
+    """An Entry from its JSON list (TypeError when malformed)."""
+    entry = Entry(*raw)
+    mode = entry.mode
+    if type(mode) is int and 0 <= mode < 0o1000:
+        return entry._replace(mode=_MODES[mode])
+    return entry
 
 
 def same_content(a: Entry, b: Entry) -> bool:
@@ -88,6 +103,11 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         out = {"version": VERSION, "scanned_at_ns": self.scanned_at_ns,
                "entries": {p: list(e) for p, e in self.entries.items()}}
+        out.update(self._sets())
+        return out
+
+    def _sets(self) -> dict[str, list[str]]:
+        out = {}
         if self.withheld:
             out["withheld"] = sorted(self.withheld)
         if self.resend:
@@ -95,7 +115,23 @@ class Manifest:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        return "".join(self.json_chunks())
+
+    def json_chunks(self, extra: dict[str, Any] | None = None,
+                    per_chunk: int = 2000) -> Iterator[str]:
+        """`to_dict()` (plus `extra` keys) as JSON, a few thousand entries at a time: a
+        100k-entry manifest is written without holding its whole text (or a list per
+        entry) in memory at once, which the host's heap would keep (issue 21)."""
+        head = {"version": VERSION, "scanned_at_ns": self.scanned_at_ns, **self._sets(),
+                **(extra or {})}
+        yield json.dumps(head, separators=(",", ":"))[:-1] + ',"entries":{'
+        items = iter(self.entries.items())
+        first = True
+        while chunk := dict(itertools.islice(items, per_chunk)):
+            text = json.dumps({p: list(e) for p, e in chunk.items()}, separators=(",", ":"))
+            yield ("" if first else ",") + text[1:-1]
+            first = False
+        yield "}}"
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
@@ -106,7 +142,7 @@ class Manifest:
         if not isinstance(raw, dict):
             raise ValueError("manifest without entries")
         try:
-            entries = {str(p): Entry(*v) for p, v in raw.items()}
+            entries = {str(p): entry_from_list(v) for p, v in raw.items()}
         except TypeError as exc:
             raise ValueError(f"bad manifest entry: {exc}") from None
         sets = []
@@ -159,7 +195,7 @@ def entry_from_stat(path: str, st: os.stat_result, prev: Entry | None,
     kind = _type_of(st.st_mode)
     if kind is None:
         return None
-    mode = st.st_mode & 0o777
+    mode = _MODES[st.st_mode & 0o777]
     if kind == DIR:
         if prev is not None and prev.type == DIR and prev.mode == mode:
             return prev
