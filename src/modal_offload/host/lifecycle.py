@@ -175,6 +175,22 @@ def _lock_start(location: Location, timeout: float = START_TIMEOUT_SECONDS) -> i
             time.sleep(0.01)
 
 
+# The host keeps a 100k-entry manifest for hours while sync traffic comes and goes:
+# with pymalloc, its 1 MiB arenas stay mapped as long as one live object sits in them, and
+# a first sync of 100k files leaves ~30 MB mapped that way; glibc's malloc plus a trim
+# after each command (server.release_heap) gives it back (issue 21, measured in
+# benchmarks/bench_large.py). A user's own PYTHONMALLOC is left alone; ours is dropped by
+# the host at start (server.serve), so nothing it starts inherits it.
+HOST_MALLOC_MARK = "MODAL_OFFLOAD_HOST_MALLOC"
+
+
+def host_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    env = dict(environ)
+    if "PYTHONMALLOC" not in env:
+        env.update({"PYTHONMALLOC": "malloc", HOST_MALLOC_MARK: "1"})
+    return env
+
+
 def spawn(location: Location) -> int:
     """Start `modal-offload host serve` detached; return its pid."""
     import subprocess
@@ -188,7 +204,7 @@ def spawn(location: Location) -> int:
         proc = subprocess.Popen(
             [sys.executable, "-m", "modal_offload", "host", "serve"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            close_fds=True, cwd="/")
+            close_fds=True, cwd="/", env=host_environment(os.environ))
     finally:
         os.close(log)
     return proc.pid
