@@ -6,6 +6,8 @@ For each backend: a warm no-change `exec -- true` (p50; goal: N files within +5 
 files), a warm `exec -- true` after editing one file (p50; goal: <= 1.2x of 10 files), the
 first command at N files (for scale), and the host's VmRSS/VmHWM from /proc while it keeps
 the N-file session (goal: <= 100 MB). Files are small text files, 1,000 per folder.
+For scale, the local backend without the host (`MODAL_OFFLOAD_HOST=0`: one process per
+command, so a baseline load and a walk of the tree per command, no goal).
 
     python benchmarks/bench_large.py [N] [RUNS] [BACKENDS]
     (N defaults to 100,000; BACKENDS to "local,modal")
@@ -117,6 +119,15 @@ def main() -> None:
             report(f"{backend}: warm one-edit true, 10 vs {N} files",
                    f"p50 {ed_small * 1000:.0f} vs {ed_big * 1000:.0f} ms, "
                    f"{ed_big / ed_small:.2f}x (goal <= 1.2x)")
+            if backend == "local":
+                plain = {**env, "MODAL_OFFLOAD_HOST": "0"}
+                walls = []
+                for ws in (small, big):
+                    cli(ws, plain, "exec", "--", "true")
+                    walls.append(warm(ws, plain, edit(ws)))
+                    cli(ws, plain, "session", "stop")
+                report(f"local without the host: one-edit true, 10 vs {N} files",
+                       f"p50 {walls[0] * 1000:.0f} vs {walls[1] * 1000:.0f} ms (no goal)")
 
 
 if __name__ == "__main__":
