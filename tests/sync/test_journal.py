@@ -5,13 +5,18 @@ cut before the next append; records of a compacted-away generation are skipped."
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modal_offload.sync.journal import ManifestStore, replay
+from modal_offload.backends._base import Session
+from modal_offload.sync.channel import state_dir
+from modal_offload.sync.client import WorkspaceSync
+from modal_offload.sync.journal import SMALL_BYTES, ManifestStore, replay
 from modal_offload.sync.manifest import FILE, LINK, Entry, Manifest
+from tests.sync.conftest import age_tree
 
 PATHS = ["a", "b", "d/x", "d/y", "é/ü", "sp ace", "q\"uote", "new\\line"]
 ENTRIES = [Entry(FILE, 1, 10, 0o644, None, "00" * 16), Entry(FILE, 2, 20, 0o755, None, "11" * 16),
@@ -159,3 +164,32 @@ def test_another_envelope_is_absent_and_a_lent_manifest_is_not_shared(tmp_path: 
     assert again is not None and set(again.entries) == {"a"}
     store.keep(again)
     assert store.load() is again  # handed back unchanged: no read, no copy
+
+
+def test_a_one_file_sync_appends_to_both_journals_and_rewrites_no_snapshot(
+        session: Session, make_sync: Callable[..., WorkspaceSync], workspace: Path) -> None:
+    """Past SMALL_BYTES of snapshot, an edit costs one journal record on each side: the
+    snapshots stay the same files, and a fresh reader (another process) sees the edit."""
+    for i in range(1200):
+        (workspace / f"f{i:04d}.txt").write_text(str(i))
+    age_tree(workspace)
+    sync = make_sync(session)
+    sync.up()
+    remote_snapshot = Path(state_dir(session)) / "manifest.json"
+    local_snapshot = sync.cache_path
+    assert remote_snapshot.stat().st_size > SMALL_BYTES < local_snapshot.stat().st_size
+    before = {p: p.stat() for p in (remote_snapshot, local_snapshot)}
+    (workspace / "f0007.txt").write_text("edited")
+    report = make_sync(session).up()
+    assert report.files_sent == 1
+    for path, st in before.items():
+        now = path.stat()
+        assert (now.st_ino, now.st_size, now.st_mtime_ns) == (
+            st.st_ino, st.st_size, st.st_mtime_ns), path
+        journal = path.with_name(path.name + ".journal")
+        assert journal.read_bytes().count(b"\n") == 1, path
+    remote = ManifestStore(remote_snapshot).load()
+    local = make_sync(session).load_baseline()
+    assert remote is not None and local is not None
+    assert remote.entries["f0007.txt"].hash == local.entries["f0007.txt"].hash
+    assert remote.entries["f0007.txt"].size == len("edited")
