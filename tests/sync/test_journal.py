@@ -182,10 +182,10 @@ def test_a_one_file_sync_appends_to_both_journals_and_rewrites_no_snapshot(
     (workspace / "f0007.txt").write_text("edited")
     report = make_sync(session).up()
     assert report.files_sent == 1
-    for path, st in before.items():
+    for path, was in before.items():
         now = path.stat()
         assert (now.st_ino, now.st_size, now.st_mtime_ns) == (
-            st.st_ino, st.st_size, st.st_mtime_ns), path
+            was.st_ino, was.st_size, was.st_mtime_ns), path
         journal = path.with_name(path.name + ".journal")
         assert journal.read_bytes().count(b"\n") == 1, path
     remote = ManifestStore(remote_snapshot).load()
