@@ -160,6 +160,11 @@ class BaselineMemo:
                 store = self._items[str(path)] = ManifestStore(path, envelope, durable=True)
             return store
 
+    def clear(self) -> None:
+        """Drop every kept baseline (the sessions ended): only memory, the files stay."""
+        with self._lock:
+            self._items.clear()
+
 
 class Warm:
     """The host's caches, shared by every connection."""
@@ -217,6 +222,7 @@ class Warm:
             backends = list(self._backends.values())
         for backend in backends:
             backend.forget()
+        self.baselines.clear()
 
     def known_sessions(self) -> list[Session]:
         """Every session this host opened (alive or not): the sandboxes it settles."""

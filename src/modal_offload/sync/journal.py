@@ -176,16 +176,19 @@ class ManifestStore:
         """Record `manifest`. `touched`: the only paths that may differ from what was
         loaded or last saved, so only they are appended; None rewrites the snapshot."""
         state = _state(manifest)
-        if (touched is None or not self._generation or self._stamps[0] is None
-                or self._stamps != (_stamp(self.path), _stamp(self.journal))
-                or self._snapshot_bytes < self.small_bytes
-                or self._journal_end > self._snapshot_bytes * self.compact_ratio):
+        current = (self._generation and self._stamps[0] is not None
+                   and self._stamps == (_stamp(self.path), _stamp(self.journal)))
+        paths = list(touched) if touched is not None and current else None
+        if paths is None:
+            self._write_snapshot(manifest)
+        elif not paths and state == self._saved:
+            pass  # nothing to record: no write at all (the common warm command)
+        elif (self._snapshot_bytes < self.small_bytes
+              or self._journal_end > self._snapshot_bytes * self.compact_ratio):
             self._write_snapshot(manifest)
         else:
-            paths = list(touched)
-            if paths or state != self._saved:
-                sets = state[1:] != self._saved[1:]
-                self._append(encode_record(self._generation, manifest, paths, sets))
+            self._append(encode_record(self._generation, manifest, paths,
+                                       state[1:] != self._saved[1:]))
         self._saved = state
         self._stamps = (_stamp(self.path), _stamp(self.journal))
         self._cached = manifest
