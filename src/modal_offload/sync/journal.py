@@ -226,6 +226,14 @@ class ManifestStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        if self.durable:  # the rename itself survives a power cut only once its folder is synced
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            except OSError:
+                pass
+            finally:
+                os.close(folder)
         return size
 
     def _append(self, line: bytes) -> None:
