@@ -262,8 +262,9 @@ def release_heap() -> None:
 
 def serve(idle_seconds: float) -> int:
     """Run a host for this environment until it is idle or told to stop."""
-    if os.environ.pop(lifecycle.HOST_MALLOC_MARK, None):
-        os.environ.pop("PYTHONMALLOC", None)  # ours (lifecycle.host_environment), not theirs
+    for name in os.environ.pop(lifecycle.HOST_MALLOC_MARK, "").split(","):
+        if name in lifecycle.HOST_MALLOC:  # ours (lifecycle.host_environment), not theirs
+            os.environ.pop(name, None)
     fingerprint = protocol.fingerprint()  # first: the code on disk we are about to load
     location = lifecycle.Location()
     handler = setup(log_path(lifecycle.config_key()))
