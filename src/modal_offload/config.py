@@ -51,6 +51,9 @@ class Settings:
     backend: str = "modal"
     sync_back: bool = True
     sync_max_bytes: int = 50 * 1024 * 1024
+    # Paths a sync may track (issue 21): the host keeps one manifest entry per path in
+    # memory (~300 bytes each), so a tree past this is refused during its scan.
+    sync_max_files: int = 250_000
     forward_env: tuple[str, ...] = ()
     when_no_budget: str = "local"
     heartbeat_seconds: float = MAX_HEARTBEAT_SECONDS
@@ -216,6 +219,7 @@ _SPEC: dict[str, tuple[Callable[[Any], Any], tuple[str, ...]]] = {
     "backend": (_choice(BACKENDS), ("MODAL_OFFLOAD_BACKEND",)),
     "sync_back": (_bool, ("MODAL_SYNC_BACK",)),
     "sync_max_bytes": (_int(0), ("MODAL_SYNC_MAX_BYTES",)),
+    "sync_max_files": (_int(1), ("MODAL_OFFLOAD_SYNC_MAX_FILES",)),
     "forward_env": (_words, ("MODAL_OFFLOAD_FORWARD_ENV",)),
     "when_no_budget": (_choice(NO_BUDGET_POLICIES), ("MODAL_OFFLOAD_WHEN_NO_BUDGET",)),
     "heartbeat_seconds": (_heartbeat, ("MODAL_OFFLOAD_HEARTBEAT_SECONDS",)),

@@ -285,7 +285,7 @@ class Gateway:
                             upload_secrets=self.settings.upload_secrets)
         return WorkspaceSync(self.workspace.root, session, cache,
                              max_bytes=self.settings.sync_max_bytes, progress=progress,
-                             policy=policy)
+                             policy=policy, max_files=self.settings.sync_max_files)
 
     def run(self, argv: Sequence[str] | Callable[[Session], Sequence[str]], *, cwd_rel: str,
             env: Mapping[str, str], streams: Streams, sync_back: bool, purpose: str = "exec",

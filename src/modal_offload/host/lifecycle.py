@@ -175,6 +175,27 @@ def _lock_start(location: Location, timeout: float = START_TIMEOUT_SECONDS) -> i
             time.sleep(0.01)
 
 
+# The host keeps a 100k-entry manifest for hours while sync traffic comes and goes:
+# with pymalloc, its 1 MiB arenas stay mapped as long as one live object sits in them, and
+# a first sync of 100k files leaves ~30 MB mapped that way; glibc's malloc plus a trim
+# after each command (server.release_heap) gives it back, and two malloc arenas instead of
+# one per thread keep threads' free lists from holding more (issue 21, measured with
+# benchmarks/bench_large.py: 132 -> 104 -> 100 MB). A variable the user set is left alone;
+# the ones we set are named in HOST_MALLOC_MARK and dropped by the host at start
+# (server.serve), so nothing it starts inherits them.
+HOST_MALLOC_MARK = "MODAL_OFFLOAD_HOST_MALLOC"
+HOST_MALLOC = {"PYTHONMALLOC": "malloc", "MALLOC_ARENA_MAX": "2"}
+
+
+def host_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    env = dict(environ)
+    ours = {k: v for k, v in HOST_MALLOC.items() if k not in env}
+    if ours:
+        env.update(ours)
+        env[HOST_MALLOC_MARK] = ",".join(sorted(ours))
+    return env
+
+
 def spawn(location: Location) -> int:
     """Start `modal-offload host serve` detached; return its pid."""
     import subprocess
@@ -188,7 +209,7 @@ def spawn(location: Location) -> int:
         proc = subprocess.Popen(
             [sys.executable, "-m", "modal_offload", "host", "serve"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            close_fds=True, cwd="/")
+            close_fds=True, cwd="/", env=host_environment(os.environ))
     finally:
         os.close(log)
     return proc.pid

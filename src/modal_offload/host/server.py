@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -205,6 +206,9 @@ class Host:
             finally:
                 with self._lock:
                     self._commands.pop(command_id, None)
+                    idle = not self._commands
+                if idle:
+                    release_heap()
             return
         for fd in fds:
             os.close(fd)
@@ -237,8 +241,30 @@ class Host:
                 "log": str(log_path(lifecycle.config_key()))}
 
 
+_TRIM: Callable[[int], int] | None = None
+
+
+def release_heap() -> None:
+    """Give the C heap's free pages back to the system after a command (glibc's
+    malloc_trim; elsewhere nothing). A first sync of 100k files frees tens of MB of
+    buffers that glibc would otherwise keep as RSS for the host's life (issue 21): ~5 MB
+    at 100k files, measured. Runs after the client has its answer."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = lambda pad: 0  # noqa: E731 - not glibc: nothing to give back
+    _TRIM(0)
+
+
 def serve(idle_seconds: float) -> int:
     """Run a host for this environment until it is idle or told to stop."""
+    for name in os.environ.pop(lifecycle.HOST_MALLOC_MARK, "").split(","):
+        if name in lifecycle.HOST_MALLOC:  # ours (lifecycle.host_environment), not theirs
+            os.environ.pop(name, None)
     fingerprint = protocol.fingerprint()  # first: the code on disk we are about to load
     location = lifecycle.Location()
     handler = setup(log_path(lifecycle.config_key()))

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..backends._base import Backend, Session, SessionInfo, SessionSpec, get_backend
 from ..channel.client import Channel, ChannelSession
 from ..config import Settings
-from ..sync.manifest import Manifest
+from ..sync.journal import ManifestStore
 from .breaker import Breaker
 from .watcher import Watcher
 
@@ -143,40 +143,27 @@ class WarmBackend(Backend):
 
 
 class BaselineMemo:
-    """Sync baselines kept in memory, valid while the file on disk is the one we read or
-    wrote (same inode, size and mtime): parsing 10,000 entries of JSON costs ~20 ms."""
+    """Sync baseline stores kept for the host's life, one per baseline file: each keeps
+    its manifest in memory between commands, lent out without a copy and checked against
+    the files on disk (sync/journal.py), so a warm command neither parses nor copies 100k
+    entries. A store whose session id or workspace changed is replaced (and its manifest
+    dropped), so the memo holds at most one manifest per session name."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: dict[str, tuple[tuple[int, int, int], str, str, Manifest]] = {}
+        self._items: dict[str, ManifestStore] = {}
 
-    @staticmethod
-    def _stamp(path: Path) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def get(self, path: Path, session_id: str, workspace: str) -> Manifest | None:
-        stamp = self._stamp(path)
+    def store(self, path: Path, envelope: dict[str, object]) -> ManifestStore:
         with self._lock:
-            item = self._items.get(str(path))
-        if item is None or stamp is None or item[:3] != (stamp, session_id, workspace):
-            return None
-        manifest = item[3]
-        # A copy of the mapping: callers update their baseline in place.
-        return Manifest(dict(manifest.entries), manifest.scanned_at_ns)
+            store = self._items.get(str(path))
+            if store is None or store.envelope != envelope:
+                store = self._items[str(path)] = ManifestStore(path, envelope, durable=True)
+            return store
 
-    def put(self, path: Path, session_id: str, workspace: str, manifest: Manifest) -> None:
-        stamp = self._stamp(path)
+    def clear(self) -> None:
+        """Drop every kept baseline (the sessions ended): only memory, the files stay."""
         with self._lock:
-            if stamp is None:
-                self._items.pop(str(path), None)
-            else:
-                self._items[str(path)] = (stamp, session_id, workspace,
-                                          Manifest(dict(manifest.entries),
-                                                   manifest.scanned_at_ns))
+            self._items.clear()
 
 
 class Warm:
@@ -235,6 +222,7 @@ class Warm:
             backends = list(self._backends.values())
         for backend in backends:
             backend.forget()
+        self.baselines.clear()
 
     def known_sessions(self) -> list[Session]:
         """Every session this host opened (alive or not): the sandboxes it settles."""

@@ -34,13 +34,15 @@ from pathlib import Path
 from typing import Protocol
 
 from ..backends._base import Process, Session
+from ..config import Settings
 from ..errors import SyncError
-from ..fileio import atomic_write_text, exclusive
+from ..fileio import exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
 from .compress import archive_reader
 from .gitsources import config_targets, outer_layers
 from .ignore import IgnoreRules
+from .journal import ManifestStore
 from .manifest import (
     DIR,
     FILE,
@@ -48,12 +50,14 @@ from .manifest import (
     Delta,
     Entry,
     Manifest,
+    TooManyEntries,
     diff,
-    forget,
+    diff_touched,
+    drop_paths,
+    rescan_in_place,
     same_content,
     scan_with_stats,
 )
-from .manifest import rescan as _rescan
 from .manifest import stat_entry as _stat_entry
 from .names import Protection, hard_ignored
 from .report import Conflict, Refusal, SyncBackReport, SyncUpReport
@@ -70,6 +74,7 @@ __all__ = ["Conflict", "Refusal", "SyncBackReport", "SyncUpReport", "WorkspaceSy
 
 CACHE_VERSION = 1
 DEFAULT_MAX_BYTES = 256 << 20
+DEFAULT_MAX_FILES = Settings.sync_max_files
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,10 @@ Then = Callable[[Process | None, list[str]], None]
 
 
 class BaselineMemo(Protocol):
-    """Baselines kept in memory by a long-lived caller (the session host, issue #8)."""
+    """Baseline stores kept by a long-lived caller (the session host, issue #8), so a
+    baseline stays in memory between commands (journal.py lends it out, no copy)."""
 
-    def get(self, path: Path, session_id: str, workspace: str) -> Manifest | None: ...
-
-    def put(self, path: Path, session_id: str, workspace: str, manifest: Manifest) -> None: ...
+    def store(self, path: Path, envelope: dict[str, object]) -> ManifestStore: ...
 
 
 class WorkspaceSync:
@@ -102,50 +106,41 @@ class WorkspaceSync:
 
     def __init__(self, workspace_root: Path, session: Session, cache_dir: Path, *,
                  max_bytes: int = DEFAULT_MAX_BYTES, progress: progress.Target = False,
-                 memo: BaselineMemo | None = None, policy: SyncPolicy | None = None) -> None:
+                 memo: BaselineMemo | None = None, policy: SyncPolicy | None = None,
+                 max_files: int = DEFAULT_MAX_FILES) -> None:
         self.root = Path(workspace_root).resolve()
         self.policy = policy or SyncPolicy()
         self.session = session
         self.cache_dir = Path(cache_dir)
         self.max_bytes = max_bytes
+        self.max_files = max_files
         self.progress = progress
         self.memo = memo
+        self._own_store: ManifestStore | None = None
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", session.name) or "session"
         self.cache_path = self.cache_dir / f"sync-{safe}.json"
 
     # ------------------------------------------------------------------ baseline
-    def load_baseline(self) -> Manifest | None:
-        """The cached manifest of the remote copy, or None if absent, corrupt, or recorded
-        for another session id or workspace."""
+    def _store(self) -> ManifestStore:
+        """Where the baseline lives: a snapshot plus a journal of what each sync touched
+        (journal.py), valid only for this session id and workspace."""
+        envelope: dict[str, object] = {"version": CACHE_VERSION, "session_id": self.session.id,
+                                       "workspace": str(self.root)}
         if self.memo is not None:
-            hit = self.memo.get(self.cache_path, self.session.id, str(self.root))
-            if hit is not None:
-                return hit
-        try:
-            data = json.loads(self.cache_path.read_bytes())
-            if (data.get("version") != CACHE_VERSION or data.get("session_id") != self.session.id
-                    or data.get("workspace") != str(self.root)):
-                return None
-            manifest = Manifest.from_dict(data["manifest"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None
-        if self.memo is not None and self._memo_keeps(manifest):
-            self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
-        return manifest
+            return self.memo.store(self.cache_path, envelope)
+        if self._own_store is None:
+            self._own_store = ManifestStore(self.cache_path, envelope, durable=True)
+        return self._own_store
 
-    def _memo_keeps(self, manifest: Manifest) -> bool:
-        """Whether the memo may hold `manifest`: the host's memo (host/warm.py) copies only
-        entries and scan time, so a baseline with withheld or resend paths is always read
-        from disk, where they are kept (issue 13). Costs a parse per command only while
-        such paths exist; a memo that keeps them (Manifest.copy) would make this moot."""
-        return not (manifest.withheld or manifest.resend)
+    def load_baseline(self) -> Manifest | None:
+        """The cached manifest of the remote copy (lent: hand it back with
+        `_save_baseline` or the store's keep()), or None if absent, corrupt, or recorded
+        for another session id or workspace."""
+        return self._store().load()
 
-    def _save_baseline(self, manifest: Manifest) -> None:
-        data = {"version": CACHE_VERSION, "session_id": self.session.id,
-                "workspace": str(self.root), "manifest": manifest.to_dict()}
-        atomic_write_text(self.cache_path, json.dumps(data, separators=(",", ":")))
-        if self.memo is not None and self._memo_keeps(manifest):
-            self.memo.put(self.cache_path, self.session.id, str(self.root), manifest)
+    def _save_baseline(self, manifest: Manifest, touched: Iterable[str] | None) -> None:
+        """`touched`: the only paths that changed since it was loaded (None: all)."""
+        self._store().save(manifest, touched)
 
     def rules(self) -> IgnoreRules:
         """This workspace's ignore rules, git's outer sources and allowed secrets included."""
@@ -179,6 +174,7 @@ class WorkspaceSync:
     def collect_args(self) -> list[str]:
         """The sync agent's arguments for a collect (the channel may add a hint)."""
         return ["collect", *agent_paths(self.session), "--max-bytes", str(self.max_bytes),
+                "--max-files", str(self.max_files),
                 *(["--compress"] if self.session.compress_sync else [])]
 
     def up_begin(self, changed: Iterable[str] | None = None) -> PendingUp:
@@ -209,27 +205,38 @@ class WorkspaceSync:
                     early.abort()
 
             stack.callback(drop_unused)
-        if changed is not None and baseline is not None:
-            new, stats = _rescan(self.root, rules, baseline, {*changed, *baseline.resend})
-        else:
-            new, stats = scan_with_stats(self.root, rules, baseline, hash_new=False)
+        before: dict[str, Entry | None] | None = None
+        try:
+            if changed is not None and baseline is not None:
+                # In place (the baseline is lent to us): no copy of the whole mapping,
+                # and `before` is all the diff and the journal need (issue 21).
+                new = baseline
+                before, stats = rescan_in_place(self.root, rules, new,
+                                                {*changed, *baseline.resend},
+                                                self.max_files)
+                delta = diff_touched(before, new)
+            else:
+                new, stats = scan_with_stats(self.root, rules, baseline,
+                                             max_entries=self.max_files, hash_new=False)
+                delta = Delta([], []) if stats.unchanged_from(baseline) \
+                    else diff(baseline, new)
+        except TooManyEntries as exc:
+            raise too_many_files(exc.limit, "workspace") from None
         report = SyncUpReport(full=baseline is None, scanned=stats.entries,
                               hashed=stats.hashed)
         if baseline is not None:  # still withheld unless it changed (then resent)
+            old = baseline.entries if before is None else _Before(before, new.entries)
             new.withheld = {p for p in baseline.withheld
-                            if (b := baseline.entries.get(p)) is not None
+                            if (b := old.get(p)) is not None
                             and (n := new.entries.get(p)) is not None
                             and same_content(b, n)}
+        new.resend = set()  # what is to be resent is in the delta
         sent: _Sent | None = None
-        if stats.unchanged_from(baseline) and not (baseline and baseline.resend):
-            report.exec_skipped = True  # the common case: no diff, no write, no exec
+        if delta.empty:
+            report.exec_skipped = True  # the common case: no diff, no exec
         else:
-            delta = diff(baseline, new)
-            if delta.empty:
-                report.exec_skipped = True
-            else:
-                run, early = early or self._apply_run(), None
-                sent = self._send(delta, new, report, rules, run)
+            run, early = early or self._apply_run(), None
+            sent = self._send(delta, new, report, rules, run)
 
         def finish() -> None:
             if sent is not None:
@@ -238,7 +245,7 @@ class WorkspaceSync:
                 # delete ours (a symlink out of the tree, typically).
                 new.withheld |= {r.path for r in report.refused if r.path in new.entries}
             # Also when nothing travels: fresher stat data spares re-hashing next time.
-            self._save_baseline(new)
+            self._save_baseline(new, _touched(baseline, new, before))
 
         pending = PendingUp(report, started, stack, finish,
                             sent.run if sent is not None else None)
@@ -295,12 +302,14 @@ class WorkspaceSync:
             baseline = known or Manifest({}, 0)
             if prepared is None and known is not None and (remote_changed is False or (
                     remote_changed is None and remote_unchanged(self.session))):
+                self._store().keep(known)
                 report.seconds = time.monotonic() - started
                 return report
             import tarfile
 
             from .extract import OverCap
 
+            touched: set[str] = set()
             if prepared is not None:
                 run = AgentRun(self.session, [], "sync back", process=prepared)
             else:
@@ -310,7 +319,7 @@ class WorkspaceSync:
                                "sync back")
             reader = ChunkReader(run.process.stdout_chunks())
             try:
-                acked = self._receive(reader, run, baseline, report)
+                acked = self._receive(reader, run, baseline, report, touched)
                 run.process.close_stdin()
                 reader.drain()
             except (ProtocolError, tarfile.TarError, OverCap) as exc:
@@ -336,13 +345,16 @@ class WorkspaceSync:
             # Nothing offered, nothing to record: rewriting an unchanged baseline costs
             # ~0.25 s at 100,000 files (the first sync back after a first sync, typically).
             if not report.over_cap and (known is None or report.offered):
-                self._save_baseline(baseline)
+                self._save_baseline(baseline, touched if known is not None else None)
+            elif known is not None:
+                self._store().keep(known)  # over the cap, or nothing offered: nothing applied
         report.seconds = time.monotonic() - started
         return report
 
     def _receive(self, reader: ChunkReader, run: AgentRun, baseline: Manifest,
-                 report: SyncBackReport) -> bool:
-        """Apply the remote's stream; True once it was acknowledged."""
+                 report: SyncBackReport, touched: set[str]) -> bool:
+        """Apply the remote's stream; True once it was acknowledged. `touched` gets every
+        path whose baseline entry may have changed (what the journal records)."""
         line = reader.readline()
         if not line:
             return False  # the agent died before speaking: finish() reports its stderr
@@ -351,6 +363,8 @@ class WorkspaceSync:
             raise ProtocolError(f"expected a collect header, got op={header.get('op')!r}")
         deleted = [str(p) for p in header.get("deleted", [])]
         report.offered = len(deleted) + int(header.get("files", 0))
+        if header.get("too_many_files"):
+            raise too_many_files(int(header["too_many_files"]), "remote workspace")
         if header.get("over_cap"):
             # All or nothing: not even deletions are applied, so no half-synced state.
             report.over_cap = True
@@ -369,22 +383,26 @@ class WorkspaceSync:
         run.process.write_stdin(b"ack\n")
         acked = True
 
-        forget(baseline.entries, dres.deleted)
+        touched.update(drop_paths(baseline.entries, dres.deleted))
         removed = set(dres.deleted)
         for rel in deleted:  # already gone locally: nothing to keep in the baseline either
             if rel not in removed and _stat_entry(self.root, rel) is None:
                 baseline.entries.pop(rel, None)
+                touched.add(rel)
         report.deleted = dres.deleted
         report.conflicts = [Conflict(p, None, f"deleted remotely; kept here: {why}")
                             for p, why in dres.kept]
         report.refused = [Refusal(p, r) for p, r in dres.refused]
         baseline.entries.update(policy.identical)
+        touched.update(policy.identical)
         # The remote's copy differs from ours where we kept ours: send ours again.
         for rel, _ in dres.kept:
             baseline.entries.pop(rel, None)
             baseline.resend.add(rel)
+            touched.add(rel)
         if result is not None:
             baseline.entries.update(result.installed)
+            touched.update(result.installed)
             report.applied = sorted(result.installed)
             report.refused += [Refusal(p, r) for p, r in result.refused]
             for rel, copy, why in result.sidecars:
@@ -392,6 +410,7 @@ class WorkspaceSync:
                 entry = _stat_entry(self.root, copy) if copy is not None else None
                 if copy is not None and entry is not None:
                     baseline.entries[copy] = entry  # the copy is ours alone: never sent up
+                    touched.add(copy)
                 if rel in policy.protected_hits:
                     # The remote now holds its version: record that, so the next sync up
                     # replaces it with ours (or deletes it, when we have none).
@@ -400,6 +419,7 @@ class WorkspaceSync:
                     else:
                         baseline.entries.pop(rel, None)
                     baseline.resend.add(rel)
+                    touched.add(rel)
             baseline.withheld -= set(result.installed) | set(policy.identical)
         baseline.withheld -= removed
         return acked
@@ -468,6 +488,36 @@ class PendingUp:
             if self._run is not None:
                 self._run.abort()
             self._stack.close()
+
+
+def too_many_files(limit: int, where: str) -> SyncError:
+    """The one-line refusal of a tree past `sync_max_files` (issue 21)."""
+    return SyncError(f"the {where} holds more than {limit:,} files to sync",
+                     "add ignore rules (.gitignore or .modal-offloadignore) for generated or "
+                     "data folders, or raise `sync_max_files` in .modal-offload.toml")
+
+
+class _Before:
+    """The entries as they were before an in-place rescan: `before` where it touched."""
+
+    def __init__(self, before: dict[str, Entry | None], entries: dict[str, Entry]) -> None:
+        self.before = before
+        self.entries = entries
+
+    def get(self, rel: str) -> Entry | None:
+        return self.before[rel] if rel in self.before else self.entries.get(rel)
+
+
+def _touched(baseline: Manifest | None, new: Manifest,
+             before: dict[str, Entry | None] | None) -> list[str] | None:
+    """The paths whose entry changed since `baseline` was loaded; None: write it whole."""
+    if baseline is None:
+        return None
+    if before is not None:
+        return [p for p, e in before.items() if new.entries.get(p) is not e]
+    old = baseline.entries  # after a walk (already O(tree)): the entries not reused as is
+    return ([p for p, e in new.entries.items() if old.get(p) is not e]
+            + [p for p in old if p not in new.entries])
 
 
 class _BackPolicy:

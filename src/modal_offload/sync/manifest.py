@@ -12,11 +12,12 @@ the next scan, so an edit landing in the same clock tick as the scan is still se
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +40,20 @@ class Entry(NamedTuple):
     mode: int  # permission bits (& 0o777): setuid/setgid/sticky never travel
     target: str | None = None  # symlink target
     hash: str | None = None  # hex blake2b-128 of file content
+
+
+# One int object per permission value: CPython caches only -5..256, and 0o644 is 420, so
+# without this each of 100k entries holds its own 28-byte int (issue 21, host memory).
+_MODES = tuple(range(0o1000))
+
+
+def entry_from_list(raw: Any) -> Entry:
+    """An Entry from its JSON list (TypeError when malformed)."""
+    entry = Entry(*raw)
+    mode = entry.mode
+    if type(mode) is int and 0 <= mode < 0o1000:
+        return entry._replace(mode=_MODES[mode])
+    return entry
 
 
 def same_content(a: Entry, b: Entry) -> bool:
@@ -89,6 +104,11 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         out = {"version": VERSION, "scanned_at_ns": self.scanned_at_ns,
                "entries": {p: list(e) for p, e in self.entries.items()}}
+        out.update(self._sets())
+        return out
+
+    def _sets(self) -> dict[str, list[str]]:
+        out = {}
         if self.withheld:
             out["withheld"] = sorted(self.withheld)
         if self.resend:
@@ -96,7 +116,23 @@ class Manifest:
         return out
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+        return "".join(self.json_chunks())
+
+    def json_chunks(self, extra: dict[str, Any] | None = None,
+                    per_chunk: int = 2000) -> Iterator[str]:
+        """`to_dict()` (plus `extra` keys) as JSON, a few thousand entries at a time: a
+        100k-entry manifest is written without holding its whole text (or a list per
+        entry) in memory at once, which the host's heap would keep (issue 21)."""
+        head = {"version": VERSION, "scanned_at_ns": self.scanned_at_ns, **self._sets(),
+                **(extra or {})}
+        yield json.dumps(head, separators=(",", ":"))[:-1] + ',"entries":{'
+        items = iter(self.entries.items())
+        first = True
+        while chunk := dict(itertools.islice(items, per_chunk)):
+            text = json.dumps({p: list(e) for p, e in chunk.items()}, separators=(",", ":"))
+            yield ("" if first else ",") + text[1:-1]
+            first = False
+        yield "}}"
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
@@ -107,7 +143,7 @@ class Manifest:
         if not isinstance(raw, dict):
             raise ValueError("manifest without entries")
         try:
-            entries = {str(p): Entry(*v) for p, v in raw.items()}
+            entries = {str(p): entry_from_list(v) for p, v in raw.items()}
         except TypeError as exc:
             raise ValueError(f"bad manifest entry: {exc}") from None
         sets = []
@@ -121,6 +157,14 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str | bytes) -> Manifest:
         return cls.from_dict(json.loads(text))
+
+
+class TooManyEntries(Exception):
+    """A scan passed its `max_entries`: stopped there, before the tree filled memory."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"more than {limit:,} paths")
+        self.limit = limit
 
 
 class ScanStats(NamedTuple):
@@ -152,7 +196,7 @@ def entry_from_stat(path: str, st: os.stat_result, prev: Entry | None,
     kind = _type_of(st.st_mode)
     if kind is None:
         return None
-    mode = st.st_mode & 0o777
+    mode = _MODES[st.st_mode & 0o777]
     if kind == DIR:
         if prev is not None and prev.type == DIR and prev.mode == mode:
             return prev
@@ -187,12 +231,16 @@ def scan(root: Path, rules: IgnoreRules, previous: Manifest | None = None) -> Ma
 
 
 def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = None,
-                    start: str = "", *, hash_new: bool = True) -> tuple[Manifest, ScanStats]:
+                    start: str = "", max_entries: int | None = None, *,
+                    hash_new: bool = True) -> tuple[Manifest, ScanStats]:
     """`start`: walk only below this relative folder (rescan of one subtree).
+    `max_entries`: raise TooManyEntries once more paths than this are kept (checked per
+    folder, and per entry while a folder is listed, so a huge tree is never held whole).
 
     `hash_new=False`: a file `previous` does not list gets no hash here (it is sent
     whatever its content); `tarstream.pack` hashes it from the bytes it sends, so a first
     sync reads each file once. Only for a caller that packs every such entry next."""
+    limit = max_entries if max_entries is not None else -1
     started = time.time_ns()
     prev = previous.entries if previous is not None else {}
     racy_after = previous.racy_after_ns() if previous is not None else 0
@@ -205,7 +253,14 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
         reldir = stack.pop()
         try:
             with os.scandir(os.path.join(base, reldir) if reldir else base) as it:
-                listing = list(it)
+                if limit < 0:
+                    listing = list(it)
+                else:
+                    listing = []
+                    for de in it:
+                        listing.append(de)
+                        if len(listing) > limit:
+                            raise TooManyEntries(limit)
         except FileNotFoundError:  # vanished: its contents are gone
             continue
         except OSError:
@@ -252,6 +307,8 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
             out[rel] = entry
             if is_dir:
                 stack.append(rel)
+        if 0 <= limit < len(out):
+            raise TooManyEntries(limit)
     return Manifest(out, started), ScanStats(len(out), hashed, unreadable, reused)
 
 
@@ -275,20 +332,43 @@ def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
     The snapshot time stays that of `previous`, so its racy window keeps applying and any
     path changed since is re-hashed rather than trusted on size and mtime.
     """
-    entries = dict(previous.entries)
-    racy_after = previous.racy_after_ns()
+    new = Manifest(dict(previous.entries), previous.scanned_at_ns)
+    _, stats = rescan_in_place(root, rules, new, changed)
+    return new, stats
+
+
+def rescan_in_place(root: Path, rules: IgnoreRules, manifest: Manifest,
+                    changed: Iterable[str], max_entries: int | None = None
+                    ) -> tuple[dict[str, Entry | None], ScanStats]:
+    """`rescan`, changing `manifest` itself: no copy of a 100k-entry mapping (issue 21).
+    Returns what every path it touched held before (None: absent), the undo log a caller
+    diffs against (`diff_touched`) and journals (sync/journal.py). Over `max_entries`
+    raises TooManyEntries, leaving `manifest` part-changed (the caller drops it)."""
+    entries = manifest.entries
+    before: dict[str, Entry | None] = {}
+    racy_after = manifest.racy_after_ns()
     hashed = unreadable = 0
     base = os.fspath(root)
 
-    def drop_below(rel: str) -> None:
-        prefix = rel + "/"
-        for key in [k for k in entries if k.startswith(prefix)]:
-            del entries[key]
+    def put(rel: str, entry: Entry) -> None:
+        if rel not in before:
+            before[rel] = entries.get(rel)
+        entries[rel] = entry
+
+    def drop(rel: str) -> Entry | None:
+        old = entries.pop(rel, None)
+        if rel not in before:
+            before[rel] = old
+        return old
 
     for rel in sorted(set(changed)):  # a folder before what it contains
-        old = entries.pop(rel, None)
+        old = drop(rel)
         if old is not None and old.type == DIR:
-            drop_below(rel)
+            # One pass over the keys: only when a changed path was a folder (created,
+            # removed, chmodded); edits inside one name the file, not the folder.
+            prefix = rel + "/"
+            for key in [k for k in entries if k.startswith(prefix)]:
+                drop(key)
         parent, _, name = rel.rpartition("/")
         if parent and getattr(entries.get(parent), "type", None) != DIR:
             continue  # its folder is gone, ignored or not a folder: nothing below travels
@@ -304,19 +384,23 @@ def rescan(root: Path, rules: IgnoreRules, previous: Manifest,
         if entry is None:
             unreadable += stat.S_ISREG(st.st_mode)
             if old is not None and old.type == FILE and stat.S_ISREG(st.st_mode):
-                entries[rel] = old  # unreadable is not deleted
+                put(rel, old)  # unreadable is not deleted
             continue
         if entry.type == FILE and (old is None or entry.hash is not old.hash):
             hashed += 1
-        entries[rel] = entry
+        put(rel, entry)
         if entry.type == DIR:
-            sub, stats = scan_with_stats(root, rules, previous, start=rel)
-            entries.update(sub.entries)
+            known = {k: v for k, v in before.items() if v is not None}
+            sub, stats = scan_with_stats(root, rules, Manifest(known, manifest.scanned_at_ns),
+                                         start=rel, max_entries=max_entries)
+            for key, sub_entry in sub.entries.items():
+                put(key, sub_entry)
             hashed += stats.hashed
             unreadable += stats.unreadable
+            if max_entries is not None and len(entries) > max_entries:
+                raise TooManyEntries(max_entries)
     reused = len(entries) - hashed
-    return Manifest(entries, previous.scanned_at_ns), ScanStats(len(entries), hashed,
-                                                                unreadable, reused)
+    return before, ScanStats(len(entries), hashed, unreadable, reused)
 
 
 @dataclass
@@ -345,6 +429,19 @@ def diff(old: Manifest | None, new: Manifest) -> Delta:
     return Delta(changed, deleted)
 
 
+def diff_touched(before: dict[str, Entry | None], new: Manifest) -> Delta:
+    """`diff` for a manifest changed in place: only the paths in `before` (what they held,
+    None: absent) can differ, so only they are compared (issue 21)."""
+    entries = new.entries
+    changed = [p for p, o in before.items()
+               if (e := entries.get(p)) is not None and e is not o
+               and (o is None or not same_content(o, e))]
+    deleted = [p for p, o in before.items() if o is not None and p not in entries]
+    changed.sort()
+    deleted.sort(reverse=True)
+    return Delta(changed, deleted)
+
+
 def apply_delta(old: Manifest, delta: Delta, new: Manifest) -> Manifest:
     """`old` with the delta's entries taken from `new` (what a receiver ends up holding)."""
     gone = set(delta.deleted)
@@ -354,18 +451,35 @@ def apply_delta(old: Manifest, delta: Delta, new: Manifest) -> Manifest:
     return Manifest(entries, new.scanned_at_ns)
 
 
-def forget(entries: dict[str, Entry], paths: Iterable[str]) -> None:
-    """Drop `paths` and everything below them from `entries`, in one pass."""
+def forget(entries: dict[str, Entry], paths: Iterable[str]) -> list[str]:
+    """Drop `paths` and everything below them from `entries`, in one pass over the keys;
+    returns what was dropped."""
     gone = set(paths)
     if not gone:
-        return
+        return []
+    dropped = []
     for rel in list(entries):
         if rel in gone:
             del entries[rel]
+            dropped.append(rel)
             continue
         cut = rel.find("/")
         while cut >= 0:
             if rel[:cut] in gone:
                 del entries[rel]
+                dropped.append(rel)
                 break
             cut = rel.find("/", cut + 1)
+    return dropped
+
+
+def drop_paths(entries: dict[str, Entry], paths: Iterable[str]) -> list[str]:
+    """`forget` for a manifest scanned from a disk, where nothing lies below a file or a
+    link: deleting files costs their own count (issue 21); a folder, or a path the mapping
+    does not hold, takes `forget`'s pass over the keys."""
+    gone = set(paths)
+    if all(getattr(entries.get(p), "type", DIR) != DIR for p in gone):
+        for rel in gone:
+            del entries[rel]
+        return list(gone)
+    return forget(entries, gone)

@@ -29,13 +29,26 @@ import json
 import os
 import select
 import sys
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from .ignore import IgnoreRules
-from .manifest import FILE, Manifest, diff, forget, rescan, scan_with_stats
+from .journal import ManifestStore
+from .manifest import (
+    FILE,
+    Entry,
+    Manifest,
+    TooManyEntries,
+    diff,
+    diff_touched,
+    drop_paths,
+    rescan_in_place,
+    scan_with_stats,
+)
 from .tarstream import MAX_HEADER_BYTES, CountingWriter, ProtocolError, encode_header, write_stream
 from .tarstream import parse_header as _parse_header
 
@@ -123,21 +136,34 @@ def read_hint(state: Path, token: str | None) -> tuple[Path, list[str]] | None:
     return path, [str(p) for p in data]
 
 
+# The manifest is a snapshot plus a journal (sync/journal.py): a sync appends only the
+# paths it touched. The channel agent runs every sync in this process, so the stores (and
+# the manifests they hold between syncs) are kept here; a process of its own starts empty.
+_STORES: OrderedDict[str, ManifestStore] = OrderedDict()
+_STORES_LOCK = threading.Lock()
+_MAX_STORES = 4
+
+
+def manifest_store(state: Path) -> ManifestStore:
+    with _STORES_LOCK:
+        store = _STORES.get(str(state))
+        if store is None:
+            store = _STORES[str(state)] = ManifestStore(state / MANIFEST_NAME)
+            while len(_STORES) > _MAX_STORES:
+                _STORES.popitem(last=False)
+        _STORES.move_to_end(str(state))
+        return store
+
+
 def load_manifest(state: Path) -> Manifest | None:
-    try:
-        return Manifest.from_json((state / MANIFEST_NAME).read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        print(f"modal-offload sync: ignoring unreadable {state / MANIFEST_NAME}: {exc}",
-              file=sys.stderr)
-        return None
+    """The agreed manifest (lent by its store: see journal.py), None when absent or
+    unreadable (a full collect then offers everything)."""
+    return manifest_store(state).load()
 
 
 def save_manifest(state: Path, manifest: Manifest) -> None:
-    tmp = state / f".{MANIFEST_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(manifest.to_json())
-    os.replace(tmp, state / MANIFEST_NAME)
+    """Record `manifest` whole (a new snapshot)."""
+    manifest_store(state).save(manifest)
 
 
 def load_rules(root: Path, state: Path) -> IgnoreRules:
@@ -172,7 +198,8 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     header = _parse_header(stdin.readline(MAX_HEADER_BYTES))
     if header.get("op") != "apply":
         raise ProtocolError(f"expected an apply header, got op={header.get('op')!r}")
-    previous = load_manifest(state)
+    store = manifest_store(state)
+    previous = store.load()
     rules = IgnoreRules.from_wire(root, header.get("rules"))
     wire = json.dumps(rules.to_wire())
     try:
@@ -196,11 +223,13 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
         # A full sync is the new baseline: what we did not receive is not known to the
         # client, so a later collect offers it back instead of it lingering unseen.
         manifest = Manifest({}, started)
+        manifest.entries.update(result.installed)
+        store.save(manifest)
     else:
         manifest = previous
-        forget(manifest.entries, deleted)
-    manifest.entries.update(result.installed)
-    save_manifest(state, manifest)
+        touched = drop_paths(manifest.entries, deleted)
+        manifest.entries.update(result.installed)
+        store.save(manifest, [*touched, *result.installed])
     reply = {"ok": True, "installed": len(result.installed), "deleted": len(dres.deleted),
              "kept": dres.kept, "refused": result.refused + dres.refused,
              "content_bytes": result.content_bytes}
@@ -211,34 +240,58 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
 
 def collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
             hint: str | None = None, close_stdout: Callable[[], None] | None = None,
-            compress: bool = False) -> int:
+            compress: bool = False, max_files: int | None = None) -> int:
     """`close_stdout`: gives the client EOF after the archive (default: fd 1 moves to
     /dev/null, for a process of its own). `compress`: the client asked for a compressed
     archive (sync/compress.py), which the header then announces."""
     lock = _locked(state)
     try:
         return _collect(root, state, max_bytes, stdin, stdout, hint,
-                        close_stdout or _close_stdout, compress)
+                        close_stdout or _close_stdout, compress, max_files)
     finally:
         os.close(lock)
 
 
 def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: IO[bytes],
-             hint: str | None, close_stdout: Callable[[], None], compress: bool) -> int:
-    previous = load_manifest(state)
+             hint: str | None, close_stdout: Callable[[], None], compress: bool,
+             max_files: int | None = None) -> int:
+    try:
+        return _collect_scanned(root, state, max_bytes, stdin, stdout, hint, close_stdout,
+                                compress, max_files)
+    except TooManyEntries as exc:
+        # An answer, not a crash: the client refuses in its own words (nothing committed).
+        stdout.write(encode_header({"op": "collect", "deleted": [], "bytes": 0, "files": 0,
+                                    "over_cap": False, "too_many_files": exc.limit}))
+        stdout.flush()
+        return 0
+
+
+def _collect_scanned(root: Path, state: Path, max_bytes: int, stdin: IO[bytes],
+                     stdout: IO[bytes], hint: str | None, close_stdout: Callable[[], None],
+                     compress: bool, max_files: int | None) -> int:
+    store = manifest_store(state)
+    previous = store.load()
     scan_started = time.time()
     hinted = read_hint(state, hint) if previous is not None else None
+    before: dict[str, Entry | None] | None = None
     if previous is not None and hinted is not None:
-        new, stats = rescan(root, load_rules(root, state), previous, hinted[1])
+        # In place: the manifest is ours until handed back (journal.py), and `before` is
+        # both the diff's input and what the journal records.
+        before, stats = rescan_in_place(root, load_rules(root, state), previous, hinted[1],
+                                        max_files)
+        new = previous
+        delta = diff_touched(before, new)
     else:
-        new, stats = scan_with_stats(root, load_rules(root, state), previous, hash_new=False)
-    delta = diff(previous, new)
+        new, stats = scan_with_stats(root, load_rules(root, state), previous,
+                                     max_entries=max_files, hash_new=False)
+        delta = diff(previous, new)
     # Missing from the scan is not removed from the disk: what the remote's (perhaps
     # rewritten) ignore rules now skip still exists, and must not come back as a deletion
     # (issue 13). Only a path that is really gone is reported deleted.
     kept = {p for p in delta.deleted if os.path.lexists(root / p)}
     if kept and previous is not None:
-        new.entries.update((p, previous.entries[p]) for p in kept)
+        old = before if before is not None else previous.entries
+        new.entries.update((p, e) for p in kept if (e := old[p]) is not None)
         delta.deleted = [p for p in delta.deleted if p not in kept]
     total = sum(new.entries[p].size for p in delta.changed if new.entries[p].type == FILE)
     fields: dict[str, Any] = {"op": "collect", "deleted": delta.deleted, "bytes": total}
@@ -254,12 +307,32 @@ def _collect(root: Path, state: Path, max_bytes: int, stdin: IO[bytes], stdout: 
     stdout.flush()
     close_stdout()
     if _wait_ack(stdin):
-        if not stats.unchanged_from(previous) or delta.changed or delta.deleted:
-            save_manifest(state, new)
+        _commit(store, previous, new, before, stats.unchanged_from(previous))
         if hinted is not None:
             hinted[0].unlink(missing_ok=True)  # committed: the next mark starts afresh
         write_stamp(state, scan_started - STAMP_MARGIN_SECONDS)
     return 0
+
+
+def _commit(store: ManifestStore, previous: Manifest | None, new: Manifest,
+            before: dict[str, Entry | None] | None, unchanged: bool) -> None:
+    """Record the acknowledged collect: only the paths whose entry changed (fresher stat
+    data included, which spares re-hashing next time)."""
+    if before is not None:
+        touched = [p for p, e in before.items() if new.entries.get(p) is not e]
+    elif previous is None:
+        store.save(new)
+        return
+    elif unchanged:
+        touched = []
+    else:  # a walk: O(tree) already; which entries are not the very same objects
+        old = previous.entries
+        touched = [p for p, e in new.entries.items() if old.get(p) is not e]
+        touched += [p for p in old if p not in new.entries]
+    if touched:
+        store.save(new, touched)
+    else:
+        store.keep(new)
 
 
 def _close_stdout() -> None:
@@ -295,6 +368,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
             p.add_argument("--max-bytes", required=True, type=int)
             p.add_argument("--changed-from", default=None)  # a hint's token (see above)
             p.add_argument("--compress", action="store_true")  # see sync/compress.py
+            p.add_argument("--max-files", type=int, default=None)  # sync_max_files
     return parser.parse_args(argv)
 
 
@@ -310,7 +384,7 @@ def run(args: argparse.Namespace, stdin: IO[bytes], stdout: IO[bytes], stderr: I
         if args.cmd == "apply":
             return apply(args.root, args.state, stdin, stdout)
         return collect(args.root, args.state, args.max_bytes, stdin, stdout,
-                       args.changed_from, close_stdout, args.compress)
+                       args.changed_from, close_stdout, args.compress, args.max_files)
     except ProtocolError as exc:
         print(f"modal-offload sync agent: protocol error: {exc}", file=stderr)
         return 2
