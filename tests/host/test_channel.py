@@ -28,7 +28,11 @@ def agents(host: int) -> list[int]:
     """The host's channel agents (its children running modal_offload.channel.agent)."""
     found = []
     for task in Path(f"/proc/{host}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:  # a thread may end between the listing and the read
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for pid in children:
             try:
                 cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             except OSError:
