@@ -566,6 +566,11 @@ class Gateway:
         timer.start()
         try:
             code = process.wait()
+        except OffloadError:
+            # A wait that gave up (a lost connection, issue 19) leaves the client's calls
+            # abandoned just as a failed stream does: one line, not their exit noise.
+            _abandoned()
+            raise
         finally:
             timer.cancel()
         if handle.client_signal is not None or timed_out.is_set():
