@@ -60,6 +60,10 @@ LINGER_SECONDS = 0.001  # how long a write waits for the frames that follow it
 # is one more message on the output stream, half a round trip each on a remote backend.
 HOLD_SECONDS = 0.5
 HOLD_BYTES = 1 << 20
+# What was queued before a hold began (a sync up's reply, typically) waits at most this
+# long for it: the host needs that reply to save its baseline, which then overlaps a slow
+# collect (a walk) instead of following it (issue 21); a fast collect still leaves with it.
+UNHELD_SECONDS = 0.03
 KEEP_OUTCOMES = 64  # sync tasks whose exit status a later EXEC may still depend on
 SETTLE_SECONDS = 0.5  # how long an EXIT waits for a sync holding the lock (`_settled`)
 MARK_WAIT_SECONDS = 5.0  # how long a MARK does
@@ -249,6 +253,7 @@ class Agent:
         self._out_size = 0
         self._out_cv = threading.Condition()
         self._holds = 0
+        self._unheld = 0  # _out[:_unheld] was queued while no hold was taken
         threading.Thread(target=self._write_out, name="out", daemon=True).start()
         self._lock = threading.Lock()
         self.children: dict[int, _Child] = {}
@@ -288,6 +293,8 @@ class Agent:
                 self._out_cv.wait()
             self._out.append(data)
             self._out_size += len(data)
+            if not self._holds:
+                self._unheld = len(self._out)
             self._out_cv.notify_all()
 
     def hold(self) -> Callable[[], None]:
@@ -315,13 +322,21 @@ class Agent:
                     self._out_cv.wait()
             time.sleep(LINGER_SECONDS)
             with self._out_cv:
-                until = time.monotonic() + HOLD_SECONDS
+                start = time.monotonic()
+                until, unheld_until = start + HOLD_SECONDS, start + UNHELD_SECONDS
+                cut = len(self._out)
                 while self._holds and self._out_size < HOLD_BYTES \
                         and (left := until - time.monotonic()) > 0:
-                    self._out_cv.wait(left)
-                data = b"".join(self._out)
-                self._out.clear()
-                self._out_size = 0
+                    if self._unheld and time.monotonic() >= unheld_until:
+                        cut = self._unheld  # the frames from before the hold go now
+                        break
+                    self._out_cv.wait(min(left, unheld_until - time.monotonic())
+                                      if self._unheld else left)
+                    cut = len(self._out)
+                data = b"".join(self._out[:cut])
+                del self._out[:cut]
+                self._out_size -= len(data)
+                self._unheld = len(self._out) if not self._holds else 0
                 self._out_cv.notify_all()
             view = memoryview(data)
             try:

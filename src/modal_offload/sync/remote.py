@@ -216,8 +216,9 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     extractor = SafeExtractor(root, replace_dirs=True)
     deleted = [str(p) for p in header.get("deleted", [])]
     dres = extractor.delete(deleted, rules=rules)
+    # "streamed": the client packed while it walked, so no count came first.
     result = extractor.extract(archive_reader(stdin, header)) \
-        if int(header.get("files", 0)) > 0 else ExtractResult()
+        if int(header.get("files", 0)) > 0 or header.get("streamed") else ExtractResult()
 
     if header.get("full") or previous is None:
         # A full sync is the new baseline: what we did not receive is not known to the
