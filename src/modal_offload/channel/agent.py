@@ -12,7 +12,10 @@ It reads frames (frames.py) on stdin and writes frames on stdout:
   an inotify event inside the writing syscall, so every write the command finished before
   it exited is counted (host/watcher.py). Without inotify, `changed` is always True.
   MARK also leaves the collect a list of the paths that changed, so it rescans only those
-  instead of walking the tree (issue 21; sync/remote.py, "hint").
+  instead of walking the tree (issue 21; sync/remote.py, "hint"). Before the first MARK
+  nothing is known, except after a full apply (a first sync) into a tree that held
+  nothing else: the apply runs in this process and tells the watcher what it moves in
+  (`begin`/`moving`/`end`), so even the first collect rescans only what changed.
 - EXEC {..., pty: {rows, cols, term, colorterm}} runs the command on a new pseudo-terminal
   of ours (as the backends' own PTY exec, backends/_pty.py): its output is STDOUT (the
   terminal merges both streams), STDIN is the raw keystrokes (Ctrl-C is the byte, which
