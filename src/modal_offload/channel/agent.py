@@ -415,14 +415,15 @@ class Agent:
         self.last_token = token
 
     # ---------------------------------------------- a full apply (remote.ApplyWatch)
-    def begin(self, root: Path, rules: Any) -> None:
-        """A full apply is about to write into `root` with `rules` (just written to the
-        state). When the tree holds nothing those rules keep, the manifest the apply
+    def begin(self, root: Path) -> None:
+        """A full apply is about to write into `root` (its rules just written to the
+        state). When the tree holds nothing that can ever travel, the manifest the apply
         saves is the whole tree, and the watcher sees every later change, including
         inside the folders it moves in (`moving`): the next collect may then rescan what
         the watcher names instead of walking (issue 21: ~0.5 s at 100,000 files). When
         the tree holds anything else, that collect walks: it must offer those files back,
         and the watcher never saw them being made."""
+        from ..sync.names import hard_ignored
         from ..sync.remote import RULES_NAME
 
         self._fresh = False
@@ -443,14 +444,14 @@ class Agent:
             self.watcher.take(CONSUMER)  # recording from now on (idem)
         try:
             with os.scandir(root) as it:
-                listing = [(de.name, de.is_dir(follow_symlinks=False)) for de in it]
+                names = [de.name for de in it]
         except OSError:
             return
-        top = rules.for_dir("", [name for name, _ in listing])
-        # After the watcher records: anything made from now on is seen as an event.
-        self._fresh = self.watcher.pending(CONSUMER) is not None and not any(
-            not top.ignored(name, is_dir) for name, is_dir in listing) \
-            and self.watcher.begin_moves()
+        # Only the names no rule can re-include may be there (a file the rules ignore now
+        # might be re-included by a rule file this apply writes, unseen). After the
+        # watcher records: anything made from now on is an event.
+        self._fresh = self.watcher.pending(CONSUMER) is not None and all(
+            hard_ignored(name) for name in names) and self.watcher.begin_moves()
 
     def moving(self, staged: str, rel: str) -> bool:
         return self._fresh and self.watcher is not None and self.watcher.expect_move(staged, rel)

@@ -161,7 +161,7 @@ class ApplyWatch(Protocol):
     folder moved in whole (SafeExtractor's on_move), `end` with what was installed once
     the manifest is saved (None: the apply failed)."""
 
-    def begin(self, root: Path, rules: IgnoreRules) -> None: ...
+    def begin(self, root: Path) -> None: ...
     def moving(self, staged: str, rel: str) -> object: ...
     def end(self, installed: dict[str, Entry] | None) -> None: ...
 
@@ -234,7 +234,7 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     # next collect may skip its walk when the tree held nothing else (agent.py).
     watch = APPLY_WATCH if full else None
     if watch is not None:
-        watch.begin(root, rules)
+        watch.begin(root)
     try:
         extractor = SafeExtractor(root, replace_dirs=True,
                                   on_move=watch.moving if watch is not None else None)
