@@ -332,3 +332,59 @@ def test_the_collect_asked_for_with_the_command_follows_its_exit(
     dropped.prepared_collect.close_stdin()  # as the gateway does when it cannot take it
     assert sync.back(True).applied == ["more.txt"]
     assert changed(session, "true") is False
+
+
+def _fresh_pair(tmp_path: Path, remote_only: bool) -> tuple[ChannelSession, WorkspaceSync]:
+    ws = tmp_path / "ws"
+    for rel in ("pkg/sub/x.txt", "pkg/y.txt", "top.txt"):
+        (ws / rel).parent.mkdir(parents=True, exist_ok=True)
+        (ws / rel).write_text(f"{rel}\n")
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-ch", workspace=ws))
+    session = ChannelSession(inner, Channel(inner))
+    if remote_only:  # made remotely before any sync (a reused sandbox, a lost baseline)
+        run(session, "sh", "-c", "mkdir -p old && echo r > old/remote-only.txt")
+    return session, WorkspaceSync(ws, session, tmp_path / "cache")
+
+
+def test_the_first_collect_after_a_first_sync_rescans_only_what_changed(
+        tmp_path: Path) -> None:
+    """A full apply into an empty remote tree: the agent's watcher watched the folders it
+    moved in before they appeared, so the collect after the first command rescans the
+    paths it names, no walk; everything the command did still comes back."""
+    session, sync = _fresh_pair(tmp_path, remote_only=False)
+    try:
+        sync.up()
+        # A ghost in the remote's manifest: a walk drops it, a rescan of the changed
+        # paths never looks at it (so this test sees which of the two ran).
+        state = Path(state_dir(session))
+        manifest = remote.load_manifest(state)
+        assert manifest is not None
+        manifest.entries["ghost.txt"] = manifest.entries["top.txt"]
+        remote.save_manifest(state, manifest)
+        script = ("echo edited > pkg/sub/x.txt && echo n > pkg/sub/new.txt"
+                  " && chmod 700 pkg && rm pkg/y.txt")
+        assert changed(session, "sh", "-c", script) is True
+        back = sync.back(remote_changed=True)
+        assert sorted(back.applied) == ["pkg", "pkg/sub/new.txt", "pkg/sub/x.txt"]
+        assert back.deleted == ["pkg/y.txt"]
+        assert (sync.root / "pkg" / "sub" / "x.txt").read_text() == "edited\n"
+        assert (sync.root / "pkg").stat().st_mode & 0o777 == 0o700
+        after = remote.load_manifest(state)
+        assert after is not None and "ghost.txt" in after.entries
+        assert changed(session, "true") is False
+    finally:
+        session.channel.close()
+
+
+def test_a_first_sync_into_a_tree_holding_more_walks_back(tmp_path: Path) -> None:
+    """What the remote tree held before the full apply is not in its manifest and the
+    watcher never saw it made: the next collect walks and offers it back."""
+    session, sync = _fresh_pair(tmp_path, remote_only=True)
+    try:
+        sync.up()
+        assert changed(session, "true") is True
+        back = sync.back(remote_changed=True)
+        assert sorted(back.applied) == ["old", "old/remote-only.txt"]
+        assert (sync.root / "old" / "remote-only.txt").read_text() == "r\n"
+    finally:
+        session.channel.close()

@@ -111,3 +111,69 @@ def test_too_many_changes_mean_scan(tree: Path, watcher: Watcher,
     for i in range(5):
         (tree / f"n{i}.txt").write_text("x")
     assert watcher.take("s") is None
+
+
+def _staged(tree: Path, name: str) -> Path:
+    """A folder staged as a sync apply stages it: in an ignored staging folder."""
+    staged = tree / ".modal-offload-staging-1-x" / "t" / name
+    (staged / "deep").mkdir(parents=True)
+    (staged / "deep" / "f.txt").write_text("f\n")
+    (staged / "g.txt").write_text("g\n")
+    return staged
+
+
+def test_a_folder_an_apply_moves_in_is_watched_before_it_appears(
+        tree: Path, watcher: Watcher) -> None:
+    """The rename and the apply's chmods are its own; anything else in the moved folder,
+    even right after the rename, is a change (a folder watched only once it appeared
+    would leave a window: outside an apply, a folder moved in means "scan everything")."""
+    watcher.take("s")
+    staged = _staged(tree, "pkg")
+    assert watcher.begin_moves()
+    assert watcher.expect_move(str(staged), "pkg")
+    staged.rename(tree / "pkg")
+    (tree / "pkg" / "deep").chmod(0o750)  # as the apply sets the modes it received
+    (tree / "pkg" / "deep" / "f.txt").write_text("someone else, before the apply ended\n")
+    watcher.end_moves()
+    assert watcher.take("s") == {"pkg/deep/f.txt"}
+    (tree / "pkg" / "deep").chmod(0o700)  # after the apply: a change like any other
+    (tree / "pkg" / "g.txt").write_text("later\n")
+    assert watcher.take("s") == {"pkg/deep", "pkg/g.txt"}
+
+
+def test_a_move_nobody_announced_still_means_scan(tree: Path, watcher: Watcher) -> None:
+    watcher.take("s")
+    staged = _staged(tree, "pkg")
+    assert watcher.begin_moves()
+    assert watcher.expect_move(str(staged), "pkg")
+    staged.rename(tree / "pkg")
+    other = _staged(tree, "other")  # not announced (another process's move)
+    other.rename(tree / "other")
+    watcher.end_moves()
+    assert watcher.take("s") is None
+    # Without begin_moves nothing is expected either.
+    staged = _staged(tree, "pkg2")
+    assert not watcher.expect_move(str(staged), "pkg2")
+    staged.rename(tree / "pkg2")
+    assert watcher.take("s") is None
+
+
+def test_a_rule_file_an_apply_moves_in_rewatches_what_it_re_includes(
+        tree: Path, watcher: Watcher) -> None:
+    """`.venv` is ignored by the built-in rules; a moved-in folder's .gitignore cannot
+    change that here, but a root rule file written during the apply makes the watches be
+    walked again, and a folder watched only then counts as changed (its subtree is
+    rescanned), never as unchanged."""
+    (tree / "build").mkdir()
+    (tree / "build" / "out.txt").write_text("o\n")
+    (tree / ".gitignore").write_text("build/\n")
+    watcher.take("s")  # a walk with build/ ignored: not watched
+    assert watcher.take("s") == set()
+    assert watcher.begin_moves()
+    (tree / ".gitignore").write_text("")  # the apply's own rule file: build/ is back
+    (tree / "build" / "out.txt").write_text("changed while nobody watched build/\n")
+    watcher.end_moves()
+    changed = watcher.take("s")
+    assert changed is not None and {".gitignore", "build"} <= changed
+    (tree / "build" / "out.txt").write_text("and watched from now on\n")
+    assert watcher.take("s") == {"build/out.txt"}

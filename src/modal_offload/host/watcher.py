@@ -84,6 +84,13 @@ class Watcher:
         self._consumers: dict[str, set[str] | None] = {}
         self._rules = self._load_rules()
         self._rewatch = True  # (re)walk the tree adding watches before the next answer
+        # Folders a sync apply of this process moves into the tree whole (`expect_move`):
+        # their roots, those whose rename was seen, and their own watches' wds.
+        self._moving: set[str] = set()
+        self._moved_in: set[str] = set()
+        self._moving_wds: set[int] = set()
+        self._applying = False  # between begin_moves and end_moves
+        self._rules_dirty = False  # a rule file changed meanwhile: re-watch at the end
         self.broken: str | None = None  # set: watching is impossible, always rescan
         self.overflows = 0
         self._closed = threading.Event()
@@ -156,6 +163,87 @@ class Watcher:
                 if len(changed) > MAX_HINTED_PATHS:
                     self._consumers[name] = None  # a full scan anyway: stop collecting
 
+    def note(self, rel: str) -> None:
+        """Count `rel` as changed for every consumer (a caller's own check found it)."""
+        with self._lock:
+            self._mark(rel)
+
+    # ------------------------------------------------------- moves of our own
+    def begin_moves(self) -> bool:
+        """A sync apply of this process starts writing into the tree (then `expect_move`
+        for each folder it moves in whole, `end_moves` once done). False: watching is
+        not possible now (the caller's next collect walks)."""
+        with self._lock:
+            self._drain()
+            if self._rewatch or self.broken is not None:
+                return False
+            self._applying = True
+            self._rules_dirty = False
+            return True
+
+    def expect_move(self, staged: str, rel: str) -> bool:
+        """A sync apply in this process is about to rename its staged folder `staged`
+        (in a staging folder the rules ignore, holding only what it wrote) to `rel`: watch
+        it and everything below it now, under their final paths, so that nothing written
+        there after the rename goes unseen (a folder watched only after it appeared leaves
+        a window, which is why a folder moved in otherwise means "rescan everything").
+        That rename, and the folder modes the apply sets next (IN_ATTRIB on a folder under
+        `rel`), are then not counted as changes until `end_moves`; the caller checks those
+        folders' modes itself after that (a folder's entry holds nothing else that an
+        IN_ATTRIB can change). False: not watched, the rename will count as usual."""
+        with self._lock:
+            self._drain()
+            if not self._applying or self._rewatch or self.broken is not None:
+                return False
+            seen: set[int] = set()
+            if self._watch_tree(rel, seen, at=staged):
+                # A rule file inside: which folders to watch was decided without it (it
+                # is not at its place yet), so decide again once it is (end_moves).
+                self._rules_dirty = True
+            top = [wd for wd in seen if self._dirs.get(wd) == rel]
+            if not top:
+                return False
+            self._moving.add(rel)
+            self._moving_wds.update(top)
+            return True
+
+    def end_moves(self) -> None:
+        """The apply's moves are over: every event counts again. When the apply wrote a
+        rule file (which, outside an apply, means "rescan everything"), the watches are
+        walked again with the new rules, and each folder watched only now counts as
+        changed (its subtree is rescanned): what was ignored before and is not now."""
+        with self._lock:
+            self._drain()
+            self._moving.clear()
+            self._moved_in.clear()
+            self._moving_wds.clear()
+            self._applying = False
+            if self._rules_dirty and not self._rewatch and self.broken is None:
+                before = set(self._dirs.values())
+                self._watch_all()
+                for rel in set(self._dirs.values()) - before:
+                    self._mark(rel)
+            self._rules_dirty = False
+
+    def _ours(self, wd: int, mask: int, rel: str, is_dir: bool) -> bool:
+        """Whether this event is one `expect_move` announced (each rename once)."""
+        if mask & IN_MOVE_SELF:
+            if wd in self._moving_wds:
+                self._moving_wds.discard(wd)
+                return True
+            return False
+        if not is_dir:
+            return False
+        if mask & IN_MOVED_TO:
+            if rel in self._moving and rel not in self._moved_in:
+                self._moved_in.add(rel)
+                return True
+            return False
+        if mask & IN_ATTRIB:
+            parts = rel.split("/")
+            return any("/".join(parts[:n]) in self._moving for n in range(1, len(parts) + 1))
+        return False
+
     # ---------------------------------------------------------------- watches
     def _watch_all(self) -> None:
         self._rules = self._load_rules()
@@ -166,11 +254,18 @@ class Watcher:
             del self._dirs[wd]
         self._rewatch = False
 
-    def _watch_tree(self, start: str, seen: set[int] | None = None) -> None:
+    def _watch_tree(self, start: str, seen: set[int] | None = None,
+                    at: str | None = None) -> bool:
+        """`at`: where the folder `start` is now, when not at its place in the tree yet
+        (`expect_move`). True when a listing held a rule file."""
+        rule_files = False
         stack = [start]
         while stack and self.broken is None:
             reldir = stack.pop()
-            folder = os.path.join(self.root, reldir) if reldir else self.root
+            if at is not None:
+                folder = at + reldir[len(start):]
+            else:
+                folder = os.path.join(self.root, reldir) if reldir else self.root
             try:
                 wd = self._ino.add(folder)
             except OSError as exc:
@@ -185,10 +280,13 @@ class Watcher:
                     listing = [(de.name, de.is_dir(follow_symlinks=False)) for de in it]
             except OSError:
                 continue
-            rules = self._rules.for_dir(reldir, [name for name, _ in listing])
+            names = [name for name, _ in listing]
+            rule_files = rule_files or not _RULE_FILES.isdisjoint(names)
+            rules = self._rules.for_dir(reldir, names)
             prefix = f"{reldir}/" if reldir else ""
             stack.extend(prefix + name for name, is_dir in listing
                          if is_dir and not rules.ignored(name, True))
+        return rule_files
 
     # ----------------------------------------------------------------- events
     def _drain(self) -> None:
@@ -223,6 +321,9 @@ class Watcher:
         reldir = self._dirs.get(wd)
         if reldir is None:
             return
+        if self._moving and self._ours(wd, mask, f"{reldir}/{name}" if reldir else name,
+                                       bool(mask & IN_ISDIR)):
+            return
         if mask & (IN_DELETE_SELF | IN_MOVE_SELF):
             if not reldir or mask & IN_MOVE_SELF:
                 self.overflow()  # the root or a folder moved: paths under it are stale
@@ -231,7 +332,9 @@ class Watcher:
             return
         rel = f"{reldir}/{name}" if reldir else name
         is_dir = bool(mask & IN_ISDIR)
-        if name in _RULE_FILES or (is_dir and mask & (IN_MOVED_FROM | IN_MOVED_TO)):
+        if self._applying and name in _RULE_FILES and not is_dir:
+            self._rules_dirty = True  # the apply's own, probably: see end_moves
+        elif name in _RULE_FILES or (is_dir and mask & (IN_MOVED_FROM | IN_MOVED_TO)):
             self.overflow()  # what is ignored, or where things live, changed: rescan all
             return
         if is_dir and mask & IN_CREATE:

@@ -124,8 +124,12 @@ class SafeExtractor:
 
     def __init__(self, root: Path, *, policy: Policy = _always_replace,
                  rules: IgnoreRules | None = None, replace_dirs: bool = False,
-                 max_bytes: int | None = None) -> None:
+                 max_bytes: int | None = None,
+                 on_move: Callable[[str, str], object] | None = None) -> None:
+        """`on_move(staged, rel)`: called right before a staged folder is renamed into
+        the tree whole (the channel agent's watcher watches it from then: remote.py)."""
         self.root = Path(root)
+        self._on_move = on_move
         self._policy = policy
         self._rules = rules
         self._replace_dirs = replace_dirs
@@ -264,6 +268,8 @@ class SafeExtractor:
         dest = os.path.join(self.root, rel)
         if os.path.lexists(dest) or self._ensure_parent(rel) is not None:
             return False
+        if self._on_move is not None:
+            self._on_move(os.path.join(staging, "t", rel), rel)
         os.rename(os.path.join(staging, "t", rel), dest)
         moved.add(rel)
         self._dirs_ok.add(rel)

@@ -30,9 +30,9 @@ import json
 import os
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .manifest import Manifest, entry_from_list
 
@@ -104,6 +104,19 @@ def replay(manifest: Manifest, generation: str, data: bytes) -> int:
         offset = end + 1
 
 
+class Prepared(NamedTuple):
+    """A snapshot written aside (`ManifestStore.prepare`)."""
+
+    tmp: Path
+    generation: str
+    size: int
+    state: tuple[int, frozenset[str], frozenset[str]]
+
+    def discard(self) -> None:
+        """Drop it (a no-op once it took effect)."""
+        self.tmp.unlink(missing_ok=True)
+
+
 class ManifestStore:
     """One manifest's files: `path` (the snapshot) and `path` + `.journal`.
 
@@ -172,14 +185,29 @@ class ManifestStore:
             self._cached = manifest
 
     # ------------------------------------------------------------------ writing
-    def save(self, manifest: Manifest, touched: Iterable[str] | None = None) -> None:
+    def prepare(self, manifest: Manifest) -> Prepared:
+        """Write `manifest`'s snapshot aside, not in effect yet: a caller that must wait
+        before it may record it (a first sync waits for the remote's answer) does the
+        writing meanwhile; `save(..., prepared=)` then costs a rename when the manifest's
+        sets did not change since (its entries must not either), and `discard` drops it."""
+        generation = os.urandom(8).hex()
+        tmp = self._tmp(self.path)
+        size = self._write_to(tmp, self._snapshot_chunks(manifest, generation))
+        return Prepared(tmp, generation, size, _state(manifest))
+
+    def save(self, manifest: Manifest, touched: Iterable[str] | None = None,
+             prepared: Prepared | None = None) -> None:
         """Record `manifest`. `touched`: the only paths that may differ from what was
-        loaded or last saved, so only they are appended; None rewrites the snapshot."""
+        loaded or last saved, so only they are appended; None rewrites the snapshot.
+        `prepared`: that snapshot, written aside by `prepare` (used when still valid)."""
         state = _state(manifest)
         current = (self._generation and self._stamps[0] is not None
                    and self._stamps == (_stamp(self.path), _stamp(self.journal)))
         paths = list(touched) if touched is not None and current else None
-        if paths is None:
+        if paths is None and prepared is not None and prepared.state == state \
+                and prepared.tmp.exists():
+            self._put(prepared.tmp, prepared.generation, prepared.size)
+        elif paths is None:
             self._write_snapshot(manifest)
         elif not paths and state == self._saved:
             pass  # nothing to record: no write at all (the common warm command)
@@ -193,24 +221,36 @@ class ManifestStore:
         self._stamps = (_stamp(self.path), _stamp(self.journal))
         self._cached = manifest
 
-    def _write_snapshot(self, manifest: Manifest) -> None:
-        generation = os.urandom(8).hex()
+    def _snapshot_chunks(self, manifest: Manifest, generation: str) -> Iterator[bytes]:
         if self.envelope is None:
-            chunks = manifest.json_chunks({"generation": generation})
+            chunks: Iterable[str] = manifest.json_chunks({"generation": generation})
         else:
             outer = json.dumps({**self.envelope, "generation": generation},
                                separators=(",", ":"))
             chunks = itertools.chain([outer[:-1] + ',"manifest":'], manifest.json_chunks(),
                                      ["}"])
-        size = self._write_atomic(self.path, (c.encode() for c in chunks))
+        return (c.encode() for c in chunks)
+
+    def _write_snapshot(self, manifest: Manifest) -> None:
+        generation = os.urandom(8).hex()
+        tmp = self._tmp(self.path)
+        self._put(tmp, generation, self._write_to(tmp, self._snapshot_chunks(manifest,
+                                                                             generation)))
+
+    def _put(self, tmp: Path, generation: str, size: int) -> None:
+        """The snapshot written to `tmp` takes effect."""
+        self._replace(tmp, self.path)
         self._generation, self._snapshot_bytes = generation, size
         # Records of the old generation would be skipped; dropping them spares reading.
         self.journal.unlink(missing_ok=True)
         self._journal_end = 0
 
-    def _write_atomic(self, path: Path, chunks: Iterable[bytes]) -> int:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    @staticmethod
+    def _tmp(path: Path) -> Path:
+        return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+    def _write_to(self, tmp: Path, chunks: Iterable[bytes]) -> int:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
         size = 0
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -222,6 +262,13 @@ class ManifestStore:
                     os.fsync(fd)
             finally:
                 os.close(fd)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return size
+
+    def _replace(self, tmp: Path, path: Path) -> None:
+        try:
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -234,7 +281,6 @@ class ManifestStore:
                 pass
             finally:
                 os.close(folder)
-        return size
 
     def _append(self, line: bytes) -> None:
         fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT, 0o600)

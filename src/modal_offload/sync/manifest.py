@@ -240,86 +240,122 @@ def scan_with_stats(root: Path, rules: IgnoreRules, previous: Manifest | None = 
     `hash_new=False`: a file `previous` does not list gets no hash here (it is sent
     whatever its content); `tarstream.pack` hashes it from the bytes it sends, so a first
     sync reads each file once. Only for a caller that packs every such entry next."""
-    limit = max_entries if max_entries is not None else -1
-    started = time.time_ns()
-    prev = previous.entries if previous is not None else {}
-    racy_after = previous.racy_after_ns() if previous is not None else 0
-    out: dict[str, Entry] = {}
-    hashed = unreadable = reused = 0
-    base = os.fspath(root)
-    stack = [start]
-    for_dir = rules.for_dir
-    while stack:
-        reldir = stack.pop()
-        try:
-            with os.scandir(os.path.join(base, reldir) if reldir else base) as it:
-                if limit < 0:
-                    listing = list(it)
-                else:
-                    listing = []
-                    for de in it:
-                        listing.append(de)
-                        if len(listing) > limit:
-                            raise TooManyEntries(limit)
-        except FileNotFoundError:  # vanished: its contents are gone
-            continue
-        except OSError:
-            # Unreadable (chmod 000), not gone: what it held stays as last seen, so the
-            # other side never takes "cannot read" for "deleted" (issue 13).
-            unreadable += _keep_below(reldir, prev, out)
-            continue
-        dir_rules = for_dir(reldir, [de.name for de in listing])
-        ignored = dir_rules.ignored
-        prefix = f"{reldir}/" if reldir else ""
-        for de in listing:
-            name = de.name
+    walk = Walk(root, rules, previous, start, max_entries, hash_new=hash_new)
+    for _ in walk:
+        pass
+    return walk.manifest, walk.stats
+
+
+class Walk:
+    """A scan one folder at a time: iterating yields, per folder listed, the paths it
+    added to `manifest` (in that order; a folder always before what it holds), so that a
+    first sync packs while it walks (issue 21: the walk no longer precedes the stream).
+    `stats` is complete once the iteration ended. Arguments as `scan_with_stats`."""
+
+    def __init__(self, root: Path, rules: IgnoreRules, previous: Manifest | None = None,
+                 start: str = "", max_entries: int | None = None, *,
+                 hash_new: bool = True) -> None:
+        self.root, self.rules, self.previous = root, rules, previous
+        self.start, self.max_entries, self.hash_new = start, max_entries, hash_new
+        self.manifest = Manifest({}, time.time_ns())
+        self.stats = ScanStats(0, 0, 0, 0)
+
+    def paths(self) -> Iterator[str]:
+        """Every path added, one at a time (what `tarstream.pack` takes)."""
+        for batch in self:
+            yield from batch
+
+    def __iter__(self) -> Iterator[list[str]]:
+        limit = self.max_entries if self.max_entries is not None else -1
+        previous, hash_new = self.previous, self.hash_new
+        prev = previous.entries if previous is not None else {}
+        racy_after = previous.racy_after_ns() if previous is not None else 0
+        out = self.manifest.entries
+        hashed = unreadable = reused = 0
+        base = os.fspath(self.root)
+        stack = [self.start]
+        for_dir = self.rules.for_dir
+        while stack:
+            reldir = stack.pop()
+            added: list[str] = []
             try:
-                st = de.stat(follow_symlinks=False)
+                with os.scandir(os.path.join(base, reldir) if reldir else base) as it:
+                    if limit < 0:
+                        listing = list(it)
+                    else:
+                        listing = []
+                        for de in it:
+                            listing.append(de)
+                            if len(listing) > limit:
+                                raise TooManyEntries(limit)
+            except FileNotFoundError:  # vanished: its contents are gone
+                continue
             except OSError:
+                # Unreadable (chmod 000), not gone: what it held stays as last seen, so the
+                # other side never takes "cannot read" for "deleted" (issue 13).
+                kept = _keep_below(reldir, prev, out)
+                unreadable += len(kept)
+                self.stats = ScanStats(len(out), hashed, unreadable, reused)
+                yield kept
                 continue
-            mode = st.st_mode
-            is_dir = (mode & _S_IFMT) == _S_IFDIR
-            if ignored(name, is_dir):
-                continue
-            rel = prefix + name
-            old = prev.get(rel)
-            # Fast path, inlined: most entries are unchanged regular files.
-            if (old is not None and old.mtime_ns == st.st_mtime_ns and old.size == st.st_size
-                    and (mode & _S_IFMT) == _S_IFREG and old.type == FILE
-                    and old.mode == mode & 0o777 and st.st_mtime_ns < racy_after):
-                out[rel] = old
-                reused += 1
-                continue
-            if old is None and not hash_new and (mode & _S_IFMT) == _S_IFREG:
-                out[rel] = Entry(FILE, st.st_size, st.st_mtime_ns, mode & 0o777)
-                continue
-            entry = entry_from_stat(de.path, st, old, racy_after)
-            if entry is None:
-                if (mode & _S_IFMT) == _S_IFREG:
-                    unreadable += 1
-                    if old is not None and old.type == FILE:
-                        out[rel] = old  # unreadable is not deleted: keep it as last seen
-                continue
-            if entry is old:
-                reused += 1
-            elif entry.type == FILE and (old is None or entry.hash is not old.hash):
-                hashed += 1
-            out[rel] = entry
-            if is_dir:
-                stack.append(rel)
-        if 0 <= limit < len(out):
-            raise TooManyEntries(limit)
-    return Manifest(out, started), ScanStats(len(out), hashed, unreadable, reused)
+            dir_rules = for_dir(reldir, [de.name for de in listing])
+            ignored = dir_rules.ignored
+            prefix = f"{reldir}/" if reldir else ""
+            for de in listing:
+                name = de.name
+                try:
+                    st = de.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                mode = st.st_mode
+                is_dir = (mode & _S_IFMT) == _S_IFDIR
+                if ignored(name, is_dir):
+                    continue
+                rel = prefix + name
+                old = prev.get(rel)
+                # Fast path, inlined: most entries are unchanged regular files.
+                if (old is not None and old.mtime_ns == st.st_mtime_ns
+                        and old.size == st.st_size
+                        and (mode & _S_IFMT) == _S_IFREG and old.type == FILE
+                        and old.mode == mode & 0o777 and st.st_mtime_ns < racy_after):
+                    out[rel] = old
+                    added.append(rel)
+                    reused += 1
+                    continue
+                if old is None and not hash_new and (mode & _S_IFMT) == _S_IFREG:
+                    out[rel] = Entry(FILE, st.st_size, st.st_mtime_ns, mode & 0o777)
+                    added.append(rel)
+                    continue
+                entry = entry_from_stat(de.path, st, old, racy_after)
+                if entry is None:
+                    if (mode & _S_IFMT) == _S_IFREG:
+                        unreadable += 1
+                        if old is not None and old.type == FILE:
+                            out[rel] = old  # unreadable is not deleted: keep it as last seen
+                            added.append(rel)
+                    continue
+                if entry is old:
+                    reused += 1
+                elif entry.type == FILE and (old is None or entry.hash is not old.hash):
+                    hashed += 1
+                out[rel] = entry
+                added.append(rel)
+                if is_dir:
+                    stack.append(rel)
+            if 0 <= limit < len(out):
+                raise TooManyEntries(limit)
+            self.stats = ScanStats(len(out), hashed, unreadable, reused)
+            yield added
 
 
-def _keep_below(reldir: str, prev: dict[str, Entry], out: dict[str, Entry]) -> int:
-    """Copy `prev`'s entries below the unreadable folder `reldir` into `out`."""
+def _keep_below(reldir: str, prev: dict[str, Entry], out: dict[str, Entry]) -> list[str]:
+    """Copy `prev`'s entries below the unreadable folder `reldir` into `out`; their paths."""
     prefix = f"{reldir}/" if reldir else ""
-    kept = 0
+    kept = []
     for rel, entry in prev.items():
         if rel.startswith(prefix) and rel not in out:
             out[rel] = entry
-            kept += 1
+            kept.append(rel)
     return kept
 
 

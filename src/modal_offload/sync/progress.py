@@ -28,9 +28,15 @@ Target = bool | Sink  # True: sys.stderr when it is a terminal; a sink: drawn th
 
 
 def wanted(enabled: Target, content_bytes: int, files: int) -> bool:
-    if enabled is False or not (content_bytes >= LARGE_BYTES or files >= LARGE_FILES):
+    if not (content_bytes >= LARGE_BYTES or files >= LARGE_FILES):
         return False
-    return callable(enabled) or _tty()
+    return possible(enabled)
+
+
+def possible(enabled: Target) -> bool:
+    """Whether a bar could be drawn at all (a terminal to draw it on), whatever the size:
+    a first sync that can never show one streams its walk instead of counting first."""
+    return enabled is not False and (callable(enabled) or _tty())
 
 
 def _tty() -> bool:

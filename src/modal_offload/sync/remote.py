@@ -34,7 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from .ignore import IgnoreRules
 from .journal import ManifestStore
@@ -155,6 +155,22 @@ def manifest_store(state: Path) -> ManifestStore:
         return store
 
 
+class ApplyWatch(Protocol):
+    """The channel agent's watcher, as a full apply in its process uses it (agent.py):
+    `begin` once the rules are written and before anything is, `moving` before each
+    folder moved in whole (SafeExtractor's on_move), `end` with what was installed once
+    the manifest is saved (None: the apply failed)."""
+
+    def begin(self, root: Path) -> None: ...
+    def moving(self, staged: str, rel: str) -> object: ...
+    def end(self, installed: dict[str, Entry] | None) -> None: ...
+
+
+# Set by the channel agent for the syncs it runs in this process; a process of its own has
+# no watcher: its collects walk.
+APPLY_WATCH: ApplyWatch | None = None
+
+
 def load_manifest(state: Path) -> Manifest | None:
     """The agreed manifest (lent by its store: see journal.py), None when absent or
     unreadable (a full collect then offers everything)."""
@@ -213,19 +229,34 @@ def _apply(root: Path, state: Path, stdin: IO[bytes], stdout: IO[bytes]) -> int:
     # A full apply forgets remote-only files that still carry old ctimes; they must be
     # offered back by the next collect, so the quick check may not short-cut it.
     clear_stamp(state)
-    extractor = SafeExtractor(root, replace_dirs=True)
-    deleted = [str(p) for p in header.get("deleted", [])]
-    dres = extractor.delete(deleted, rules=rules)
-    result = extractor.extract(archive_reader(stdin, header)) \
-        if int(header.get("files", 0)) > 0 else ExtractResult()
-
-    if header.get("full") or previous is None:
-        # A full sync is the new baseline: what we did not receive is not known to the
-        # client, so a later collect offers it back instead of it lingering unseen.
-        manifest = Manifest({}, started)
-        manifest.entries.update(result.installed)
-        store.save(manifest)
-    else:
+    full = bool(header.get("full")) or previous is None
+    # A full apply tells the watcher (when there is one) what it moves in, so that the
+    # next collect may skip its walk when the tree held nothing else (agent.py).
+    watch = APPLY_WATCH if full else None
+    if watch is not None:
+        watch.begin(root)
+    try:
+        extractor = SafeExtractor(root, replace_dirs=True,
+                                  on_move=watch.moving if watch is not None else None)
+        deleted = [str(p) for p in header.get("deleted", [])]
+        dres = extractor.delete(deleted, rules=rules)
+        # "streamed": the client packed while it walked, so no count came first.
+        result = extractor.extract(archive_reader(stdin, header)) \
+            if int(header.get("files", 0)) > 0 or header.get("streamed") else ExtractResult()
+        if full:
+            # A full sync is the new baseline: what we did not receive is not known to
+            # the client, so a later collect offers it back instead of it lingering unseen.
+            manifest = Manifest({}, started)
+            manifest.entries.update(result.installed)
+            store.save(manifest)
+    except BaseException:
+        if watch is not None:
+            watch.end(None)
+        raise
+    if watch is not None:
+        watch.end(result.installed)
+    if not full:
+        assert previous is not None
         manifest = previous
         touched = drop_paths(manifest.entries, deleted)
         manifest.entries.update(result.installed)

@@ -322,11 +322,12 @@ def _tarinfo(name: str, kind: str, mode: int, mtime: int, size: int,
 
 
 def write_stream(writer: CountingWriter, fields: dict[str, Any], root: str | os.PathLike[str],
-                 paths: list[str], entries: dict[str, Entry], *, compress: bool,
-                 progress: Progress | None = None) -> PackStats | None:
+                 paths: list[str] | Iterator[str], entries: dict[str, Entry], *,
+                 compress: bool, progress: Progress | None = None) -> PackStats | None:
     """One sync stream, either direction: the header (`fields`), then, when `paths` is not
-    empty, their archive; framed and compressed where it pays when `compress` (the header
-    then says so: sync/compress.py). Everything is flushed to `writer`'s sink."""
+    empty (an iterator, a walk under way, always counts as not empty), their archive;
+    framed and compressed where it pays when `compress` (the header then says so:
+    sync/compress.py). Everything is flushed to `writer`'s sink."""
     out: Writable = writer
     deflater = None
     if compress and paths:
