@@ -82,6 +82,7 @@ test: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests testing benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy --strict tests
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/run_all.py

@@ -12,7 +12,7 @@ from modal_offload.install import blocks, owned
 
 
 @settings(max_examples=60, deadline=None)
-@given(original=st.one_of(st.none(), st.text(alphabet=st.characters(blacklist_categories=("Cs",)),
+@given(original=st.one_of(st.none(), st.text(alphabet=st.characters(exclude_categories=["Cs"]),
                                              max_size=200)),
        body=st.text(alphabet="abc $=\n", max_size=40))
 def test_install_twice_then_uninstall_is_byte_identical(

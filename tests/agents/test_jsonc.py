@@ -28,11 +28,13 @@ def jsonc_text(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
         if isinstance(v, dict):
             parts = [f"{draw(junk)}{json.dumps(k)}:{draw(junk)}{render(x, depth + 1)}"
                      for k, x in v.items()]
-            trail = "," if parts and draw(st.booleans()) else ""
+            comma: bool = draw(st.booleans())
+            trail = "," if parts and comma else ""
             return "{" + ",".join(parts) + trail + draw(junk) + "}"
         if isinstance(v, list):
             parts = [draw(junk) + render(x, depth + 1) for x in v]
-            trail = "," if parts and draw(st.booleans()) else ""
+            comma = draw(st.booleans())
+            trail = "," if parts and comma else ""
             return "[" + ",".join(parts) + trail + draw(junk) + "]"
         return json.dumps(v)
 

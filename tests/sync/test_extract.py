@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import stat
 import tarfile
 import tempfile
 from pathlib import Path
@@ -237,4 +238,4 @@ def test_hostile_archives_never_write_outside(members: list[Member]) -> None:
                     assert target == real_root or target.startswith(real_root + os.sep), path
                 else:
                     st_mode = os.lstat(path).st_mode
-                    assert not (os.path.stat.S_ISCHR(st_mode) or os.path.stat.S_ISFIFO(st_mode))
+                    assert not (stat.S_ISCHR(st_mode) or stat.S_ISFIFO(st_mode))

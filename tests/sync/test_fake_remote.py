@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from modal_offload.backends._base import Process, Session, SessionInfo
+from modal_offload.backends._base import Process, PtySpec, Session, SessionInfo
 from modal_offload.errors import SyncError
 from modal_offload.sync.client import WorkspaceSync
 from modal_offload.sync.tarstream import encode_header
@@ -60,7 +60,8 @@ class FakeSession(Session):
         self.process = process
         self.argv: list[Sequence[str]] = []
 
-    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str]) -> Process:
+    def exec(self, argv: Sequence[str], *, cwd: str, env: Mapping[str, str],
+             pty: PtySpec | None = None) -> Process:
         self.argv.append(list(argv))
         return self.process
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -104,13 +105,13 @@ def test_ignored_folder_is_not_descended(root: Path, monkeypatch: pytest.MonkeyP
     write_tree(root, {"node_modules/a/b.js": "", ".gitignore": "gen/\n", "gen/c/d": "",
                           "src/e.py": ""})
     listed: list[str] = []
-    real = manifest_mod.os.scandir
+    real = os.scandir
 
     def spy(path: str) -> object:
         listed.append(str(path))
         return real(path)
 
-    monkeypatch.setattr(manifest_mod.os, "scandir", spy)
+    monkeypatch.setattr(vars(manifest_mod)["os"], "scandir", spy)
     scanned(root)
     assert not any("node_modules" in p or "gen" in p for p in listed), listed
 

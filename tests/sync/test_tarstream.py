@@ -95,7 +95,7 @@ def test_pack_skips_vanished_and_never_follows_a_swapped_symlink(tmp_path: Path)
 
 _content = st.binary(max_size=3000)
 _name = st.text(st.characters(codec="utf-8", exclude_characters="/\0",
-                              exclude_categories=("Cs",)), min_size=1, max_size=12).filter(
+                              exclude_categories=["Cs"]), min_size=1, max_size=12).filter(
     lambda s: s not in (".", "..") and not s.endswith(".pyc") and s.strip() == s)
 
 
