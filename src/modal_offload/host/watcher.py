@@ -111,10 +111,7 @@ class Watcher:
     def take(self, consumer: str) -> set[str] | None:
         """Paths changed since `consumer`'s previous take; None means scan everything."""
         with self._lock:
-            self._drain()
-            if self._rewatch:
-                self._watch_all()
-            if self.broken is not None:
+            if not self._caught_up():
                 return None
             if consumer not in self._consumers:
                 self._consumers[consumer] = set()
@@ -129,13 +126,18 @@ class Watcher:
         """How many paths changed since `consumer`'s previous take, without taking them;
         None: unknown (never taken, overflow, watching broken), treat as changed."""
         with self._lock:
-            self._drain()
-            if self._rewatch:
-                self._watch_all()
-            if self.broken is not None:
+            if not self._caught_up():
                 return None
             changed = self._consumers.get(consumer)
             return None if changed is None else len(changed)
+
+    def _caught_up(self) -> bool:
+        """Read the queued events (re-watching if rules changed); False when watching is
+        broken, so nothing it says can be trusted. Called with the lock held."""
+        self._drain()
+        if self._rewatch:
+            self._watch_all()
+        return self.broken is None
 
     def invalidate(self, consumer: str) -> None:
         """The consumer could not use what it took: its next take scans everything."""
