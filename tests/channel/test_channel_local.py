@@ -51,6 +51,15 @@ def changed(session: Session, *argv: str) -> bool | None:
     return process.tree_changed
 
 
+def plant_ghost(session: Session, like: str) -> None:
+    """A ghost in the remote's manifest: a walk drops it (reporting it deleted), a rescan
+    of the changed paths never looks at it, so a test sees which of the two ran."""
+    state = Path(state_dir(session))
+    manifest = remote.load_manifest(state)
+    assert manifest is not None
+    manifest.entries["ghost.txt"] = manifest.entries[like]
+    remote.save_manifest(state, manifest)
+
 def test_exit_says_whether_the_tree_changed(pair: tuple[ChannelSession, WorkspaceSync]) -> None:
     session, sync = pair
     sync.up()
@@ -101,13 +110,7 @@ def test_hinted_collects_miss_nothing(pair: tuple[ChannelSession, WorkspaceSync]
     sync.up()
     sync.back()
     assert changed(session, "true") is False
-    # A ghost in the remote's manifest: a walk would report it deleted, a rescan of the
-    # changed paths never looks at it (so this test sees which of the two ran).
-    state = Path(state_dir(session))
-    manifest = remote.load_manifest(state)
-    assert manifest is not None
-    manifest.entries["ghost.txt"] = manifest.entries["a.txt"]
-    remote.save_manifest(state, manifest)
+    plant_ghost(session, like="a.txt")
     script = ("mkdir -p new/deep && echo 1 > new/deep/one.txt && echo 2 > new/two.txt"
               " && rm a.txt && echo b > b.txt")
     assert changed(session, "sh", "-c", script) is True
@@ -354,13 +357,7 @@ def test_the_first_collect_after_a_first_sync_rescans_only_what_changed(
     session, sync = _fresh_pair(tmp_path, remote_only=False)
     try:
         sync.up()
-        # A ghost in the remote's manifest: a walk drops it, a rescan of the changed
-        # paths never looks at it (so this test sees which of the two ran).
-        state = Path(state_dir(session))
-        manifest = remote.load_manifest(state)
-        assert manifest is not None
-        manifest.entries["ghost.txt"] = manifest.entries["top.txt"]
-        remote.save_manifest(state, manifest)
+        plant_ghost(session, like="top.txt")
         script = ("echo edited > pkg/sub/x.txt && echo n > pkg/sub/new.txt"
                   " && chmod 700 pkg && rm pkg/y.txt")
         assert changed(session, "sh", "-c", script) is True
@@ -369,7 +366,7 @@ def test_the_first_collect_after_a_first_sync_rescans_only_what_changed(
         assert back.deleted == ["pkg/y.txt"]
         assert (sync.root / "pkg" / "sub" / "x.txt").read_text() == "edited\n"
         assert (sync.root / "pkg").stat().st_mode & 0o777 == 0o700
-        after = remote.load_manifest(state)
+        after = remote.load_manifest(Path(state_dir(session)))
         assert after is not None and "ghost.txt" in after.entries
         assert changed(session, "true") is False
     finally:
