@@ -290,7 +290,7 @@ def _header(name: str, kind: str, mode: int, size: int, mtime: int, target: str 
     of a first sync of small files. What needs a PAX record (a non-ASCII name or target,
     one over 100 bytes, a size from 8 GiB) still goes through tarfile."""
     mtime = max(0, mtime)
-    if kind == DIR:
+    if kind == DIR and not name.endswith("/"):
         name += "/"  # as TarInfo.get_info does
     if not (len(name) <= 100 and len(target) <= 100 and name.isascii() and target.isascii()
             and size < _LIMIT and mtime < _LIMIT):
