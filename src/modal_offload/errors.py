@@ -98,6 +98,10 @@ class SyncError(OffloadError):
     exit_code = BACKEND_EXIT
 
 
+class TooManyFiles(SyncError):
+    """A tree past `sync_max_files`: refused before anything was applied remotely."""
+
+
 def exit_codes_help() -> str:
     """The table `modal-offload --help` ends with."""
     return "exit codes:\n" + "\n".join(f"  {code:<4} {what}" for code, what in EXIT_CODES)

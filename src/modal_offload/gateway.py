@@ -32,6 +32,7 @@ from .errors import (
     BudgetExhausted,
     OffloadError,
     StoppedWaiting,
+    TooManyFiles,
 )
 from .fileio import exclusive
 from .image import cache as image_cache
@@ -333,7 +334,7 @@ class Gateway:
                 # Minutes spent elsewhere (`usage add`, another machine) since this sandbox
                 # got its lease: its deadline would overrun the cap, so it makes way for a
                 # sandbox whose lease fits what is left.
-                session.terminate()
+                self.backend.end_session(session)
                 meter.end(lease)
                 session = self._open(spec, handle, streams.stderr, quiet=True)
                 lease = meter.attach(session)
@@ -368,7 +369,14 @@ class Gateway:
                             collect=collect if sync_back else None))
 
                 with self._sync_guard(session):
-                    report.sync_up = sync.up(then=then)
+                    try:
+                        report.sync_up = sync.up(then=then)
+                    except TooManyFiles:
+                        if session.fresh:
+                            # Opened for this command and nothing of the tree is there:
+                            # left warm it would bill idle until the tree is trimmed.
+                            self.backend.end_session(session)
+                        raise
                 remote_changed: bool | None = None
                 prepared: Process | None = None
                 try:

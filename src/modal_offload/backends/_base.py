@@ -222,6 +222,10 @@ class Backend(abc.ABC):
         """Reuse the live session named `spec.name`, or create it (fresh=True). A dead or
         timed-out one is replaced transparently."""
 
+    def end_session(self, session: Session) -> None:
+        """Terminate `session`, one this backend opened, so that no later open reuses it."""
+        session.terminate()
+
     @abc.abstractmethod
     def find_session(self, spec: SessionSpec) -> Session | None:
         """The live session named `spec.name`, without creating one."""

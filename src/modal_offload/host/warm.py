@@ -121,6 +121,15 @@ class WarmBackend(Backend):
         self._drop_channels(live)  # a replaced sandbox's agent died with it
         return self._with_channel(session, spec)
 
+    def end_session(self, session: Session) -> None:
+        # Forgotten first: a command meanwhile opens a new sandbox instead of this one.
+        with self._lock:
+            for key in [k for k, o in self._opened.items() if o.session.id == session.id]:
+                del self._opened[key]
+            live = {o.session.id for o in self._opened.values()}
+        self._drop_channels(live)
+        session.terminate()
+
     def forget(self) -> None:
         """Drop cached sessions (after a backend error: the sandbox may be gone)."""
         with self._lock:

@@ -36,7 +36,7 @@ from typing import Protocol
 
 from ..backends._base import Process, Session
 from ..config import Settings
-from ..errors import SyncError
+from ..errors import SyncError, TooManyFiles
 from ..fileio import exclusive
 from . import progress
 from .channel import AgentRun, agent_paths, remote_unchanged
@@ -529,9 +529,9 @@ class PendingUp:
             self._stack.close()
 
 
-def too_many_files(limit: int, where: str) -> SyncError:
+def too_many_files(limit: int, where: str) -> TooManyFiles:
     """The one-line refusal of a tree past `sync_max_files` (issue 21)."""
-    return SyncError(f"the {where} holds more than {limit:,} files to sync",
+    return TooManyFiles(f"the {where} holds more than {limit:,} files to sync",
                      "add ignore rules (.gitignore or .modal-offloadignore) for generated or "
                      "data folders, or raise `sync_max_files` in .modal-offload.toml")
 
