@@ -99,7 +99,10 @@ def parse_requirements(text: str, read_include: Callable[[str], str] | None = No
 
 
 def render_requirements(req: Requirements) -> str:
-    return "".join(f"{line}\n" for line in req.lines)
+    # A line ending in a backslash would join the next one (pip's join_lines tests the raw
+    # line, pip/_internal/req/req_file.py:503 in pip 26.3): a trailing space keeps it one
+    # line, as the source wrote it ("x\\ ").
+    return "".join(f"{line} \n" if line.endswith("\\") else f"{line}\n" for line in req.lines)
 
 
 def requirement_name(line: str) -> str | None:
