@@ -7,8 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 pytest_plugins = ["testing.modal_emulator.pytest_fixtures"]
+
+# CI gates on the same examples every run (derived from each test's name): a property test
+# passes or fails there on the code, never on the draw. A developer's run draws afresh,
+# which is where new counterexamples are found (and then kept with @example).
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile(os.environ.get("MODAL_OFFLOAD_HYPOTHESIS_PROFILE", "default"))
 
 REAL_HOME = Path(os.environ.get("HOME") or Path.home())
 # What this project could ever write in a home folder: watched before and after each test.
