@@ -16,6 +16,7 @@ import itertools
 import json
 import os
 import stat
+import struct
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,29 +32,146 @@ FILE, DIR, LINK = "f", "d", "l"
 _S_IFMT, _S_IFDIR, _S_IFREG = 0o170000, stat.S_IFDIR, stat.S_IFREG
 
 
-class Entry(NamedTuple):
-    """One path. Directories carry only their mode; symlinks their target."""
+# An Entry's bytes: flags (kind, and how the hash and the target are held), mode, size,
+# mtime_ns, then the hash (16 raw bytes, or a length and its text), then the target.
+_HEAD = struct.Struct("<BHqq")
+_HEAD_SIZE = _HEAD.size
+_TEXT_LEN = struct.Struct("<I")
+_KIND_OF = {FILE: 0, DIR: 1, LINK: 2}
+_KINDS = (FILE, DIR, LINK, FILE)  # by flags & 3 (3 is never written)
+_HASH_HEX, _HASH_TEXT, _TARGET, _TARGET_PASS = 4, 8, 16, 32
 
-    type: str  # FILE | DIR | LINK
-    size: int
-    mtime_ns: int
-    mode: int  # permission bits (& 0o777): setuid/setgid/sticky never travel
-    target: str | None = None  # symlink target
-    hash: str | None = None  # hex blake2b-128 of file content
+
+def _hex16(digest: str) -> bytes | None:
+    """The 16 bytes a canonical (lowercase, 32-digit) hex hash stands for, else None."""
+    if len(digest) != 32:
+        return None
+    try:
+        raw = bytes.fromhex(digest)
+    except ValueError:
+        return None
+    return raw if raw.hex() == digest else None
 
 
-# One int object per permission value: CPython caches only -5..256, and 0o644 is 420, so
-# without this each of 100k entries holds its own 28-byte int (issue 21, host memory).
-_MODES = tuple(range(0o1000))
+class Entry(bytes):
+    """One path. Directories carry only their mode; symlinks their target.
+
+    Immutable and read like the named tuple it was (fields, `_replace`, iteration over
+    the six fields, equality of all of them), but held as one packed bytes object: at
+    100k files the host keeps ~200 bytes an entry instead of ~330 for a tuple, its hex
+    hash string and its mtime int (issue 21, host memory). Malformed fields (an unknown
+    type, a mode or size out of range, a non-str hash) raise TypeError."""
+
+    __slots__ = ()
+    _fields = ("type", "size", "mtime_ns", "mode", "target", "hash")
+
+    def __new__(cls, type: str, size: int, mtime_ns: int, mode: int,
+                target: str | None = None, hash: str | None = None) -> Entry:
+        try:
+            flags = _KIND_OF[type]
+            tail = b""
+            if hash is not None:
+                raw = _hex16(hash)
+                if raw is not None:  # canonical: equal fields make equal bytes
+                    flags |= _HASH_HEX
+                    tail = raw
+                else:
+                    text = hash.encode("utf-8", "surrogatepass")
+                    flags |= _HASH_TEXT
+                    tail = _TEXT_LEN.pack(len(text)) + text
+            if target is not None:
+                try:
+                    tail += target.encode("utf-8", "surrogateescape")
+                    flags |= _TARGET
+                except UnicodeEncodeError:
+                    tail += target.encode("utf-8", "surrogatepass")
+                    flags |= _TARGET | _TARGET_PASS
+            return bytes.__new__(cls, _HEAD.pack(flags, mode, size, mtime_ns) + tail)
+        except (KeyError, TypeError, AttributeError, struct.error) as exc:
+            raise TypeError(f"bad entry field: {exc}") from None
+
+    @property
+    def type(self) -> str:
+        return _KINDS[bytes.__getitem__(self, 0) & 3]
+
+    @property
+    def mode(self) -> int:
+        mode: int = _HEAD.unpack_from(self)[1]
+        return mode
+
+    @property
+    def size(self) -> int:
+        size: int = _HEAD.unpack_from(self)[2]
+        return size
+
+    @property
+    def mtime_ns(self) -> int:
+        mtime_ns: int = _HEAD.unpack_from(self)[3]
+        return mtime_ns
+
+    @property
+    def hash(self) -> str | None:
+        return self._tail()[0]
+
+    @property
+    def target(self) -> str | None:
+        return self._tail()[1]
+
+    def stat_key(self) -> tuple[int, int, int, int]:
+        """(flags, mode, size, mtime_ns) in one read: what a scan compares to a stat."""
+        key: tuple[int, int, int, int] = _HEAD.unpack_from(self)
+        return key
+
+    def _tail(self) -> tuple[str | None, str | None]:
+        flags = bytes.__getitem__(self, 0)
+        at = _HEAD_SIZE
+        digest: str | None = None
+        if flags & _HASH_HEX:
+            digest, at = bytes.__getitem__(self, slice(at, at + 16)).hex(), at + 16
+        elif flags & _HASH_TEXT:
+            (n,) = _TEXT_LEN.unpack_from(self, at)
+            at += _TEXT_LEN.size
+            digest = bytes.__getitem__(self, slice(at, at + n)).decode("utf-8", "surrogatepass")
+            at += n
+        target: str | None = None
+        if flags & _TARGET:
+            target = bytes.__getitem__(self, slice(at, None)).decode(
+                "utf-8", "surrogatepass" if flags & _TARGET_PASS else "surrogateescape")
+        return digest, target
+
+    def fields(self) -> tuple[str, int, int, int, str | None, str | None]:
+        """The six fields, in the order the constructor and the JSON list take them."""
+        flags, mode, size, mtime_ns = self.stat_key()
+        digest, target = self._tail()
+        return _KINDS[flags & 3], size, mtime_ns, mode, target, digest
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fields())
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.fields()[index]
+
+    def _asdict(self) -> dict[str, Any]:
+        return dict(zip(self._fields, self.fields(), strict=True))
+
+    def _replace(self, **changes: Any) -> Entry:
+        return Entry(**{**self._asdict(), **changes})
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Entry, self.fields())
+
+    def __repr__(self) -> str:
+        return "Entry(" + ", ".join(f"{k}={v!r}" for k, v in self._asdict().items()) + ")"
 
 
 def entry_from_list(raw: Any) -> Entry:
     """An Entry from its JSON list (TypeError when malformed)."""
-    entry = Entry(*raw)
-    mode = entry.mode
-    if type(mode) is int and 0 <= mode < 0o1000:
-        return entry._replace(mode=_MODES[mode])
-    return entry
+    if not isinstance(raw, list) or not 4 <= len(raw) <= 6:
+        raise TypeError(f"bad entry: {raw!r:.80}")
+    return Entry(*raw)
 
 
 def same_content(a: Entry, b: Entry) -> bool:
@@ -196,7 +314,7 @@ def entry_from_stat(path: str, st: os.stat_result, prev: Entry | None,
     kind = _type_of(st.st_mode)
     if kind is None:
         return None
-    mode = _MODES[st.st_mode & 0o777]
+    mode = st.st_mode & 0o777
     if kind == DIR:
         if prev is not None and prev.type == DIR and prev.mode == mode:
             return prev
@@ -314,10 +432,10 @@ class Walk:
                 rel = prefix + name
                 old = prev.get(rel)
                 # Fast path, inlined: most entries are unchanged regular files.
-                if (old is not None and old.mtime_ns == st.st_mtime_ns
-                        and old.size == st.st_size
-                        and (mode & _S_IFMT) == _S_IFREG and old.type == FILE
-                        and old.mode == mode & 0o777 and st.st_mtime_ns < racy_after):
+                if (old is not None and (mode & _S_IFMT) == _S_IFREG
+                        and st.st_mtime_ns < racy_after
+                        and old.stat_key()[1:] == (mode & 0o777, st.st_size, st.st_mtime_ns)
+                        and old.type == FILE):
                     out[rel] = old
                     added.append(rel)
                     reused += 1
