@@ -52,7 +52,7 @@ def _stamp(path: Path) -> _Stamp | None:
 def encode_record(generation: str, manifest: Manifest, touched: Iterable[str],
                   sets: bool) -> bytes:
     """One journal line: `touched` paths set to what `manifest` holds (absent: deleted)."""
-    put: dict[str, list[Any]] = {}
+    put: dict[str, tuple[Any, ...]] = {}
     deleted: list[str] = []
     entries = manifest.entries
     for path in touched:
@@ -60,7 +60,7 @@ def encode_record(generation: str, manifest: Manifest, touched: Iterable[str],
         if entry is None:
             deleted.append(path)
         else:
-            put[path] = list(entry)
+            put[path] = entry.fields()
     record: dict[str, Any] = {"g": generation, "at": manifest.scanned_at_ns, "put": put,
                               "del": deleted}
     if sets:

@@ -40,6 +40,7 @@ _TEXT_LEN = struct.Struct("<I")
 _KIND_OF = {FILE: 0, DIR: 1, LINK: 2}
 _KINDS = (FILE, DIR, LINK, FILE)  # by flags & 3 (3 is never written)
 _HASH_HEX, _HASH_TEXT, _TARGET, _TARGET_PASS = 4, 8, 16, 32
+_HEX_SLICE = slice(_HEAD_SIZE, _HEAD_SIZE + 16)
 
 
 def _hex16(digest: str) -> bytes | None:
@@ -53,6 +54,10 @@ def _hex16(digest: str) -> bytes | None:
     return raw if raw.hex() == digest else None
 
 
+_FIELD_NAMES = ("type", "size", "mtime_ns", "mode", "target", "hash")
+_FIELD_INDEX = {name: i for i, name in enumerate(_FIELD_NAMES)}
+
+
 class Entry(bytes):
     """One path. Directories carry only their mode; symlinks their target.
 
@@ -63,7 +68,7 @@ class Entry(bytes):
     type, a mode or size out of range, a non-str hash) raise TypeError."""
 
     __slots__ = ()
-    _fields = ("type", "size", "mtime_ns", "mode", "target", "hash")
+    _fields = _FIELD_NAMES
 
     def __new__(cls, type: str, size: int, mtime_ns: int, mode: int,
                 target: str | None = None, hash: str | None = None) -> Entry:
@@ -141,9 +146,18 @@ class Entry(bytes):
 
     def fields(self) -> tuple[str, int, int, int, str | None, str | None]:
         """The six fields, in the order the constructor and the JSON list take them."""
-        flags, mode, size, mtime_ns = self.stat_key()
+        flags, mode, size, mtime_ns = _HEAD.unpack_from(self)
+        if flags & ~3 == _HASH_HEX:  # most entries: a file and its hash
+            return (_KINDS[flags & 3], size, mtime_ns, mode, None,
+                    bytes.__getitem__(self, _HEX_SLICE).hex())
         digest, target = self._tail()
         return _KINDS[flags & 3], size, mtime_ns, mode, target, digest
+
+    def with_hash(self, digest: str) -> Entry:
+        """This entry with its content hash set (what a packer learns as it reads)."""
+        flags, mode, size, mtime_ns = _HEAD.unpack_from(self)
+        target = self._tail()[1] if flags & _TARGET else None
+        return Entry(_KINDS[flags & 3], size, mtime_ns, mode, target, digest)
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.fields())
@@ -158,7 +172,12 @@ class Entry(bytes):
         return dict(zip(self._fields, self.fields(), strict=True))
 
     def _replace(self, **changes: Any) -> Entry:
-        return Entry(**{**self._asdict(), **changes})
+        fields: list[Any] = list(self.fields())
+        for name, value in changes.items():
+            if name not in _FIELD_INDEX:
+                raise ValueError(f"Got unexpected field names: {[name]!r}")
+            fields[_FIELD_INDEX[name]] = value
+        return Entry(*fields)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Entry, self.fields())
@@ -221,7 +240,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         out = {"version": VERSION, "scanned_at_ns": self.scanned_at_ns,
-               "entries": {p: list(e) for p, e in self.entries.items()}}
+               "entries": {p: list(e.fields()) for p, e in self.entries.items()}}
         out.update(self._sets())
         return out
 
@@ -247,7 +266,7 @@ class Manifest:
         items = iter(self.entries.items())
         first = True
         while chunk := dict(itertools.islice(items, per_chunk)):
-            text = json.dumps({p: list(e) for p, e in chunk.items()}, separators=(",", ":"))
+            text = json.dumps({p: e.fields() for p, e in chunk.items()}, separators=(",", ":"))
             yield ("" if first else ",") + text[1:-1]
             first = False
         yield "}}"
