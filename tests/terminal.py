@@ -43,6 +43,10 @@ class Terminal:
     def send(self, data: bytes) -> None:
         os.write(self.master, data)
 
+    def resize(self, rows: int, cols: int) -> None:
+        """The window is resized: the kernel sends SIGWINCH to the program on it."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
     def _read(self, timeout: float) -> bool:
         ready, _, _ = select.select([self.master], [], [], max(0.0, timeout))
         if not ready:

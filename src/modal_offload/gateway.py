@@ -112,6 +112,16 @@ class RemoteRun:
         self._signals_seen = 0
         self._hangup_grace = hangup_grace
         self._killer: threading.Timer | None = None
+        self._size: tuple[int, int] | None = None  # the client's window, when it changed
+
+    def resize(self, rows: int, cols: int) -> None:
+        """The client's terminal got a new window size: the remote terminal follows (where
+        the backend can resize one: Process.resize), also when it changed before the start."""
+        with self._lock:
+            self._size = (rows, cols)
+            process = self._process
+        if process is not None:
+            process.resize(rows, cols)
 
     def forward_signal(self, sig: int) -> None:
         with self._lock:
@@ -145,7 +155,10 @@ class RemoteRun:
     def _attach(self, process: Process) -> bool:
         with self._lock:
             self._process = process
-            return self.client_signal is None
+            size, wanted = self._size, self.client_signal is None
+        if size is not None:  # resized while the session opened: the start's size is old
+            process.resize(*size)
+        return wanted
 
 
 def resources(settings: Settings, purpose: str) -> tuple[float, int, str | None]:

@@ -58,7 +58,8 @@ def window_size(*fds: int) -> tuple[int, int]:
 
 def pty_request(environ: Mapping[str, str], *fds: int) -> dict[str, object]:
     """What the remote terminal should look like: the local size and TERM/COLORTERM at the
-    start (Modal offers no resize: see README, Interactive commands)."""
+    start (later sizes travel as resizes where the terminal is ours: README, Interactive
+    commands)."""
     rows, cols = window_size(*fds)
     return {"rows": rows, "cols": cols, "term": environ.get("TERM", "") or "xterm-256color",
             "colorterm": environ.get("COLORTERM", "")}

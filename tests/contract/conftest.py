@@ -28,6 +28,7 @@ class Target:
     env: dict[str, str]
     workspace: Path
     emulator: object | None = None
+    param: str = ""  # which of BACKENDS
 
 
 @pytest.fixture(params=BACKENDS)
@@ -35,12 +36,12 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     ws = make_workspace(tmp_path / "ws", files={"data/input.txt": "hello\n"})
     env = {"MODAL_OFFLOAD_BACKEND": request.param, "MODAL_OFFLOAD_HEARTBEAT_SECONDS": "1"}
     if request.param == "local":
-        yield Target("local", env, ws)
+        yield Target("local", env, ws, param="local")
         return
     if request.param == "host":
         # The local backend through the warm session host (issue #8).
         env.update({"MODAL_OFFLOAD_BACKEND": "local", "MODAL_OFFLOAD_HOST": "1"})
-        yield Target("host", env, ws)
+        yield Target("host", env, ws, param="host")
         stop_hosts(request.getfixturevalue("tmp_home"))
         return
     rootfs = request.param.startswith("modal-rootfs")
@@ -49,8 +50,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     env.update({k: v for k, v in emulator.env().items() if k != "HOME"})
     env["MODAL_OFFLOAD_BACKEND"] = "modal"
     if not request.param.endswith("-host"):
-        yield Target("modal", env, ws, emulator)
+        yield Target("modal", env, ws, emulator, request.param)
         return
     env["MODAL_OFFLOAD_HOST"] = "1"
-    yield Target("modal", env, ws, emulator)
+    yield Target("modal", env, ws, emulator, request.param)
     stop_hosts(request.getfixturevalue("tmp_home"))

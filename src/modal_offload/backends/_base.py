@@ -131,6 +131,12 @@ class Process(abc.ABC):
         may be called from a signal handler."""
 
 
+    def resize(self, rows: int, cols: int) -> bool:
+        """Give the command's terminal a new window size (the program sees SIGWINCH);
+        False where this process has no terminal or its backend cannot resize one (the
+        Modal client's own PTY exec: its size is the size at start)."""
+        return False
+
     def stream_failure(self) -> OffloadError | None:
         """Once both output streams have ended: why some output was lost (the connection
         stayed down past the resume grace), else None. Checked after `wait()`, because a

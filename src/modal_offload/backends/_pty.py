@@ -112,3 +112,13 @@ class PtyProcess(Process):
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._popen.pid, sig)
+
+    def resize(self, rows: int, cols: int) -> bool:
+        # The kernel signals SIGWINCH to the terminal's foreground group on a new size.
+        with self._lock:
+            if self._closed:
+                return False
+            with contextlib.suppress(OSError):
+                set_size(self._master, rows, cols)
+                return True
+        return False

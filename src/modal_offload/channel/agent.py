@@ -195,6 +195,13 @@ class _OnPty:
     def wait(self) -> int:
         return self._popen.wait()
 
+    def resize(self, rows: int, cols: int) -> None:
+        from ..backends._pty import set_size
+
+        # The kernel signals SIGWINCH to the terminal's foreground group on a new size.
+        with contextlib.suppress(OSError, ValueError):  # the terminal already closed
+            set_size(self.stdout.fileno(), rows, cols)
+
 
 def pty_works() -> bool:
     """Whether this sandbox can open a pseudo-terminal (/dev/ptmx and devpts)."""
@@ -627,6 +634,11 @@ class Agent:
             elif (queued := self._unqueue(cid)) is not None:
                 # Stopped before its sync ended: it never starts, as a signal before exec.
                 self.skip(cid, "signalled before it started", queued, code=128 + sig)
+        elif kind == frames.RESIZE:
+            child = self.child(cid)
+            size = frames.decode_json(payload)
+            if child is not None and isinstance(child.popen, _OnPty):
+                child.popen.resize(int(size.get("rows", 24)), int(size.get("cols", 80)))
         elif kind in (frames.STDIN, frames.STDIN_EOF):
             child = self.child(cid)
             with self._lock:
@@ -662,7 +674,8 @@ class Agent:
         watch = "inotify" if self.watcher is not None else "none"
         self.send(frames.encode_json(frames.HELLO, 0, {"pid": os.getpid(), "watch": watch,
                                                            "now": time.time(),
-                                                           "pty": pty_works()}))
+                                                           "pty": pty_works(),
+                                                           "resize": True}))
         chunks = iter(lambda: os.read(in_fd, _READ), b"")
         try:
             for kind, cid, payload in frames.read_frames(chunks):

@@ -146,6 +146,7 @@ class ChannelProcess(Process):
         self.prepared: ChannelProcess | None = None  # the collect asked for with us
         self.prepared_collect: ChannelProcess | None = None  # ... once it really runs
         self._since = time.monotonic()  # the acknowledgement's clock (`restart_clock`)
+        self._on_pty = pty is not None
         self.cid = link.register(self)
         if not send:
             self._acked.set()
@@ -243,6 +244,16 @@ class ChannelProcess(Process):
     def wait(self) -> int:
         self._exited.wait()
         return self._code
+
+    def resize(self, rows: int, cols: int) -> bool:
+        if not (self._on_pty and self._link.hello.get("resize")):
+            return False
+        try:
+            self._link.send(frames.encode_json(frames.RESIZE, self.cid,
+                                               {"rows": int(rows), "cols": int(cols)}))
+        except ChannelBroken:
+            return False
+        return True
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         try:
@@ -388,6 +399,9 @@ class _Lazy(Process):
 
     def signal(self, sig: int = _signal.SIGTERM) -> None:
         self.resolve().signal(sig)
+
+    def resize(self, rows: int, cols: int) -> bool:
+        return self.resolve().resize(rows, cols)
 
     def stream_failure(self) -> OffloadError | None:
         return self.resolve().stream_failure()

@@ -16,14 +16,14 @@ HEADER = struct.Struct(">cII")
 MAX_PAYLOAD = 1 << 20
 DATA_CHUNK = 64 * 1024
 
-# host -> agent
-EXEC, STDIN, STDIN_EOF, SIGNAL, MARK = b"X", b"I", b"E", b"S", b"K"
+# host -> agent (RESIZE: a command's terminal got a new window size)
+EXEC, STDIN, STDIN_EOF, SIGNAL, MARK, RESIZE = b"X", b"I", b"E", b"S", b"K", b"W"
 # agent -> host (QUEUED: an EXEC that waits for the sync it comes `after` was received)
 HELLO, STARTED, QUEUED, STDOUT, STDERR, STDOUT_EOF, STDERR_EOF, EXIT = (
     b"H", b"P", b"Q", b"O", b"R", b"o", b"r", b"Z")
-KINDS = frozenset({EXEC, STDIN, STDIN_EOF, SIGNAL, MARK, HELLO, STARTED, QUEUED, STDOUT,
-                   STDERR, STDOUT_EOF, STDERR_EOF, EXIT})
-JSON_KINDS = frozenset({EXEC, SIGNAL, HELLO, STARTED, QUEUED, EXIT})
+KINDS = frozenset({EXEC, STDIN, STDIN_EOF, SIGNAL, MARK, RESIZE, HELLO, STARTED, QUEUED,
+                   STDOUT, STDERR, STDOUT_EOF, STDERR_EOF, EXIT})
+JSON_KINDS = frozenset({EXEC, SIGNAL, RESIZE, HELLO, STARTED, QUEUED, EXIT})
 
 
 class FrameError(ValueError):

@@ -172,6 +172,9 @@ def run(args: ExecArgs) -> int:
         # short grace and nothing is synced back (gateway.RemoteRun).
         previous = {sig: signal.signal(sig, lambda s, _f: handle.forward_signal(s))
                     for sig in _FORWARDED}
+        if pty is not None:  # the remote terminal follows the window (where it can)
+            previous[signal.SIGWINCH] = signal.signal(
+                signal.SIGWINCH, lambda _s, _f: handle.resize(*terminal.window_size(1, 0)))
         # Raw mode before any thread starts (the watchdog forks) and until the run ends, so
         # the notices below print on a normal terminal again.
         raw = (terminal.RawMode(0) if pty is not None and terminal.isatty(0)

@@ -98,7 +98,7 @@ def _through_host(message: dict[str, Any], shell: str | None, command: list[str]
         if not raw:
             return _converse(sock, shell, command)
         with terminal.RawMode(0):
-            outcome = _await_outcome(sock)
+            outcome = _await_outcome(sock, resizes=True)
         return _outcome(outcome, shell, command)
     raise lifecycle.HostUnavailable("the host kept restarting")
 
@@ -107,16 +107,23 @@ def _converse(sock: _socket.socket, shell: str | None, command: list[str]) -> in
     return _outcome(_await_outcome(sock), shell, command)
 
 
-def _await_outcome(sock: _socket.socket) -> dict[str, Any] | None:
-    """The host's final reply (None if it vanished), forwarding our signals meanwhile."""
+def _await_outcome(sock: _socket.socket, resizes: bool = False) -> dict[str, Any] | None:
+    """The host's final reply (None if it vanished), forwarding our signals meanwhile, and
+    with `resizes` (a remote terminal) our window's new sizes."""
 
     def forward(sig: int, _frame: object) -> None:
+        if sig == _signal.SIGWINCH:
+            rows, cols = terminal.window_size(1, 0)
+            message: dict[str, Any] = {"op": "resize", "rows": rows, "cols": cols}
+        else:
+            message = {"op": "signal", "sig": sig}
         try:  # noqa: SIM105 - no contextlib on this path
-            protocol.send(sock, {"op": "signal", "sig": sig})
+            protocol.send(sock, message)
         except OSError:
             pass
 
-    previous = {sig: _signal.signal(sig, forward) for sig in _FORWARDED}
+    wanted = (*_FORWARDED, _signal.SIGWINCH) if resizes else _FORWARDED
+    previous = {sig: _signal.signal(sig, forward) for sig in wanted}
     try:
         try:
             got = protocol.recv(sock)

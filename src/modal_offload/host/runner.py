@@ -147,6 +147,13 @@ def _listen_for_signals(conn: socket.socket, handle: RemoteRun,
         message, _ = got
         if message.get("op") == "signal":
             handle.forward_signal(int(message.get("sig", _signal.SIGTERM)))
+        elif message.get("op") == "resize":
+            try:
+                rows, cols = int(message["rows"]), int(message["cols"])
+            except (KeyError, TypeError, ValueError):
+                continue  # not a size: the terminal keeps the one it has
+            if 0 < rows < 1 << 16 and 0 < cols < 1 << 16:
+                handle.resize(rows, cols)
 
 
 def serve_exec(conn: socket.socket, message: dict[str, Any], fds: list[int], warm: Warm,
