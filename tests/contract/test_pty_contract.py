@@ -27,6 +27,15 @@ def _terminal(target: Target, *args: str) -> Terminal:
     return Terminal([*CLI, *args], cwd=target.workspace, env=env)
 
 
+def _warm_up(target: Target) -> None:
+    """One command without a terminal: the image is built and the session (and its
+    channel, through the host) is open before the terminal command."""
+    warm = subprocess.run([*CLI, "exec", "--", "true"], cwd=target.workspace,
+                          env={**os.environ, **target.env}, stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=300)
+    assert warm.returncode == 0, warm.stderr
+
+
 def test_python_repl_prompt_ctrl_c_and_ctrl_d(target: Target) -> None:
     with _terminal(target, "exec", "--", "python3", "-q") as term:
         term.expect(b">>> ", timeout=60)  # the first command may create the session
@@ -81,10 +90,7 @@ def test_a_resized_window_reaches_the_remote_terminal(target: Target) -> None:
     if target.param == "modal-host":
         # The image's first build on a terminal runs in the client, to show Modal's log
         # (host/runner.py): built here first, so this command goes through the host.
-        built = subprocess.run([*CLI, "exec", "--", "true"], cwd=target.workspace,
-                               env={**os.environ, **target.env}, capture_output=True,
-                               timeout=300)
-        assert built.returncode == 0, built.stderr
+        _warm_up(target)
     with _terminal(target, "exec", "--", "python3", "-c", program) as term:
         term.expect(b"start 33 101\r\n", timeout=60)
         term.resize(40, 120)
@@ -195,9 +201,7 @@ def test_a_terminal_command_through_the_host_takes_no_backend_exec(
     env.update({"MODAL_OFFLOAD_BACKEND": "modal", "MODAL_OFFLOAD_HOST": "1"})
     target = Target("modal-host", env, ws, modal_emulator)
     try:
-        warm = subprocess.run([*CLI, "exec", "--", "true"], cwd=ws, env={**os.environ, **env},
-                              stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
-        assert warm.returncode == 0, warm.stderr
+        _warm_up(target)
         before = modal_emulator.call_counts()["TaskExecStart"]
         script = 'stty size; echo "term=$TERM"; read -p "name? " x; echo "got $x"; exit 7'
         with _terminal(target, "exec", "-c", script) as term:
