@@ -67,7 +67,9 @@ class PtyProcess(Process):
     def __init__(self, popen: subprocess.Popen[bytes], master: int) -> None:
         self._popen = popen
         self._master = master
-        self._lock = threading.Lock()
+        # Reentrant: `resize` runs in a signal handler (SIGWINCH, in-process), which a
+        # second SIGWINCH may interrupt while it holds the lock.
+        self._lock = threading.RLock()
         self._closed = False
 
     def write_stdin(self, data: bytes) -> None:
