@@ -93,6 +93,8 @@ def test_a_resized_window_reaches_the_remote_terminal(target: Target) -> None:
         _warm_up(target)
     with _terminal(target, "exec", "--", "python3", "-c", program) as term:
         term.expect(b"start 33 101\r\n", timeout=60)
+        for step in range(20):  # a window dragged: a burst of SIGWINCH at the client
+            term.resize(20 + step, 60 + step)
         term.resize(40, 120)
         if follows:
             term.expect(b"winch 40 120\r\n")  # the program itself got SIGWINCH
