@@ -328,3 +328,16 @@ def test_a_hashed_file_entry_is_one_small_object() -> None:
     """What the memory goal stands on: a 100k-file session's entries in ~7 MB, not ~22."""
     entry = Entry(FILE, 1234, time.time_ns(), 0o644, None, "0123456789abcdef" * 2)
     assert sys.getsizeof(entry) <= 100
+
+
+@settings(max_examples=200, deadline=None)
+@given(_int64, _int64, st.integers(0, 0o777), st.binary(min_size=0, max_size=20))
+def test_an_entry_from_a_raw_digest_is_the_entry_from_its_hex(
+        size: int, mtime_ns: int, mode: int, digest: bytes) -> None:
+    """The packer and the extractor hand over hasher.digest() (no hex made and parsed):
+    the same entry as from the hex text, whatever the digest's length."""
+    expected = Entry(FILE, size, mtime_ns, mode, None, digest.hex())
+    assert Entry.hashed_file(size, mtime_ns, mode, digest) == expected
+    assert Entry(FILE, size, mtime_ns, mode).with_digest(digest) == expected
+    link = Entry(LINK, size, mtime_ns, mode, "target")
+    assert link.with_digest(digest) == Entry(LINK, size, mtime_ns, mode, "target", digest.hex())

@@ -511,7 +511,7 @@ def _write(fd: int, content: bytes | Iterator[bytes], mode: int, mtime_ns: int) 
             os.fchmod(fd, mode)
     finally:
         os.close(fd)
-    return Entry(FILE, st.st_size, st.st_mtime_ns, mode, None, h.hexdigest())
+    return Entry.hashed_file(st.st_size, st.st_mtime_ns, mode, h.digest())
 
 
 def _below(rel: str, folders: set[str]) -> bool:

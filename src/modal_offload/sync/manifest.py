@@ -153,6 +153,24 @@ class Entry(bytes):
         digest, target = self._tail()
         return _KINDS[flags & 3], size, mtime_ns, mode, target, digest
 
+    @classmethod
+    def hashed_file(cls, size: int, mtime_ns: int, mode: int, digest: bytes) -> Entry:
+        """A file's entry from its hasher's raw digest(): the bytes are packed as they
+        are, with no hex text made and parsed again (a first sync makes 100k of these)."""
+        if len(digest) != 16:
+            return cls(FILE, size, mtime_ns, mode, None, digest.hex())
+        try:
+            return bytes.__new__(cls, _HEAD.pack(_HASH_HEX, mode, size, mtime_ns) + digest)
+        except struct.error as exc:
+            raise TypeError(f"bad entry field: {exc}") from None
+
+    def with_digest(self, digest: bytes) -> Entry:
+        """`with_hash` from a hasher's raw digest()."""
+        flags, mode, size, mtime_ns = _HEAD.unpack_from(self)
+        if flags == _KIND_OF[FILE]:  # a file with no hash yet: the packer's case
+            return Entry.hashed_file(size, mtime_ns, mode, digest)
+        return self.with_hash(digest.hex())
+
     def with_hash(self, digest: str) -> Entry:
         """This entry with its content hash set (what a packer learns as it reads)."""
         flags, mode, size, mtime_ns = _HEAD.unpack_from(self)

@@ -219,7 +219,7 @@ def pack(root: str | os.PathLike[str], paths: Iterable[str], entries: dict[str, 
                 finally:
                     os.close(fd)
                 if entry.hash is None:
-                    entries[rel] = entry.with_hash(hasher.hexdigest())
+                    entries[rel] = entry.with_digest(hasher.digest())
                 stats.content_bytes += size
             elif entry.type == DIR:
                 st = os.lstat(path)
