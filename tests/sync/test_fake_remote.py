@@ -8,6 +8,7 @@ import signal
 import stat
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -130,6 +131,26 @@ def test_malformed_stream_raises_and_applies_nothing(workspace: Path, tmp_path: 
     assert "unusable stream" in err.value.one_line()
     assert snapshot(workspace) == {"a": ("f", (workspace / "a").stat().st_mode & 0o777, b"1")}
     assert b"ack" not in process.stdin and process.signals
+
+
+@pytest.mark.parametrize("mtime", [2.0 ** 62, 9_223_372_037.0, 1e30, -1.0])
+def test_a_time_past_what_a_manifest_holds_is_a_malformed_stream(
+        workspace: Path, tmp_path: Path, mtime: float) -> None:
+    """A PAX mtime whose nanoseconds overflow 64 bits (year 2262 and on) or before 1970:
+    the one line of any unusable stream, nothing applied, never a traceback."""
+    write_tree(workspace, {"a": "1"})
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("late.txt")
+        info.size, info.mtime = 2, mtime
+        tar.addfile(info, io.BytesIO(b"hi"))
+    reply = encode_header({"op": "collect", "deleted": [], "files": 1, "bytes": 2,
+                           "over_cap": False}) + buf.getvalue()
+    process = FakeProcess(reply)
+    with pytest.raises(SyncError) as err:
+        back(workspace, tmp_path, process)
+    assert "unusable stream" in err.value.one_line()
+    assert sorted(os.listdir(workspace)) == ["a"] and b"ack" not in process.stdin
 
 
 def test_remote_exceeding_its_own_header_is_stopped_at_the_cap(workspace: Path,

@@ -167,6 +167,8 @@ class TarReader:
             linkname = pax.get("linkpath", linkname)
             size = _pax_number(pax, "size", size, int)
             mtime = int(_pax_number(pax, "mtime", mtime, float))
+            if mtime >= _MAX_MTIME:  # its nanoseconds would not fit a manifest entry
+                raise tarfile.ReadError("PAX mtime out of range")
         if kind == tarfile.AREGTYPE and name.endswith("/"):
             kind = tarfile.DIRTYPE  # old V7 style, as tarfile reads it
         if kind == tarfile.DIRTYPE:
@@ -206,6 +208,11 @@ def _text(field: bytes) -> str:
         return ""  # the usual prefix and link name
     cut = field.find(b"\0")
     return (field if cut < 0 else field[:cut]).decode("utf-8", "surrogateescape")
+
+
+# Seconds whose nanoseconds still fit the signed 64 bits of an entry's mtime_ns (and of
+# st_mtime_ns): past the year 2262.
+_MAX_MTIME = ((1 << 63) - 1) // 1_000_000_000
 
 
 def _pax_number(pax: dict[str, str], key: str, default: int, kind: type) -> int:
