@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -217,6 +218,40 @@ def test_a_terminal_command_runs_on_the_agents_own_terminal(tmp_path: Path) -> N
         assert b"command not found" in b"".join(missing.stdout_chunks())
         assert missing.wait() == 127
         assert _exec_count(tmp_path / "sb") == execs  # all over the channel's one exec
+    finally:
+        session.channel.close()
+
+
+def test_a_resize_reaches_the_agents_terminal_clamped_to_what_it_holds(
+        tmp_path: Path) -> None:
+    """RESIZE frames: the program on the agent's terminal gets SIGWINCH and the new size;
+    sizes a winsize cannot hold are clamped (never a crash of the agent)."""
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    inner = LocalBackend(tmp_path / "sb").open_session(SessionSpec(name="mo-rz", workspace=ws))
+    session = ChannelSession(inner, Channel(inner))
+    program = "\n".join([
+        "import os, signal, sys",
+        "say = lambda: os.write(1, b'%d %d\\n' % os.get_terminal_size(0)[::-1])",
+        "signal.signal(signal.SIGWINCH, lambda *_: say())",
+        "say()",
+        "sys.stdin.readline()"])
+    try:
+        process = session.exec([sys.executable, "-c", program], cwd=session.root, env={},
+                               pty=PtySpec(rows=24, cols=80, term="xterm"))
+        assert isinstance(process, ChannelProcess)
+        chunks = process.stdout_chunks()
+        seen = b""
+        for size, shown in (((40, 120), b"40 120"), ((0, 10 ** 6), b"1 65535")):
+            while b"\n" not in seen:
+                seen += next(chunks)
+            assert process.resize(*size)
+            seen = b""
+            while shown not in seen:
+                seen += next(chunks)
+        process.write_stdin(b"\r")
+        assert process.wait() == 0
+        assert session.channel.link() is not None  # the agent lives on
     finally:
         session.channel.close()
 

@@ -32,7 +32,8 @@ def open_pty(rows: int, cols: int) -> tuple[int, int]:
 
 
 def set_size(fd: int, rows: int, cols: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", max(rows, 1), max(cols, 1), 0, 0))
+    rows, cols = (min(max(n, 1), 0xFFFF) for n in (rows, cols))  # what a winsize holds
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
 def _take_terminal() -> None:  # runs in the child, after setsid(): keep it to one syscall

@@ -152,8 +152,7 @@ def _listen_for_signals(conn: socket.socket, handle: RemoteRun,
                 rows, cols = int(message["rows"]), int(message["cols"])
             except (KeyError, TypeError, ValueError):
                 continue  # not a size: the terminal keeps the one it has
-            if 0 < rows < 1 << 16 and 0 < cols < 1 << 16:
-                handle.resize(rows, cols)
+            handle.resize(rows, cols)  # clamped to what a winsize holds (_pty.set_size)
 
 
 def serve_exec(conn: socket.socket, message: dict[str, Any], fds: list[int], warm: Warm,
